@@ -1,0 +1,61 @@
+"""One exception hierarchy for runner.
+
+Everything runner raises on purpose derives from :class:`RunnerError`.  Third-party
+errors (docker, kubernetes, sqlite) are translated into these at the adapter
+boundary, chained with ``from e``.  Only the CLI's top level prints them and exits.
+"""
+
+from __future__ import annotations
+
+
+class RunnerError(Exception):
+    """Root of runner's errors: a one-line message for the user, and an exit code."""
+
+    exit_code: int = 1
+
+    def __init__(self, message: str, *, hint: str | None = None, detail: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        #: what the user can do about it (shown after the message)
+        self.hint = hint
+        #: extra lines worth showing (a log tail), printed below the message
+        self.detail = detail
+
+    def __str__(self) -> str:
+        return self.message if not self.hint else f"{self.message} ({self.hint})"
+
+
+class UsageError(RunnerError):
+    """Bad input from the user: missing script, bad option value.  Exit code 2."""
+
+    exit_code = 2
+
+
+class ConfigError(UsageError):
+    """A config file or setting that is wrong."""
+
+
+class DependencyError(RunnerError):
+    """The dependency lock could not be made."""
+
+
+class EngineError(RunnerError):
+    """The container engine is unreachable or refused an operation."""
+
+
+class ImageMissingError(EngineError):
+    """The base image is neither present nor pullable."""
+
+
+class BuildError(RunnerError):
+    """The image build failed; ``detail`` holds the tail of the build log."""
+
+
+class NotFoundError(RunnerError):
+    """A run or experiment name that history does not know."""
+
+    exit_code = 2
+
+
+class StoreError(RunnerError):
+    """The history database could not be read or written."""
