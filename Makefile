@@ -1,0 +1,59 @@
+# runner: make example (install everything, run examples/argecho.py), make test.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# The base image made locally from Debian's packages (no registry is needed): see images/python/build.sh.
+BASE_IMAGE ?= runner-python:3.11
+export RUNNER_BASE_IMAGE ?= $(BASE_IMAGE)
+
+.PHONY: help install docker-up docker-down base-image setup example test unit integration check typecheck lint bench clean
+
+help:
+	@echo "make example      install everything (Python packages, Docker engine, base image) and run examples/argecho.py"
+	@echo "make test         unit, integration (real Docker) and cluster tests, plus type and layer checks"
+	@echo "make unit         unit tests only (no engine)"
+	@echo "make bench        benchmarks in bench/"
+	@echo "make docker-up / docker-down   start / stop the Docker engine runner uses"
+
+$(BIN)/runner: pyproject.toml
+	@$(PYTHON) -m venv --help >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq -o DPkg::Lock::Timeout=600 python3-venv; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	@touch $@
+
+install: $(BIN)/runner
+
+docker-up:
+	scripts/docker-up.sh
+
+docker-down:
+	scripts/docker-down.sh
+
+base-image: docker-up
+	images/python/build.sh $(BASE_IMAGE)
+
+setup: install base-image
+
+example: setup
+	$(BIN)/runner run --local examples/argecho.py --arg1 1
+
+unit: install
+	$(BIN)/pytest -q tests/unit
+
+integration: setup
+	$(BIN)/pytest -q tests/integration
+
+check: install
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+test: setup check
+	$(BIN)/pytest -q tests/unit tests/integration
+
+bench: setup
+	$(BIN)/python bench/bench_local.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .pytest_cache

@@ -1,0 +1,440 @@
+"""The command line.  The only layer that prints, asks the terminal, and exits.
+
+``runner run [OPTIONS] SCRIPT [ARGS]...``: runner's options come before the script;
+everything after it is handed to the script untouched (option parsing stops at the
+first positional argument).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, Optional
+
+import typer
+
+from runner import __version__
+from runner.errors import RunnerError, UsageError
+
+if TYPE_CHECKING:
+    from runner.app import App
+    from runner.store import RunSummary
+
+app = typer.Typer(
+    name="runner",
+    help="Run a Python script unchanged in a container: locally on Docker (--local) or on Kubernetes.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+
+
+def _app() -> App:
+    from runner.app import App
+    from runner.home import Home
+
+    return App(Home.from_env())
+
+
+def _err(text: str) -> None:
+    sys.stderr.write(text + "\n")
+    sys.stderr.flush()
+
+
+def _json(data: Any) -> None:
+    def default(o: Any) -> Any:
+        if dataclasses.is_dataclass(o) and not isinstance(o, type):
+            return dataclasses.asdict(o)
+        if isinstance(o, Enum):
+            return o.value
+        if isinstance(o, Path):
+            return str(o)
+        raise TypeError(type(o).__name__)
+
+    sys.stdout.write(json.dumps(data, indent=2, default=default, ensure_ascii=False) + "\n")
+
+
+@app.callback()
+def _root(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
+    version: Annotated[bool, typer.Option("--version", help="Print runner's version and exit.")] = False,
+) -> None:
+    if version:
+        typer.echo(f"runner {__version__}")
+        raise typer.Exit()
+
+
+# -- run, inspect -----------------------------------------------------------------------
+
+ScriptArg = Annotated[Path, typer.Argument(help="The .py or .sh script to run, as you would give it to python.")]
+ArgsArg = Annotated[Optional[list[str]], typer.Argument(help="Arguments for the script, passed byte for byte.")]
+BaseImageOpt = Annotated[
+    Optional[str],
+    typer.Option("--base-image", envvar="RUNNER_BASE_IMAGE", help="Base image (default: python:X.Y-slim for the local X.Y)."),
+]
+PythonOpt = Annotated[
+    Optional[str], typer.Option("--python", help="Interpreter whose installed packages are pinned (default: python on PATH).")
+]
+RequirementsOpt = Annotated[
+    Optional[Path], typer.Option("--requirements", help="Use this requirements file instead of scanning imports.")
+]
+
+
+def _plan_request(script: Path, args: list[str] | None, base_image: str | None, python: str | None,
+                  requirements: Path | None) -> tuple[Any, Any]:  # fmt: skip
+    from runner.config import CONFIG_NAME, load_config
+    from runner.plan import PlanRequest, check_script
+    from runner.project import find_root
+
+    config = load_config(find_root(check_script(script)) / CONFIG_NAME)
+    req_file = requirements or (Path(config.get("requirements")) if config.get("requirements") else None)
+    req = PlanRequest(
+        script=script,
+        args=tuple(args or ()),
+        base_image=base_image or config.get("base_image"),
+        python=python or config.get("python"),
+        requirements=req_file,
+    )
+    return req, config
+
+
+@app.command(context_settings={"allow_interspersed_args": False})
+def run(
+    script: ScriptArg,
+    args: ArgsArg = None,
+    local: Annotated[bool, typer.Option("--local", help="Run on the local Docker engine.")] = False,
+    detach: Annotated[bool, typer.Option("--detach", "-d", help="Return once submitted; do not follow the output.")] = False,
+    base_image: BaseImageOpt = None,
+    python: PythonOpt = None,
+    requirements: RequirementsOpt = None,
+    cpus: Annotated[Optional[float], typer.Option("--cpus", help="CPUs for each experiment.")] = None,
+    memory: Annotated[Optional[str], typer.Option("--memory", help="Memory limit, e.g. 512M, 2G, 1.5Gi.")] = None,
+    gpus: Annotated[int, typer.Option("--gpus", help="GPUs for each experiment.")] = 0,
+    env: Annotated[Optional[list[str]], typer.Option("--env", "-e", help="KEY=VALUE for the script's environment.")] = None,
+) -> None:
+    """Build (or reuse) the script's image and run it: `runner run --local train.py --lr 0.1`."""
+    from runner.app import RunOptions
+    from runner.config import env_items
+    from runner.resources import make_resources, parse_env
+
+    if not local:
+        raise UsageError(
+            "the Kubernetes target is not available yet", hint="run on the local Docker engine with --local"
+        )
+    req, config = _plan_request(script, args, base_image, python, requirements)
+    opts = RunOptions(
+        resources=make_resources(
+            cpus=cpus if cpus is not None else config.get("cpus"),
+            memory=memory or (str(config.get("memory")) if config.get("memory") is not None else None),
+            gpus=gpus or config.get("gpus") or 0,
+        ),
+        env=parse_env([*env_items(config.get("env")), *(env or [])]),
+        detach=detach,
+    )
+    a = _app()
+    sub = a.submit(req, opts)
+    for warning in sub.plan.lock.warnings:
+        _err(f"warning: {warning}")
+    if sub.plan.files.excluded:
+        _err(f"note: left out of the image as sensitive: {', '.join(sub.plan.files.excluded)}")
+    _err(f"run        {sub.run.name}")
+    _err(f"script     {' '.join([sub.plan.script, *(_quote(x) for x in sub.plan.args)])}")
+    _err(f"image      {sub.image} ({'cached' if sub.cached else 'building'})")
+    _err("target     local docker")
+    _err(f"resources  {opts.resources.describe()}")
+    try:
+        if not sub.cached:
+            for line in a.build(sub):
+                _err(f"  build | {line}")
+            _err(f"image      {sub.image} (built)")
+        a.launch(sub, opts)
+    except KeyboardInterrupt:
+        _err(f"interrupted: {sub.run.name} stopped before it ran")
+        raise typer.Exit(130) from None
+    if detach:
+        for exp in sub.experiments:
+            _err(f"submitted  {exp.name}: follow with `runner logs {exp.name} --follow`")
+        return
+    code = 0
+    for exp in sub.experiments:
+        code = _follow_to_end(a, exp.name) or code
+    raise typer.Exit(code)
+
+
+def _follow_to_end(a: App, name: str) -> int:
+    """Show the experiment's output as the script wrote it; Ctrl-C stops it.  Returns its exit code."""
+    from runner.store import ExpState
+
+    def show() -> None:
+        for line in a.follow(name):
+            out = sys.stdout if line.stream == "stdout" else sys.stderr
+            out.write(line.text + "\n")
+            out.flush()
+
+    try:
+        show()
+    except KeyboardInterrupt:
+        _err(f"\nstopping {name} (artifacts so far are kept)")
+        a.stop(name)
+        for _ in a.follow(name):
+            pass
+    exp = a.experiment(name)
+    if exp.state is ExpState.STOPPED:
+        _err(f"{name} stopped")
+        return 130
+    if exp.state is ExpState.FAILED:
+        _err(f"{name} failed: {exp.message}")
+        return exp.exit_code or 1
+    return exp.exit_code or 0
+
+
+def _quote(arg: str) -> str:
+    import shlex
+
+    return shlex.quote(arg)
+
+
+@app.command()
+def inspect(
+    script: ScriptArg,
+    args: ArgsArg = None,
+    base_image: BaseImageOpt = None,
+    python: PythonOpt = None,
+    requirements: RequirementsOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show the plan (root, files, imports, pins, Dockerfile, image tag) without building or running anything."""
+    req, _ = _plan_request(script, args, base_image, python, requirements)
+    result = _app().inspect(req)
+    plan, lock = result.plan, result.plan.lock
+    if as_json:
+        _json({
+            "root": plan.root, "script": plan.script, "args": plan.args, "command": plan.command,
+            "files": plan.files.files, "excluded": plan.files.excluded,
+            "imports": lock.imports, "requirements": lock.requirements, "lock": lock.text(),
+            "lock_origin": lock.origin, "warnings": lock.warnings, "notes": lock.notes,
+            "base_image": plan.base_image, "dockerfile": plan.dockerfile, "image": result.image, "image_note": result.note,
+        })  # fmt: skip
+        return
+    typer.echo(f"project root   {plan.root}")
+    typer.echo(f"script         {plan.script}")
+    typer.echo(f"command        {' '.join(_quote(c) for c in plan.command)}")
+    typer.echo(f"files ({len(plan.files.files)})")
+    for f in plan.files.files:
+        typer.echo(f"  {f}")
+    if plan.files.excluded:
+        typer.echo(f"left out as sensitive: {', '.join(plan.files.excluded)}")
+    typer.echo(f"imports ({len(lock.imports)})")
+    for imp in lock.imports:
+        dists = ", ".join(imp.distributions)
+        typer.echo(f"  {imp.name:<24} {imp.kind.value:<12} {dists}")
+    typer.echo(f"lock ({lock.origin}, {len(lock.requirements)} requirements)")
+    for r in lock.requirements:
+        typer.echo(f"  {r.line:<40} {r.source.value}")
+    for w in lock.warnings:
+        typer.echo(f"warning: {w}")
+    for n in lock.notes:
+        typer.echo(f"note: {n}")
+    typer.echo("Dockerfile")
+    for line in plan.dockerfile.splitlines():
+        typer.echo(f"  {line}")
+    typer.echo(f"image          {result.image or '(unknown)'}")
+    if result.note:
+        typer.echo(f"note: {result.note}")
+
+
+# -- logs, status, history, stop, artifacts ---------------------------------------------
+
+
+@app.command()
+def logs(
+    name: Annotated[str, typer.Argument(help="A run (all its experiments) or one experiment, RUN-expN.")],
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new lines until it ends.")] = False,
+    tail: Annotated[Optional[int], typer.Option("--tail", help="Only the last N lines of each experiment.")] = None,
+    build: Annotated[bool, typer.Option("--build", help="Only the image build log.")] = False,
+) -> None:
+    """Print an experiment's output: `[stdout] [timestamp] text`, after the build log if the run built."""
+    if tail is not None and tail < 0:
+        raise UsageError("--tail must be zero or more")
+    try:
+        for line in _app().logs(name, build=build, tail=tail, follow=follow):
+            sys.stdout.write(line + "\n")
+            sys.stdout.flush()
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+
+
+def _fmt_time(ts: float | None) -> str:
+    from datetime import datetime
+
+    return datetime.fromtimestamp(ts).astimezone().strftime("%Y-%m-%d %H:%M:%S") if ts else "-"
+
+
+def _fmt_duration(start: float | None, end: float | None) -> str:
+    import time
+
+    if not start:
+        return "-"
+    secs = int((end or time.time()) - start)
+    return f"{secs // 3600}h{secs % 3600 // 60:02d}m{secs % 60:02d}s" if secs >= 3600 else f"{secs // 60}m{secs % 60:02d}s"
+
+
+def _run_end(s: RunSummary) -> float | None:
+    ends = [e.finished_at for e in s.experiments]
+    return None if s.active or not ends or None in ends else max(e for e in ends if e)
+
+
+def _table(title: str, columns: list[str], rows: list[list[str]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left")
+    for c in columns:
+        table.add_column(c, overflow="fold")
+    for r in rows:
+        table.add_row(*r)
+    Console().print(table)
+
+
+def _summary_doc(s: RunSummary) -> dict[str, Any]:
+    from runner.store import ExpState
+
+    return {
+        "run": s.run.name, "project": s.run.project, "status": s.state.value, "target": s.run.target,
+        "created_at": s.run.created_at, "finished_at": _run_end(s), "image": s.run.image, "cached": s.run.cached,
+        "experiments": len(s.experiments), **{st.value: s.count(st) for st in ExpState},
+    }  # fmt: skip
+
+
+@app.command()
+def status(
+    name: Annotated[Optional[str], typer.Argument(help="A run or experiment; without it, all active runs.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Active runs, or one run's experiments with their commands and states."""
+    from runner.store import ExpState
+
+    a = _app()
+    if name is None:
+        runs = a.status()
+        if as_json:
+            _json([_summary_doc(s) for s in runs])
+            return
+        if not runs:
+            typer.echo("no active runs (`runner history` lists finished ones)")
+            return
+        cols = ["Run", "Project", "Status", "Duration", "Experiments", "Running", "Queued", "Completed", "Failed", "Stopped"]
+        _table("Active runs", cols, [
+            [s.run.name, s.run.project, s.state.value, _fmt_duration(s.run.created_at, _run_end(s)), str(len(s.experiments)),
+             str(s.count(ExpState.RUNNING)), str(s.count(ExpState.QUEUED) + s.count(ExpState.BUILDING)),
+             str(s.count(ExpState.COMPLETED)), str(s.count(ExpState.FAILED)), str(s.count(ExpState.STOPPED))]
+            for s in runs
+        ])  # fmt: skip
+        return
+    s = a.run_summary(name)
+    if as_json:
+        _json({**_summary_doc(s), "experiment_list": [
+            {"name": e.name, "command": e.command, "params": e.params, "status": e.state.value, "exit_code": e.exit_code,
+             "message": e.message, "started_at": e.started_at, "finished_at": e.finished_at}
+            for e in s.experiments
+        ]})  # fmt: skip
+        return
+    _table(f"{s.run.name} ({s.state.value}, {s.run.target}, image {s.run.image})",
+           ["Experiment", "Command", "Status", "Exit", "Duration", "Message"], [
+        [e.name, " ".join(_quote(c) for c in e.command), e.state.value, "-" if e.exit_code is None else str(e.exit_code),
+         _fmt_duration(e.started_at, e.finished_at), e.message or ""]
+        for e in s.experiments
+    ])  # fmt: skip
+
+
+@app.command()
+def history(
+    limit: Annotated[Optional[int], typer.Option("--limit", help="Only the newest N runs.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Every run, newest first."""
+    from runner.store import ExpState
+
+    runs = _app().history(limit=limit)
+    if as_json:
+        _json([_summary_doc(s) for s in runs])
+        return
+    _table("History", ["Run", "Created At", "Experiments", "Failed", "Stopped", "Completed"], [
+        [s.run.name, _fmt_time(s.run.created_at), str(len(s.experiments)), str(s.count(ExpState.FAILED)),
+         str(s.count(ExpState.STOPPED)), str(s.count(ExpState.COMPLETED))]
+        for s in runs
+    ])  # fmt: skip
+
+
+@app.command()
+def stop(name: Annotated[str, typer.Argument(help="A run (all its experiments) or one experiment, RUN-expN.")]) -> None:
+    """Stop what is running; its status becomes stopped and artifacts made so far are kept."""
+    stopped = _app().stop(name)
+    typer.echo(f"stopped {', '.join(stopped)}" if stopped else f"nothing of {name} is running")
+
+
+@app.command()
+def artifacts(
+    name: Annotated[str, typer.Argument(help="A run (all its experiments) or one experiment, RUN-expN.")],
+    download_dir: Annotated[Path, typer.Option("--download-dir", help="Where to put them.")] = Path("runner_artifacts"),
+    as_json: JsonOpt = False,
+) -> None:
+    """Download the files each experiment created or changed, as DIR/<run>/<run>-expN/<path>."""
+    files = _app().artifacts(name, download_dir)
+    if as_json:
+        _json({"download_dir": download_dir, "files": files})
+        return
+    total = sum(len(v) for v in files.values())
+    from runner.names import split_experiment
+
+    for exp, names in files.items():
+        for f in names:
+            typer.echo(str(download_dir / split_experiment(exp)[0] / exp / f))
+    typer.echo(f"{total} file(s) in {download_dir}")
+
+
+# -- entry point ---------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> NoReturn:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv[: _first_command(argv) + 1]
+    try:
+        app(argv, prog_name="runner", standalone_mode=False)
+        sys.exit(0)
+    except typer.Exit as e:
+        sys.exit(e.exit_code)
+    except typer.TyperException as e:  # typer's own (vendored click) usage errors: exit 2
+        show = getattr(e, "show", None)
+        show() if callable(show) else _err(f"runner: error: {e.format_message()}")
+        sys.exit(e.exit_code)
+    except typer.Abort:
+        _err("aborted")
+        sys.exit(130)
+    except RunnerError as e:
+        if debug:
+            raise
+        _err(f"runner: error: {e}")
+        if e.detail:
+            _err(e.detail)
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as e:  # noqa: BLE001 - the one place that turns surprises into a line
+        if debug:
+            raise
+        _err(f"runner: internal error: {type(e).__name__}: {e} (rerun with --debug for the traceback)")
+        sys.exit(1)
+
+
+def _first_command(argv: list[str]) -> int:
+    for i, a in enumerate(argv):
+        if not a.startswith("-"):
+            return i
+    return len(argv)

@@ -1,0 +1,158 @@
+"""The local Docker target: launch an experiment's container, follow it, collect what it left.
+
+Each running experiment has one *owner* process (its ``owner_pid`` in history): the
+foreground ``runner run``, or a detached watcher (``python -m runner.watch``).  The
+owner writes the log file and, when the container ends, collects artifacts, records
+the end state and removes the container.  Any other runner command that finds an
+experiment whose owner died takes it over (:meth:`LocalTarget.reconcile`), so logs,
+artifacts and history survive a killed CLI or a restarted engine.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from runner.artifacts import export_roots, extract_selected
+from runner.errors import EngineError, NotFoundError, RunnerError
+from runner.home import Home
+from runner.logs import LogLine, LogWriter, now_iso
+from runner.render import PROJECT_DIR
+from runner.store import ExperimentRecord, ExpState, Store
+
+if TYPE_CHECKING:
+    from runner.adapters.docker_engine import ContainerSpec, DockerEngine
+
+MANAGED_BY = "runner"
+
+
+def pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class LocalTarget:
+    def __init__(self, home: Home, store: Store, engine: DockerEngine) -> None:
+        self.home = home
+        self.store = store
+        self.engine = engine
+
+    def launch(self, exp: ExperimentRecord, spec: ContainerSpec, *, detach: bool) -> None:
+        """Start the container; the caller owns it unless ``detach`` hands it to a watcher."""
+        if self.store.get_experiment(exp.name).stop_requested:
+            self.store.finish_experiment(exp.name, state=ExpState.STOPPED, exit_code=None, message="stopped before start")
+            return
+        try:
+            cid = self.engine.create_and_start(spec)
+        except RunnerError as e:
+            self.store.finish_experiment(exp.name, state=ExpState.FAILED, exit_code=None, message=str(e))
+            raise
+        self.store.update_experiment(
+            exp.name, handle=cid, state=ExpState.RUNNING, started_at=time.time(), owner_pid=os.getpid()
+        )
+        if detach:
+            self.spawn_watcher(exp.name, previous=os.getpid())
+
+    def spawn_watcher(self, name: str, *, previous: int | None) -> None:
+        """A detached process that takes the experiment over from ``previous`` and follows it to the end."""
+        log = self.home.root / "watch.log"
+        with open(log, "ab") as err:
+            subprocess.Popen(
+                [sys.executable, "-m", "runner.watch", name, "" if previous is None else str(previous)],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
+                start_new_session=True, env={**os.environ, "RUNNER_HOME": str(self.home.root)},
+            )  # fmt: skip
+
+    def follow(self, name: str) -> Iterator[LogLine]:
+        """As the owner: stream the container's output into the log file (and to the caller), then harvest."""
+        exp = self.store.get_experiment(name)
+        if exp.handle is None:
+            return
+        writer = LogWriter(self.home.experiment_log(exp.run, name))
+        try:
+            for line in self.engine.follow_logs(exp.handle):
+                writer.write(line)
+                yield line
+        except NotFoundError:
+            writer.write(LogLine("stderr", now_iso(), "runner: the container disappeared before it ended"))
+        except EngineError as e:
+            writer.write(LogLine("stderr", now_iso(), f"runner: lost the engine while following: {e}"))
+        finally:
+            writer.close()
+        self.harvest(name)
+
+    def harvest(self, name: str) -> None:
+        """After the container ends: artifacts, end state, container removed."""
+        exp = self.store.get_experiment(name)
+        if exp.handle is None:
+            return
+        if self.engine.state(exp.handle) is None:
+            self.store.finish_experiment(
+                name, state=ExpState.FAILED, exit_code=None, message="container lost (removed, or the engine was reset)"
+            )
+            return
+        end = self.engine.wait(exp.handle)
+        self.collect_artifacts(exp)
+        exp = self.store.get_experiment(name)  # a stop may have been asked meanwhile
+        if exp.stop_requested:
+            state, message = ExpState.STOPPED, "stopped"
+        elif end.exit_code == 0:
+            state, message = ExpState.COMPLETED, None
+        elif end.oom_killed:
+            state, message = ExpState.FAILED, "OOMKilled: the container ran out of its memory limit"
+        else:
+            state, message = ExpState.FAILED, end.error or f"exit code {end.exit_code}"
+        self.store.finish_experiment(name, state=state, exit_code=end.exit_code, message=message)
+        self.engine.remove(exp.handle)
+
+    def collect_artifacts(self, exp: ExperimentRecord) -> list[str]:
+        assert exp.handle is not None
+        roots, wanted = export_roots(self.engine.changed_paths(exp.handle), PROJECT_DIR)
+        dest = self.home.artifacts(exp.run, exp.name)
+        saved: list[str] = []
+        for root in roots:
+            with self.engine.export(exp.handle, f"{PROJECT_DIR}/{root}") as tar:
+                saved += extract_selected(tar, root=root, wanted=wanted, dest=dest)
+        return saved
+
+    def stop(self, exp: ExperimentRecord) -> None:
+        self.store.update_experiment(exp.name, stop_requested=1)
+        if exp.handle is None:
+            if not pid_alive(exp.owner_pid):
+                self.store.finish_experiment(exp.name, state=ExpState.STOPPED, exit_code=None, message="stopped")
+            return  # its owner sees the request before it starts the container
+        self.engine.stop(exp.handle)
+        if not pid_alive(exp.owner_pid) and self.store.claim(exp.name, pid=os.getpid(), previous=exp.owner_pid):
+            self.harvest(exp.name)
+
+    def reconcile(self, exp: ExperimentRecord) -> None:
+        """Take over an active experiment whose owner died."""
+        if not exp.state.active or pid_alive(exp.owner_pid):
+            return
+        if exp.handle is None:  # died while building or before start
+            self.store.finish_experiment(
+                exp.name, state=ExpState.FAILED, exit_code=None, message="runner stopped before the container started"
+            )
+            return
+        state = self.engine.state(exp.handle)
+        if state is not None and state.get("Running"):
+            self.spawn_watcher(exp.name, previous=exp.owner_pid)
+            return
+        if self.store.claim(exp.name, pid=os.getpid(), previous=exp.owner_pid):
+            if state is not None:
+                # the container ended while nobody followed it: fetch its whole log now
+                for _ in self.follow(exp.name):
+                    pass
+            else:
+                self.harvest(exp.name)

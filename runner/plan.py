@@ -1,0 +1,112 @@
+"""The plan: everything decided before any engine is touched (inspect -> pin -> render).
+
+``make_plan`` reads the project and asks the user's interpreter (through the
+dependency stage's cache); it builds nothing and writes nothing but caches.
+``image_ref`` adds the one fact that needs an engine: the base image's id.
+"""
+
+from __future__ import annotations
+
+import platform
+from dataclasses import dataclass
+from pathlib import Path
+
+from runner.deps import lock_project
+from runner.deps.model import Lock
+from runner.errors import UsageError
+from runner.image import ContextEntry, DigestCache, FileDigest, TagInputs, digest_entries, image_tag, normal_mode
+from runner.names import image_repository
+from runner.project import ProjectFiles, find_root, list_files
+from runner.render import DockerfileSpec, container_command, render_dockerfile
+
+SCRIPT_TYPES = (".py", ".sh")
+
+
+@dataclass(frozen=True)
+class PlanRequest:
+    script: Path
+    args: tuple[str, ...] = ()
+    base_image: str | None = None
+    python: str | None = None
+    requirements: Path | None = None
+
+
+@dataclass(frozen=True)
+class Plan:
+    root: Path
+    project: str
+    script: str  # relative to root, POSIX
+    args: tuple[str, ...]
+    command: tuple[str, ...]
+    files: ProjectFiles
+    lock: Lock
+    base_image: str
+    dockerfile: str
+    entries: tuple[ContextEntry, ...]  # hashed build-context entries
+    digests: tuple[FileDigest, ...]
+
+    def image_ref(self, base_image_id: str) -> str:
+        tag = image_tag(
+            TagInputs(base_image_id=base_image_id, dockerfile=self.dockerfile, lock=self.lock.text(), files=self.digests)
+        )
+        return f"{image_repository(self.project)}:{tag}"
+
+
+def check_script(script: Path) -> Path:
+    """The script as an absolute path, or a UsageError saying what is wrong with it."""
+    if not script.exists():
+        raise UsageError(f"script not found: {script}", hint="give the path of a .py or .sh file")
+    if script.is_dir():
+        raise UsageError(f"{script} is a directory, not a script", hint="give the path of a .py or .sh file in it")
+    if script.suffix not in SCRIPT_TYPES:
+        raise UsageError(f"cannot run {script.name}: only .py and .sh scripts are supported")
+    return script.resolve()
+
+
+def default_base_image(python_version: str) -> str:
+    major_minor = ".".join((python_version or platform.python_version()).split(".")[:2])
+    return f"python:{major_minor}-slim"
+
+
+def make_plan(req: PlanRequest, *, cache_dir: Path | None) -> Plan:
+    script = check_script(req.script)
+    root = find_root(script)
+    rel = script.relative_to(root).as_posix()
+    files = list_files(root)
+    names = set(files.files)
+    if rel not in names:  # an ignored script still runs: it is the one file that must be there
+        names.add(rel)
+    lock = lock_project(
+        root, sorted(names), rel, python=req.python, requirements=req.requirements, cache_dir=cache_dir
+    )
+    base = req.base_image or default_base_image(lock.python_version)
+    dockerfile = render_dockerfile(
+        DockerfileSpec(
+            base_image=base,
+            has_requirements=bool(lock.requirements) or lock.install_project,
+            install_project=lock.install_project,
+        )
+    )
+    entries: list[ContextEntry] = [ContextEntry("Dockerfile", 0o644, data=dockerfile.encode())]
+    if lock.requirements or lock.install_project:
+        entries.append(ContextEntry(".runner/deps/requirements.lock", 0o644, data=lock.text().encode()))
+        entries += [ContextEntry(f".runner/deps/{s.target}", 0o644, source=Path(s.source)) for s in lock.ship]
+    for name in sorted(names):
+        path = root / name
+        entries.append(ContextEntry(f"project/{name}", normal_mode(path.stat().st_mode), source=path))
+    cache = DigestCache(cache_dir / "digests.json" if cache_dir else None)
+    digests = digest_entries(entries, cache)
+    cache.save()
+    return Plan(
+        root=root,
+        project=root.name,
+        script=rel,
+        args=req.args,
+        command=tuple(container_command(rel, req.args)),
+        files=files,
+        lock=lock,
+        base_image=base,
+        dockerfile=dockerfile,
+        entries=tuple(entries),
+        digests=digests,
+    )

@@ -1,0 +1,32 @@
+"""``python -m runner.watch EXPERIMENT PREVIOUS_OWNER``: follow a detached experiment to its end.
+
+Started by runner in its own session; it claims the experiment (compare-and-set on
+the owner), so when several runner commands try to take over only one follows.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from runner.home import Home
+
+
+def main(argv: list[str]) -> int:
+    name, previous = argv[0], (int(argv[1]) if len(argv) > 1 and argv[1] else None)
+    from runner.adapters.docker_engine import DockerEngine
+    from runner.local import LocalTarget
+    from runner.store import Store
+
+    home = Home.from_env()
+    store = Store(home.db)
+    if not store.claim(name, pid=os.getpid(), previous=previous):
+        return 0  # someone else took it over
+    target = LocalTarget(home, store, DockerEngine())
+    for _ in target.follow(name):
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

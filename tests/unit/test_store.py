@@ -1,0 +1,93 @@
+import multiprocessing
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from runner.errors import NotFoundError
+from runner.store import ExpState, Store
+
+
+def new_run(store: Store, name: str = "calm-otter-101", n: int = 1) -> str:
+    run = store.create_run(
+        make_name=lambda: name, project="p", root="/p", script="a.py", args=["--x", ""], target="local",
+        options={"resources": {"cpus": 1}}, experiments=[(["python3", "a.py", str(i)], {"i": i}) for i in range(n)],
+    )  # fmt: skip
+    return run.name
+
+
+def test_create_and_read_back(tmp_path: Path) -> None:
+    store = Store(tmp_path / "db")
+    name = new_run(store, n=2)
+    run = store.get_run(name)
+    assert run.args == ("--x", "") and run.options == {"resources": {"cpus": 1}}
+    exps = store.experiments(name)
+    assert [e.name for e in exps] == [f"{name}-exp0", f"{name}-exp1"]
+    assert exps[1].command == ("python3", "a.py", "1") and exps[1].params == {"i": 1}
+    assert all(e.state is ExpState.BUILDING for e in exps)
+    with pytest.raises(NotFoundError):
+        store.get_run("nope")
+
+
+def test_name_collision_draws_again(tmp_path: Path) -> None:
+    store = Store(tmp_path / "db")
+    names = iter(["a-b-100", "a-b-100", "a-b-101"])
+    assert store.create_run(make_name=lambda: next(names), project="p", root="/", script="s", args=[], target="local",
+                            options={}, experiments=[([], {})]).name == "a-b-100"  # fmt: skip
+    assert store.create_run(make_name=lambda: next(names), project="p", root="/", script="s", args=[], target="local",
+                            options={}, experiments=[([], {})]).name == "a-b-101"  # fmt: skip
+
+
+def test_first_end_state_wins_and_claim_is_compare_and_set(tmp_path: Path) -> None:
+    store = Store(tmp_path / "db")
+    exp = f"{new_run(store)}-exp0"
+    store.update_experiment(exp, state=ExpState.RUNNING, owner_pid=10)
+    store.finish_experiment(exp, state=ExpState.STOPPED, exit_code=None, message="stopped")
+    store.finish_experiment(exp, state=ExpState.FAILED, exit_code=1, message="late")
+    e = store.get_experiment(exp)
+    assert (e.state, e.message) == (ExpState.STOPPED, "stopped")
+    assert store.claim(exp, pid=20, previous=11) is False
+    assert store.claim(exp, pid=20, previous=10) is True
+    assert store.get_experiment(exp).owner_pid == 20
+
+
+def _many(args: tuple[str, int]) -> list[str]:
+    path, seed = args
+    import random
+
+    rng = random.Random(seed)
+    store = Store(Path(path))
+    # a tiny name space forces collisions between the processes
+    return [
+        store.create_run(make_name=lambda: f"a-b-{rng.randrange(100, 160)}", project="p", root="/", script="s",
+                         args=[], target="local", options={}, experiments=[([], {})]).name  # fmt: skip
+        for _ in range(12)
+    ]
+
+
+def test_parallel_writers_never_share_a_name_nor_corrupt(tmp_path: Path) -> None:
+    db = tmp_path / "db"
+    Store(db).close()
+    with multiprocessing.get_context("spawn").Pool(4) as pool:
+        results = pool.map(_many, [(str(db), s) for s in range(4)])
+    names = [n for r in results for n in r]
+    assert len(names) == len(set(names)) == 48
+    con = sqlite3.connect(db)
+    assert con.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    assert con.execute("SELECT count(*) FROM experiments").fetchone() == (48,)
+
+
+def test_summaries(tmp_path: Path) -> None:
+    store = Store(tmp_path / "db")
+    a = new_run(store, "a-a-100", n=3)
+    b = new_run(store, "b-b-100")
+    store.finish_experiment(f"{a}-exp0", state=ExpState.COMPLETED, exit_code=0, message=None)
+    store.finish_experiment(f"{a}-exp1", state=ExpState.FAILED, exit_code=2, message="exit code 2")
+    store.update_experiment(f"{a}-exp2", state=ExpState.RUNNING)
+    store.finish_experiment(f"{b}-exp0", state=ExpState.COMPLETED, exit_code=0, message=None)
+    active = store.summaries(active_only=True)
+    assert [s.run.name for s in active] == [a]
+    s = active[0]
+    assert (s.count(ExpState.COMPLETED), s.count(ExpState.FAILED), s.count(ExpState.RUNNING)) == (1, 1, 1)
+    assert s.state is ExpState.RUNNING
+    assert {x.run.name: x.state for x in store.summaries()}[b] is ExpState.COMPLETED
