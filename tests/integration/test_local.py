@@ -1,0 +1,243 @@
+"""`runner run --local` end to end on the real Docker engine."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from .conftest import Runner, run_name
+
+ARGECHO = """\
+import json, os, sys
+print("ARGV " + json.dumps(sys.argv))
+print("CWD " + os.getcwd())
+print("to stderr", file=sys.stderr)
+os.makedirs("logs", exist_ok=True)
+with open("logs/out.json", "w") as f:
+    json.dump(sys.argv, f)
+"""
+TRICKY = ["--flag=value", "-x", "--", "", "a b", "'single'", '"double"', "ünïcödé ☃", "--local", "$HOME", "a\\b"]
+
+Project = Callable[[dict[str, str]], Path]
+
+
+def argv_line(out: str) -> list[str]:
+    line = next(ln for ln in out.splitlines() if ln.startswith("ARGV "))
+    return list(json.loads(line[5:]))
+
+
+def test_arguments_reach_the_script_byte_for_byte(runner: Runner, project: Project) -> None:
+    root = project({"argecho.py": ARGECHO})
+    local = subprocess.run([sys.executable, "argecho.py", *TRICKY], cwd=root, capture_output=True, text=True)
+    r = runner("run", "--local", str(root / "argecho.py"), *TRICKY)
+    assert r.code == 0, r.err
+    assert argv_line(r.out) == argv_line(local.stdout) == ["argecho.py", *TRICKY]
+    assert "CWD /project" in r.out
+    assert "to stderr" in r.err
+    assert "(building)" in r.err
+
+
+def test_second_identical_run_is_cached_and_builds_nothing(runner: Runner, project: Project, docker_api: Any) -> None:
+    root = project({"hello.py": "print('hello')\n"})
+    first = runner("run", "--local", str(root / "hello.py"))
+    assert first.code == 0, first.err
+    images_before = {i.id for i in docker_api.images.list(all=True)}
+    second = runner("run", "--local", str(root / "hello.py"))
+    assert second.code == 0 and second.out == "hello\n"
+    assert "(cached)" in second.err and "build |" not in second.err
+    assert {i.id for i in docker_api.images.list(all=True)} == images_before
+    run = run_name(second.err)
+    assert runner("logs", run, "--build").out == ""  # nothing was built for it
+
+
+def test_code_change_rebuilds_only_the_code_layer(runner: Runner, project: Project) -> None:
+    # yaml is installed in the user's interpreter (PyYAML), so the lock pins it and the image installs it
+    root = project({"app.py": "import yaml\nprint(yaml.safe_dump({'v': 1}).strip())\n"})
+    first = runner("run", "--local", str(root / "app.py"))
+    assert first.code == 0, first.err
+    assert first.out == "v: 1\n"
+    (root / "app.py").write_text("import yaml\nprint(yaml.safe_dump({'v': 2}).strip())\n")
+    second = runner("run", "--local", str(root / "app.py"))
+    assert second.code == 0, second.err
+    assert second.out == "v: 2\n"
+    build = runner("logs", run_name(second.err), "--build").out.splitlines()
+    pip_step = next(i for i, ln in enumerate(build) if "pip install" in ln and "Step" in ln)
+    assert "Using cache" in build[pip_step + 1], build[pip_step : pip_step + 3]
+    code_step = next(i for i, ln in enumerate(build) if "COPY project/" in ln)
+    assert "Using cache" not in build[code_step + 1]
+
+
+def test_failure_exit_code_logs_and_status(runner: Runner, project: Project) -> None:
+    root = project({"fail.py": "import sys\nprint('out line')\nprint('err line', file=sys.stderr)\nsys.exit(3)\n"})
+    r = runner("run", "--local", str(root / "fail.py"))
+    assert r.code == 3
+    run = run_name(r.err)
+    logs = runner("logs", f"{run}-exp0").out.splitlines()
+    out = [ln for ln in logs if ln.startswith("[stdout]")]
+    err = [ln for ln in logs if ln.startswith("[stderr]")]
+    assert len(out) == 1 and out[0].endswith("] out line")
+    assert len(err) == 1 and err[0].endswith("] err line")
+    assert out[0][len("[stdout] [") :].split("]")[0].endswith("+00:00")
+    doc: Any = runner.json("status", run)
+    assert doc["status"] == "failed"
+    assert doc["experiment_list"][0]["exit_code"] == 3
+    hist: Any = runner.json("history")
+    assert [(h["run"], h["failed"]) for h in hist] == [(run, 1)]
+
+
+def test_artifacts_are_collected_and_laid_out(runner: Runner, project: Project, tmp_path: Path) -> None:
+    root = project({"argecho.py": ARGECHO, "data/keep.txt": "unchanged\n"})
+    r = runner("run", "--local", str(root / "argecho.py"), "--arg1", "1")
+    assert r.code == 0, r.err
+    run = run_name(r.err)
+    dest = tmp_path / "dl"
+    a = runner("artifacts", run, "--download-dir", str(dest))
+    assert a.code == 0, a.err
+    files = sorted(p.relative_to(dest).as_posix() for p in dest.rglob("*") if p.is_file())
+    assert files == [f"{run}/{run}-exp0/logs/out.json"]
+    assert json.loads((dest / run / f"{run}-exp0/logs/out.json").read_text()) == ["argecho.py", "--arg1", "1"]
+
+
+def test_shell_scripts_run(runner: Runner, project: Project) -> None:
+    root = project({"job.sh": 'echo "sh: $0 $# [$1] [$2]"\n'})
+    r = runner("run", "--local", str(root / "job.sh"), "a b", "")
+    assert r.code == 0, r.err
+    assert r.out == "sh: job.sh 2 [a b] []\n"
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 60) -> None:
+    end = time.time() + timeout
+    while time.time() < end:
+        if predicate():
+            return
+        time.sleep(0.3)
+    raise AssertionError("timed out")
+
+
+SLOW = """\
+import os, sys, time
+os.makedirs("out", exist_ok=True)
+open("out/started.txt", "w").write("yes")
+print("started", flush=True)
+time.sleep(float(sys.argv[1]))
+print("finished", flush=True)
+"""
+
+
+def test_detach_then_follow_logs(runner: Runner, project: Project) -> None:
+    root = project({"slow.py": SLOW})
+    r = runner("run", "--local", "--detach", str(root / "slow.py"), "2")
+    assert r.code == 0, r.err
+    run = run_name(r.err)
+    follow = runner("logs", f"{run}-exp0", "--follow", timeout=60)
+    texts = [ln.split("] ", 2)[-1] for ln in follow.out.splitlines()]
+    assert texts == ["started", "finished"]
+    doc: Any = runner.json("status", run)
+    assert doc["status"] == "completed"
+    assert runner("logs", run, "--tail", "1").out.splitlines()[-1].endswith("] finished")
+
+
+def test_stop_keeps_artifacts(runner: Runner, project: Project, tmp_path: Path) -> None:
+    root = project({"slow.py": SLOW})
+    run = run_name(runner("run", "--local", "--detach", str(root / "slow.py"), "300").err)
+    wait_for(lambda: "started" in runner("logs", f"{run}-exp0").out)
+    s = runner("stop", run)
+    assert s.code == 0 and f"{run}-exp0" in s.out
+    wait_for(lambda: runner.json("status", run)["status"] == "stopped")  # type: ignore[index]
+    runner("artifacts", run, "--download-dir", str(tmp_path / "dl"))
+    assert (tmp_path / "dl" / run / f"{run}-exp0" / "out/started.txt").read_text() == "yes"
+
+
+def test_killed_cli_leaves_history_consistent_and_logs_complete(runner: Runner, project: Project) -> None:
+    root = project({"slow.py": SLOW})
+    p = runner.popen("run", "--local", str(root / "slow.py"), "3")
+    assert p.stderr is not None
+    name = ""
+    for line in p.stderr:  # wait until it is running
+        if line.startswith("run "):
+            name = line.split()[1]
+        if line.startswith("resources"):
+            break
+    wait_for(lambda: "started" in runner("logs", f"{name}-exp0").out)
+    os.kill(p.pid, signal.SIGKILL)
+    p.wait()
+    hist: Any = runner.json("history")
+    assert [h["run"] for h in hist] == [name]
+    # someone takes the orphan over: it ends as completed with its whole log
+    wait_for(lambda: runner.json("status", name)["status"] == "completed")  # type: ignore[index]
+    texts = [ln.split("] ", 2)[-1] for ln in runner("logs", f"{name}-exp0").out.splitlines()]
+    assert texts == ["started", "finished"]
+
+
+def test_parallel_runs_get_distinct_names(runner: Runner, project: Project) -> None:
+    root = project({"hello.py": "print('hi')\n"})
+    assert runner("run", "--local", str(root / "hello.py")).code == 0  # build once
+    procs = [runner.popen("run", "--local", str(root / "hello.py")) for _ in range(3)]
+    results = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0]
+    names = {run_name(err) for _, err in results}
+    assert len(names) == 3
+    hist: Any = runner.json("history")
+    assert len(hist) == 4 and all(h["completed"] == 1 for h in hist)
+
+
+def test_bad_input_is_one_line_exit_2_and_records_nothing(runner: Runner, project: Project) -> None:
+    root = project({"notes.txt": "x", "pkg/__init__.py": ""})
+    for target, words in [
+        (root / "missing.py", "script not found"),
+        (root / "pkg", "is a directory"),
+        (root / "notes.txt", "only .py and .sh"),
+    ]:
+        r = runner("run", "--local", str(target))
+        assert r.code == 2, r.err
+        assert words in r.err and len(r.err.strip().splitlines()) == 1 and "Traceback" not in r.err
+    assert runner.json("history") == []
+
+
+def test_engine_not_running_says_how_to_start_it(runner: Runner, project: Project) -> None:
+    root = project({"hello.py": "print(1)\n"})
+    r = runner("run", "--local", str(root / "hello.py"), env={"DOCKER_HOST": "unix:///tmp/no-such-docker.sock"})
+    assert r.code == 1
+    assert "Docker engine is not running" in r.err and "start it" in r.err
+    assert len(r.err.strip().splitlines()) == 1
+
+
+def test_missing_base_image_points_to_the_recipe(runner: Runner, project: Project) -> None:
+    root = project({"hello.py": "print(1)\n"})
+    r = runner("run", "--local", "--base-image", "runner-test-absent:0", str(root / "hello.py"))
+    assert r.code == 1
+    assert "runner-test-absent:0 is not present and cannot be pulled" in r.err
+    assert "images/python/build.sh" in r.err
+
+
+def test_build_failure_shows_step_and_tail_and_records_failure(runner: Runner, project: Project) -> None:
+    root = project({"app.py": "import six\n", "req.txt": "six==0.0.999\n"})
+    r = runner("run", "--local", "--requirements", str(root / "req.txt"), str(root / "app.py"))
+    assert r.code == 1
+    assert "image build failed at Step" in r.err and "pip install" in r.err
+    assert "six==0.0.999" in r.err  # the log tail names what could not be installed
+    hist: Any = runner.json("history")
+    assert hist[0]["failed"] == 1 and hist[0]["status"] == "failed"
+
+
+def test_no_secrets_in_image_or_history(runner: Runner, project: Project, docker_api: Any) -> None:
+    root = project({"app.py": "import yaml\nprint('ok')\n", ".env": "TOKEN=sekret\n", "id_rsa": "PRIVATE\n"})
+    r = runner("run", "--local", str(root / "app.py"), env={"PIP_TRUSTED_HOST": "sekret-marker-7731"})
+    assert r.code == 0, r.err
+    assert ".env" in r.err and "id_rsa" in r.err  # the notice
+    run = run_name(r.err)
+    image = runner.json("status", run)["image"]  # type: ignore[index]
+    history = json.dumps([h for h in docker_api.api.history(image)])
+    config = json.dumps(docker_api.api.inspect_image(image)["Config"])
+    assert "sekret-marker-7731" not in history and "sekret-marker-7731" not in config
+    listing = docker_api.containers.run(image, ["ls", "-a", "/project"], remove=True).decode().split()
+    assert ".env" not in listing and "id_rsa" not in listing and "app.py" in listing
+    # the CA bundle and the lock were used in the deps stage only
+    probe = docker_api.containers.run(image, ["sh", "-c", "ls /tmp/runner-deps 2>&1 || true"], remove=True).decode()
+    assert "No such file or directory" in probe
