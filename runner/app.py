@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -228,9 +228,11 @@ class App:
             lines = read_lines(path, tail=tail)
             yield from (prefix + ln for ln in lines)
             if follow:
-                yield from (prefix + ln for ln in follow_file(
-                    path, start=file_size(path), done=lambda e=exp.name: not self.store.get_experiment(e).state.active
-                ))  # fmt: skip
+                ended = self._ended(exp.name)
+                yield from (prefix + ln for ln in follow_file(path, start=file_size(path), done=ended))
+
+    def _ended(self, experiment: str) -> Callable[[], bool]:
+        return lambda: not self.store.get_experiment(experiment).state.active
 
     def stop(self, name: str) -> list[str]:
         self.reconcile()

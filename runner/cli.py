@@ -141,8 +141,9 @@ def run(
     sub = a.submit(req, opts)
     for warning in sub.plan.lock.warnings:
         _err(f"warning: {warning}")
-    if sub.plan.files.excluded:
-        _err(f"note: left out of the image as sensitive: {', '.join(sub.plan.files.excluded)}")
+    sensitive = [f for f in sub.plan.files.excluded if f != ".git/"]  # .git/ is always left out: no news
+    if sensitive:
+        _err(f"note: left out of the image as sensitive: {', '.join(sensitive)}")
     _err(f"run        {sub.run.name}")
     _err(f"script     {' '.join([sub.plan.script, *(_quote(x) for x in sub.plan.args)])}")
     _err(f"image      {sub.image} ({'cached' if sub.cached else 'building'})")

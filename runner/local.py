@@ -102,7 +102,8 @@ class LocalTarget:
                 name, state=ExpState.FAILED, exit_code=None, message="container lost (removed, or the engine was reset)"
             )
             return
-        end = self.engine.wait(exp.handle)
+        cid = exp.handle
+        end = self.engine.wait(cid)
         self.collect_artifacts(exp)
         exp = self.store.get_experiment(name)  # a stop may have been asked meanwhile
         if exp.stop_requested:
@@ -114,7 +115,7 @@ class LocalTarget:
         else:
             state, message = ExpState.FAILED, end.error or f"exit code {end.exit_code}"
         self.store.finish_experiment(name, state=state, exit_code=end.exit_code, message=message)
-        self.engine.remove(exp.handle)
+        self.engine.remove(cid)
 
     def collect_artifacts(self, exp: ExperimentRecord) -> list[str]:
         assert exp.handle is not None

@@ -19,9 +19,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from runner.deps import SHIP_DIR
+
 PROJECT_DIR = "/project"
 VENV_DIR = "/opt/runner/venv"
-DEPS_DIR = "/tmp/runner-deps"
+DEPS_DIR = SHIP_DIR  # lock lines for shipped wheels refer to files here
 #: pip settings forwarded as build arguments to the deps stage only
 INDEX_ARGS = ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_TRUSTED_HOST")
 

@@ -213,7 +213,7 @@ class DockerEngine:
         """A tar stream of ``path`` in the container (its base name is the top folder of the archive)."""
         with _translated(f"copy {path} out of {cid[:12]}"):
             chunks, _ = self._api.get_archive(cid, path)
-        return tarfile.open(fileobj=_ChunkReader(chunks), mode="r|")
+        return tarfile.open(fileobj=_ChunkReader(chunks), mode="r|")  # type: ignore[call-overload, no-any-return]
 
 
 def _engine_line(stream: str, raw: bytes) -> LogLine:

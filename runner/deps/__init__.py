@@ -1,1 +1,422 @@
-"""Dependency stage: scan imports, map them in the user's interpreter, pin them."""
+"""Dependency stage: scan imports, map them in the user's interpreter, pin them.
+
+Entry point: :func:`lock_project`.  Steps (each a module):
+
+``scan``      AST walk of every Python file and notebook -> import sites
+``interp``    one probe of the user's interpreter -> installed distributions
+``resolve``   site -> standard library / project / installed / missing
+``pin``       installed closure, pinned ``==`` to the local versions
+``index``     newest release for a top-level import that is not installed
+``declared``  requirements.txt / pyproject / environment.yml / uv.lock / poetry.lock
+``cache``     the file cache that keeps an unchanged ``runner run`` free of
+              subprocesses and parsing
+
+Cache layout under ``cache_dir/deps/``: ``lock-<project>.json`` (the last lock of a
+(root, script, options) with the key of its inputs and the sys.path stamps it was
+made with), ``scan-<root>.json`` (per-file imports keyed by size and mtime),
+``probe-<fingerprint>.json`` (what an interpreter reported), ``index.json`` (index
+answers, one day).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from typing import TYPE_CHECKING
+
+from runner.deps.cache import digest, lock_from_json, lock_to_json, read_json, write_json
+from runner.deps.interp import (
+    Environment,
+    fingerprint,
+    parse_probe,
+    resolve_python,
+    run_probe,
+    stamps_valid,
+)
+from runner.deps.model import ImportInfo, ImportKind, ImportSite, Lock, PinSource, Requirement
+from runner.deps.pipconf import pip_settings
+
+if TYPE_CHECKING:
+    from runner.deps.declared import Declared
+    from runner.deps.index import IndexLookup
+    from runner.deps.resolve import Resolved
+    from runner.deps.scan import FileScan
+
+# Only the modules the cached path needs are imported here: a cached ``runner run``
+# must not pay for packaging/ssl/tomllib imports (tens of milliseconds).  The
+# others are imported where a cache miss needs them.
+
+#: where shipped wheel files are in the image (the build copies ``Lock.ship`` there)
+SHIP_DIR = "/runner-deps"
+_DECLARED_NAMES = ("uv.lock", "poetry.lock", "requirements.txt", "environment.yml", "environment.yaml", "pyproject.toml")
+
+
+def scan_file_bytes(path: str, data: bytes) -> FileScan:
+    """Parse one file (indirection so the parser module loads only on a cache miss)."""
+    from runner.deps.scan import scan_file_bytes as scan
+
+    return scan(path, data)
+
+__all__ = ["lock_project", "write_lock", "SHIP_DIR"]
+
+_SCHEMA = 3
+_INDEX_TTL = 24 * 3600.0
+_SCANNED = (".py", ".pyw", ".ipynb")
+
+
+def write_lock(lock: Lock, path: Path) -> None:
+    """Write ``lock.text()`` to ``path`` atomically (the file the person reads and the build installs)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(lock.text(), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _stat(path: str) -> list[int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return [st.st_size, st.st_mtime_ns]
+
+
+def _stamps_ok(stamps: Iterable[Sequence[Any]]) -> bool:
+    return all(_stat(str(p)) == s for p, s in stamps)
+
+
+@dataclass(frozen=True)
+class _Cache:
+    folder: Path | None
+
+    def path(self, name: str) -> Path | None:
+        return None if self.folder is None else self.folder / "deps" / name
+
+    def read(self, name: str) -> Any | None:
+        p = self.path(name)
+        return None if p is None else read_json(p)
+
+    def write(self, name: str, data: Any) -> None:
+        p = self.path(name)
+        if p is not None:
+            write_json(p, data)
+
+
+def lock_project(
+    root: Path,
+    files: Sequence[str],
+    script: str,
+    *,
+    python: str | None = None,
+    requirements: Path | None = None,
+    cache_dir: Path | None = None,
+    offline: bool = False,
+    index: IndexLookup | None = None,
+) -> Lock:
+    """The dependency lock of the project at ``root`` run as ``script`` (relative to ``root``).
+
+    ``files`` is the build context (``runner.project.list_files``); its ``.py``,
+    ``.pyw`` and ``.ipynb`` files are scanned.  ``python`` is the interpreter whose
+    packages are pinned (default: ``python`` on PATH).  ``requirements`` overrides
+    every declared file.  ``index`` replaces the package index (tests); ``offline``
+    never asks it.
+    """
+    root = Path(root)
+    cache = _Cache(Path(cache_dir) if cache_dir is not None else None)
+    where = "" if offline else (index.where if index is not None else pip_settings().index_url)
+
+    # --- inputs, by stat only
+    scanned = sorted(f for f in files if f.endswith(_SCANNED))
+    stats = {f: _stat(os.path.join(root, f)) for f in scanned}
+    declared_path: Path | None = requirements
+    if declared_path is None and not set(_DECLARED_NAMES).isdisjoint(files):
+        from runner.deps.declared import find_declared
+
+        declared_path = find_declared(root, files)
+    python_cmd = resolve_python(python)
+    fp = fingerprint(python_cmd)
+    key = digest(
+        [
+            _SCHEMA,
+            os.fspath(root),
+            script,
+            digest(list(files)),
+            stats,
+            fp,
+            None if declared_path is None else [os.fspath(declared_path), _stat(os.fspath(declared_path))],
+            offline,
+            where,
+        ]
+    )
+    lock_name = f"lock-{digest([os.fspath(root), script, python, None if requirements is None else os.fspath(requirements), offline])}.json"
+    entry = cache.read(lock_name)
+    if isinstance(entry, dict) and entry.get("key") == key:
+        try:
+            if (
+                stamps_valid(entry["probe_stamps"])
+                and _stamps_ok(entry["stamps"])
+                and float(entry["expires"]) > time.time()
+            ):
+                return lock_from_json(entry["lock"])
+        except (KeyError, TypeError, ValueError):
+            pass
+
+    from runner.deps.pin import image_marker_env
+    from runner.deps.resolve import build_local_index, classify
+
+    env = _environment(python_cmd, fp, cache)
+    sites, scan_warnings = _scan(root, scanned, stats, cache)
+    local = build_local_index(files)
+    resolved = classify(sites, script=script, local=local, env=env)
+    stamps: list[list[Any]] = []
+    expires = [time.time() + 365 * 24 * 3600.0]
+
+    if declared_path is not None:
+        from runner.deps.declared import load_declared
+
+        declared = load_declared(
+            Path(declared_path), root=root, marker_env=image_marker_env(env), installed=frozenset(env.dists)
+        )
+        stamps.extend([p, _stat(p)] for p in declared.read)
+        lock = _declared_lock(root, declared, resolved.imports, env, python_cmd, scan_warnings)
+    else:
+        if index is None and not offline and resolved.missing_top:
+            from runner.deps.index import SimpleIndex
+
+            index = SimpleIndex()
+        lock = _scan_lock(root, resolved, env, python_cmd, scan_warnings, None if offline else index, where, cache, expires)
+    stamps.extend([s.source, _stat(s.source)] for s in lock.ship)
+    cache.write(
+        lock_name,
+        {
+            "key": key,
+            "probe_stamps": [list(s) for s in env.stamps],
+            "stamps": stamps,
+            "expires": min(expires),
+            "lock": lock_to_json(lock),
+        },
+    )
+    return lock
+
+
+# --------------------------------------------------------------------------- environment
+
+
+def _environment(python_cmd: str, fp: Mapping[str, Any], cache: _Cache) -> Environment:
+    name = f"probe-{digest(fp)}.json"
+    cached = cache.read(name)
+    if isinstance(cached, dict) and cached.get("fingerprint") == fp and isinstance(cached.get("probe"), dict):
+        probe = cached["probe"]
+        try:
+            if stamps_valid(probe["stamps"]):
+                return parse_probe(python_cmd, probe)
+        except (KeyError, TypeError, ValueError):
+            pass
+    probe = run_probe(python_cmd)
+    cache.write(name, {"fingerprint": fp, "probe": probe})
+    return parse_probe(python_cmd, probe)
+
+
+# --------------------------------------------------------------------------- scan
+
+
+def _raw_to_json(r: Any) -> list[Any]:
+    return [r.module, r.line, r.guarded, r.lazy, list(r.names), r.cell]
+
+
+def _scan(
+    root: Path, scanned: list[str], stats: Mapping[str, list[int] | None], cache: _Cache
+) -> tuple[list[ImportSite], list[str]]:
+    from runner.deps.scan import FileScan, RawImport
+
+    cache_name = f"scan-{digest(os.fspath(root))}.json"
+    old = cache.read(cache_name)
+    old_files: dict[str, Any] = old.get("files", {}) if isinstance(old, dict) and old.get("v") == _SCHEMA else {}
+    new_files: dict[str, Any] = {}
+    sites: list[ImportSite] = []
+    warnings: list[str] = []
+    changed = False
+    for rel in scanned:
+        stat = stats.get(rel)
+        if stat is None:
+            continue
+        hit = old_files.get(rel)
+        result: FileScan | None = None
+        if isinstance(hit, list) and len(hit) == 3 and hit[0] == stat:
+            try:
+                result = FileScan(
+                    imports=tuple(
+                        RawImport(module=m, line=ln, guarded=g, lazy=lz, names=tuple(ns), cell=c)
+                        for m, ln, g, lz, ns, c in hit[1]
+                    ),
+                    errors=tuple((int(c), int(ln), str(msg)) for c, ln, msg in hit[2]),
+                )
+            except (TypeError, ValueError):
+                result = None
+        if result is None:
+            changed = True
+            try:
+                with open(os.path.join(root, rel), "rb") as fh:
+                    data = fh.read()
+            except OSError as exc:
+                warnings.append(f"{rel}: cannot read ({exc.strerror}); its imports are not in the lock")
+                continue
+            result = scan_file_bytes(rel, data)
+        new_files[rel] = [stat, [_raw_to_json(r) for r in result.imports], [list(e) for e in result.errors]]
+        for r in result.imports:
+            sites.append(
+                ImportSite(module=r.module, file=rel, line=r.line, guarded=r.guarded, lazy=r.lazy, names=r.names, cell=r.cell)
+            )
+        for cell, line, message in result.errors:
+            at = f"{rel}: cell {cell}, line {line}" if cell else f"{rel}:{line}"
+            if rel.endswith(".ipynb") and not cell:
+                at = rel
+            warnings.append(f"{at}: cannot parse ({message}); its imports are not in the lock")
+    if changed or set(new_files) != set(old_files):
+        cache.write(cache_name, {"v": _SCHEMA, "files": new_files})
+    return sites, warnings
+
+
+# --------------------------------------------------------------------------- locks
+
+
+def _where(info: ImportInfo) -> str:
+    site = info.sites[0]
+    return f"{site.file}, cell {site.cell}, line {site.line}" if site.cell else f"{site.file}:{site.line}"
+
+
+def _scan_lock(
+    root: Path,
+    resolved: Resolved,
+    env: Environment,
+    python_cmd: str,
+    scan_warnings: list[str],
+    index: IndexLookup | None,
+    where: str,
+    cache: _Cache,
+    expires: list[float],
+) -> Lock:
+    from runner.deps.index import IndexUnavailable, pypi_names
+    from runner.deps.pin import pin
+
+    pinned = pin(env, resolved.direct, root=os.fspath(root))
+    requirements = list(pinned.requirements)
+    warnings = [*scan_warnings, *pinned.warnings]
+    notes = list(pinned.notes)
+    have = {r.name for r in requirements}
+    index_cache: dict[str, Any] = {}
+    index_dirty = False
+    if resolved.missing_top and index is not None and where:
+        loaded = cache.read("index.json")
+        index_cache = loaded if isinstance(loaded, dict) else {}
+    for info in resolved.missing_top:
+        module = info.sites[0].module
+        label = f"{info.name} (imported at {_where(info)})"
+        if index is None or not where:
+            warnings.append(f"{label} is not installed locally and the index was not asked (offline): not in the lock")
+            continue
+        found: tuple[str, str] | None = None
+        failure: str | None = None
+        candidates = pypi_names(module)
+        for candidate in candidates:
+            ckey = f"{where}|{candidate}|{env.version}"
+            hit = index_cache.get(ckey)
+            if isinstance(hit, list) and len(hit) == 2 and isinstance(hit[0], (int, float)) and hit[0] + _INDEX_TTL > time.time():
+                version = hit[1]
+                expires.append(hit[0] + _INDEX_TTL)
+            else:
+                try:
+                    version = index.newest(candidate, python_version=env.version)
+                except IndexUnavailable as exc:
+                    failure = str(exc)
+                    break
+                now = time.time()
+                index_cache[ckey] = [now, version]
+                index_dirty = True
+                expires.append(now + _INDEX_TTL)
+            if version:
+                found = (candidate, str(version))
+                break
+        if found is not None:
+            name, version = found
+            if name not in have:
+                have.add(name)
+                requirements.append(
+                    Requirement(name=name, version=version, line=f"{name}=={version}", source=PinSource.INDEX, imports=(info.name,))
+                )
+            warnings.append(
+                f"{label} is not installed locally: pinned {name}=={version}, the newest on {where} "
+                f"(its dependencies are resolved by pip in the image)"
+            )
+        elif failure is not None:
+            warnings.append(f"{label} is not installed locally and the index could not be asked ({failure}): not in the lock")
+            expires.append(0.0)  # retry next time
+        else:
+            warnings.append(
+                f"{label} is not installed locally and {where} has no project named {' or '.join(candidates)}: not in the lock"
+            )
+    if index_dirty:
+        cache.write("index.json", index_cache)
+    for info in resolved.missing_guarded:
+        notes.append(f"{info.name}: imported only guarded or lazily ({_where(info)}) and not installed locally: left out")
+    for info in resolved.py2:
+        notes.append(f"{info.name}: a Python 2 standard-library module ({_where(info)}): left out")
+    for info in resolved.ambiguous:
+        notes.append(f"{info.name}: provided by several installed distributions ({', '.join(info.distributions)}): all pinned")
+    return Lock(
+        requirements=tuple(sorted(requirements, key=lambda r: (r.name, r.line))),
+        imports=resolved.imports,
+        warnings=tuple(warnings),
+        ship=pinned.ship,
+        origin="scan",
+        install_project=pinned.install_project,
+        python=python_cmd,
+        python_version=env.version,
+        notes=tuple(notes),
+        pip_options=pinned.pip_options,
+    )
+
+
+def _declared_lock(
+    root: Path,
+    declared: Declared,
+    imports: Sequence[ImportInfo],
+    env: Environment,
+    python_cmd: str,
+    scan_warnings: list[str],
+) -> Lock:
+    from runner.deps.index import pypi_names
+    from runner.deps.pin import closure, image_marker_env, project_distributions
+
+    names = set(declared.names)
+    if declared.install_project:
+        # the project's own distribution brings its requirements
+        names.update(project_distributions(env, os.fspath(root)))
+    covered = set(closure(env, {n: frozenset() for n in names if n in env.dists}, image_marker_env(env)).dists) | names
+    uncovered: list[str] = []
+    for info in imports:
+        if info.kind is ImportKind.THIRD_PARTY:
+            if not set(info.distributions) & covered:
+                uncovered.append(f"{info.name} ({', '.join(info.distributions)})")
+        elif info.kind is ImportKind.MISSING and any(not s.guarded and not s.lazy for s in info.sites):
+            if not set(pypi_names(info.sites[0].module)) & covered:
+                uncovered.append(f"{info.name} (not installed)")
+    warnings = [*scan_warnings, *declared.warnings]
+    if uncovered:
+        warnings.append(f"{declared.origin} does not cover these imports: {', '.join(sorted(set(uncovered)))}")
+    return Lock(
+        requirements=tuple(declared.requirements),
+        imports=tuple(imports),
+        warnings=tuple(warnings),
+        ship=tuple(declared.ship),
+        origin=declared.origin,
+        install_project=declared.install_project,
+        python=python_cmd,
+        python_version=env.version,
+        notes=tuple(declared.notes),
+        pip_options=tuple(declared.pip_options),
+    )

@@ -28,6 +28,10 @@ class ImportSite:
     line: int
     guarded: bool = False  # under try/except ImportError (or a broader except)
     lazy: bool = False  # inside a function/class body or an ``if`` block
+    #: ``from X import a, b``: the imported names (``X.a`` may be a submodule: ``from google import protobuf``)
+    names: tuple[str, ...] = ()
+    #: notebook cell number (1-based) for ``.ipynb`` files, 0 for Python files
+    cell: int = 0
 
 
 @dataclass(frozen=True)
@@ -80,7 +84,10 @@ class Lock:
     python: str = ""
     python_version: str = ""
     notes: tuple[str, ...] = field(default=())  # informational (guarded import left out, ...)
+    #: pip options the requirements need, written first in ``requirements.lock``
+    #: (``--extra-index-url https://download.pytorch.org/whl/cpu`` for ``torch==2.3.0+cpu``)
+    pip_options: tuple[str, ...] = ()
 
     def text(self) -> str:
         """The ``requirements.lock`` content: deterministic, one requirement per line."""
-        return "".join(f"{r.line}\n" for r in self.requirements)
+        return "".join(f"{o}\n" for o in self.pip_options) + "".join(f"{r.line}\n" for r in self.requirements)

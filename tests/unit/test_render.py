@@ -6,10 +6,10 @@ FROM runner-python:3.11 AS deps
 ARG PIP_INDEX_URL
 ARG PIP_EXTRA_INDEX_URL
 ARG PIP_TRUSTED_HOST
-COPY .runner/deps/ /tmp/runner-deps/
-RUN if [ -s /tmp/runner-deps/ca.pem ]; then export PIP_CERT=/tmp/runner-deps/ca.pem; fi \\
+COPY .runner/deps/ /runner-deps/
+RUN if [ -s /runner-deps/ca.pem ]; then export PIP_CERT=/runner-deps/ca.pem; fi \\
  && python3 -m venv /opt/runner/venv \\
- && cd /tmp/runner-deps && /opt/runner/venv/bin/python -m pip install --no-cache-dir --disable-pip-version-check --no-input --progress-bar off -r requirements.lock
+ && cd /runner-deps && /opt/runner/venv/bin/python -m pip install --no-cache-dir --disable-pip-version-check --no-input --progress-bar off -r requirements.lock
 
 FROM runner-python:3.11
 COPY --from=deps /opt/runner/venv /opt/runner/venv

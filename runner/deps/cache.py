@@ -1,0 +1,108 @@
+"""The dependency stage's file cache: small JSON files, written atomically.
+
+Everything here is best effort: a missing, unreadable or corrupt cache file is a
+miss, a failed write is ignored.  Writes go to a temporary file in the same folder
+and are renamed over the target (``os.replace`` is atomic on POSIX), so parallel
+runners never see half a file; the worst case of a race is one lost update.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from runner.deps.model import (
+    ImportInfo,
+    ImportKind,
+    ImportSite,
+    Lock,
+    PinSource,
+    Requirement,
+    ShipFile,
+)
+
+__all__ = ["read_json", "write_json", "digest", "lock_to_json", "lock_from_json"]
+
+
+def digest(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:32]
+
+
+def read_json(path: Path) -> Any | None:
+    try:
+        with open(path, "rb") as fh:
+            return json.loads(fh.read())
+    except (OSError, ValueError):
+        return None
+
+
+def write_json(path: Path, data: Any) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                json.dump(data, fh, sort_keys=True, separators=(",", ":"))
+            os.replace(tmp, path)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise
+    except OSError:
+        pass
+
+
+def _site_to_json(s: ImportSite) -> list[Any]:
+    return [s.module, s.file, s.line, s.guarded, s.lazy, list(s.names), s.cell]
+
+
+def _site_from_json(v: list[Any]) -> ImportSite:
+    return ImportSite(
+        module=str(v[0]), file=str(v[1]), line=int(v[2]), guarded=bool(v[3]), lazy=bool(v[4]),
+        names=tuple(str(n) for n in v[5]), cell=int(v[6]),
+    )
+
+
+def lock_to_json(lock: Lock) -> dict[str, Any]:
+    return {
+        "requirements": [[r.name, r.version, r.line, r.source.value, list(r.imports)] for r in lock.requirements],
+        "imports": [
+            [i.name, i.kind.value, list(i.distributions), [_site_to_json(s) for s in i.sites]] for i in lock.imports
+        ],
+        "warnings": list(lock.warnings),
+        "ship": [[s.source, s.target] for s in lock.ship],
+        "origin": lock.origin,
+        "install_project": lock.install_project,
+        "python": lock.python,
+        "python_version": lock.python_version,
+        "notes": list(lock.notes),
+        "pip_options": list(lock.pip_options),
+    }
+
+
+def lock_from_json(d: dict[str, Any]) -> Lock:
+    """Inverse of :func:`lock_to_json`; raises (KeyError, TypeError, ValueError) on a bad entry."""
+    return Lock(
+        requirements=tuple(
+            Requirement(name=str(n), version=None if v is None else str(v), line=str(line), source=PinSource(src), imports=tuple(imps))
+            for n, v, line, src, imps in d["requirements"]
+        ),
+        imports=tuple(
+            ImportInfo(name=str(n), kind=ImportKind(k), distributions=tuple(ds), sites=tuple(_site_from_json(s) for s in sites))
+            for n, k, ds, sites in d["imports"]
+        ),
+        warnings=tuple(str(w) for w in d["warnings"]),
+        ship=tuple(ShipFile(source=str(a), target=str(b)) for a, b in d["ship"]),
+        origin=str(d["origin"]),
+        install_project=bool(d["install_project"]),
+        python=str(d["python"]),
+        python_version=str(d["python_version"]),
+        notes=tuple(str(n) for n in d["notes"]),
+        pip_options=tuple(str(o) for o in d["pip_options"]),
+    )
