@@ -114,6 +114,7 @@ class App:
             options={"resources": _resources_doc(opts.resources), "env": sorted(opts.env)},
             experiments=[(plan.command, {})],
             state=ExpState.QUEUED if cached else ExpState.BUILDING,
+            owner_pid=os.getpid(),
         )
         self.store.update_run(run.name, image=image, cached=int(cached))
         run_dir = self.home.run_dir(run.name)

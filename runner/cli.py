@@ -296,11 +296,12 @@ def _table(title: str, columns: list[str], rows: list[list[str]]) -> None:
     from rich.table import Table
 
     table = Table(title=title, title_justify="left")
-    for c in columns:
-        table.add_column(c, overflow="fold")
+    for i, c in enumerate(columns):
+        table.add_column(c, overflow="fold", no_wrap=i == 0)
     for r in rows:
         table.add_row(*r)
-    Console().print(table)
+    # a pipe gets the whole table, not one folded to 80 columns
+    Console(width=None if sys.stdout.isatty() else 250).print(table)
 
 
 def _summary_doc(s: RunSummary) -> dict[str, Any]:
@@ -407,8 +408,9 @@ def main(argv: list[str] | None = None) -> NoReturn:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv[: _first_command(argv) + 1]
     try:
-        app(argv, prog_name="runner", standalone_mode=False)
-        sys.exit(0)
+        # without standalone mode, typer.Exit(n) comes back as the return value
+        rc = app(argv, prog_name="runner", standalone_mode=False)
+        sys.exit(rc if isinstance(rc, int) else 0)
     except typer.Exit as e:
         sys.exit(e.exit_code)
     except typer.TyperException as e:  # typer's own (vendored click) usage errors: exit 2

@@ -173,8 +173,13 @@ class Store:
         options: dict[str, Any],
         experiments: Sequence[tuple[Sequence[str], dict[str, Any]]],
         state: ExpState = ExpState.BUILDING,
+        owner_pid: int | None = None,
     ) -> RunRecord:
-        """Record a new run and its experiments under a fresh unique name."""
+        """Record a new run and its experiments under a fresh unique name.
+
+        ``owner_pid`` is the process that builds and launches them: from the first
+        moment they are recorded, somebody alive answers for them.
+        """
         now = time.time()
         for _ in range(50):
             name = make_name()
@@ -186,10 +191,11 @@ class Store:
                         (name, project, root, script, json.dumps(list(args)), target, now, json.dumps(options)),
                     )
                     db.executemany(
-                        "INSERT INTO experiments (name, run, idx, command, params, state, created_at)"
-                        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        "INSERT INTO experiments (name, run, idx, command, params, state, created_at, owner_pid)"
+                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                         [
-                            (experiment_name(name, i), name, i, json.dumps(list(cmd)), json.dumps(params), state.value, now)
+                            (experiment_name(name, i), name, i, json.dumps(list(cmd)), json.dumps(params), state.value,
+                             now, owner_pid)  # fmt: skip
                             for i, (cmd, params) in enumerate(experiments)
                         ],
                     )

@@ -113,6 +113,8 @@ class DockerEngine:
                     )
                 text = str(chunk.get("stream", ""))
                 for line in text.splitlines():
+                    if not line.strip():  # the classic builder pads steps with blank lines
+                        continue
                     if line.startswith("Step "):
                         step = line
                     tail.append(line)
