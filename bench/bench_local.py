@@ -42,12 +42,13 @@ def runner_cmd(*args: str) -> list[str]:
 def cached_overhead(env: dict[str, str], repeat: int) -> dict[str, float]:
     hello = REPO / "examples/hello.py"
     timed(runner_cmd("run", "--local", str(hello)), env)  # build once (or reuse)
-    image = json.loads(subprocess.check_output(runner_cmd("inspect", str(hello), "--json"), env=env))["image"]
-    timed([DOCKER, "run", "--rm", image, "python3", "hello.py"], env)  # warm the engine's caches too
+    plan = json.loads(subprocess.check_output(runner_cmd("inspect", str(hello), "--json"), env=env))
+    docker_run = [DOCKER, "run", "--rm", plan["image"], *plan["command"]]
+    timed(docker_run, env)  # warm the engine's caches too
     r, d = [], []
     for _ in range(repeat):
         r.append(timed(runner_cmd("run", "--local", str(hello)), env))
-        d.append(timed([DOCKER, "run", "--rm", image, "python3", "hello.py"], env))
+        d.append(timed(docker_run, env))
     rm, dm = statistics.median(r), statistics.median(d)
     return {"runner_median_s": rm, "docker_run_median_s": dm, "ratio": rm / dm}
 

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from runner.artifacts import copy_artifacts, list_artifacts
-from runner.buildenv import read_build_env, redact
 from runner.errors import BuildError, RunnerError
 from runner.home import Home
 from runner.image import ContextEntry, write_context
@@ -127,6 +126,8 @@ class App:
         """Build the image (a no-op when cached), yielding the build log; the log is kept for ``logs --build``."""
         if sub.cached:
             return
+        from runner.buildenv import read_build_env, redact
+
         env = read_build_env()
         ctx = io.BytesIO()
         write_context(ctx, [*sub.plan.entries, ContextEntry(".runner/deps/ca.pem", 0o644, data=env.ca_bundle)])

@@ -6,37 +6,43 @@ import os
 import posixpath
 import shutil
 import tarfile
-from collections.abc import Iterable
 from pathlib import Path
 
 
-def export_roots(changed: Iterable[str], under: str) -> tuple[list[str], set[str]]:
-    """From changed container paths, the relative paths under ``under`` and the fewest folders to export.
+def copy_from_layer(upper: Path, dest: Path) -> list[str]:
+    """Copy the regular files of a container's writable layer folder (its ``/project`` part) to ``dest``.
 
-    ``changed`` lists every changed path, folders included; a path whose parent also
-    changed is inside an exported folder already.
+    Overlay whiteouts (character devices marking deletions) are not files and are skipped.
     """
-    prefix = under.rstrip("/") + "/"
-    rel = {p[len(prefix):] for p in changed if p.startswith(prefix)}
-    roots = sorted(p for p in rel if posixpath.dirname(p) not in rel)
-    return roots, rel
+    saved: list[str] = []
+    if not upper.is_dir():
+        return saved
+    for path in sorted(upper.rglob("*")):
+        if path.is_symlink() or not path.is_file():
+            continue
+        rel = path.relative_to(upper).as_posix()
+        target = dest / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, target)
+        os.chmod(target, 0o755 if path.stat().st_mode & 0o111 else 0o644)
+        saved.append(rel)
+    return saved
 
 
-def extract_selected(tar: tarfile.TarFile, *, root: str, wanted: set[str], dest: Path) -> list[str]:
-    """Write the regular files of ``tar`` (the export of folder ``root``) whose path is in ``wanted``, below ``dest``.
+def extract_changed(tar: tarfile.TarFile, *, dest: Path) -> list[str]:
+    """From an export of the working folder, write the files the experiment created or changed.
 
-    Names are checked so a hostile archive cannot write outside ``dest``.
+    The build context gives every file of the image mtime 0 (see :mod:`runner.image`), so a
+    regular file with any other mtime was written by the experiment.  The archive's top
+    folder (the working folder's own name) is dropped; names that would leave ``dest`` are refused.
     """
     saved = []
     for member in tar:
-        if not member.isfile():
+        if not member.isfile() or member.mtime == 0:
             continue
-        name = posixpath.normpath(member.name)
-        # the archive of container path X/Y holds Y/...: put the folder X back in front
-        parent = posixpath.dirname(root)
-        if parent:
-            name = posixpath.join(parent, name)
-        if name not in wanted or name.startswith("../") or posixpath.isabs(name):
+        parts = posixpath.normpath(member.name).split("/")[1:]
+        name = "/".join(parts)
+        if not name or ".." in parts or posixpath.isabs(member.name):
             continue
         target = dest / name
         target.parent.mkdir(parents=True, exist_ok=True)

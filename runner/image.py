@@ -11,12 +11,13 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import tarfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
+
+from runner.jsonfile import read_json, write_json
 
 #: bump when the hashed layout changes, so old tags are not mistaken for new ones
 TAG_SCHEME = "runner-image-v1"
@@ -82,13 +83,9 @@ class DigestCache:
         self._path = path
         self._entries: dict[str, list[object]] = {}
         self._dirty = False
-        if path is not None:
-            try:
-                loaded = json.loads(path.read_text())
-                if isinstance(loaded, dict):
-                    self._entries = loaded
-            except (OSError, ValueError):
-                pass
+        loaded = read_json(path) if path is not None else None
+        if isinstance(loaded, dict):
+            self._entries = loaded
 
     def digest(self, path: Path) -> str:
         st = path.stat()
@@ -105,10 +102,7 @@ class DigestCache:
     def save(self) -> None:
         if self._path is None or not self._dirty:
             return
-        self._path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self._path.with_name(f"{self._path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(self._entries, separators=(",", ":")))
-        os.replace(tmp, self._path)
+        write_json(self._path, self._entries)
         self._dirty = False
 
 

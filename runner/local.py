@@ -15,9 +15,10 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from runner.artifacts import export_roots, extract_selected
+from runner.artifacts import copy_from_layer, extract_changed
 from runner.errors import EngineError, NotFoundError, RunnerError
 from runner.home import Home
 from runner.logs import LogLine, LogWriter, now_iso
@@ -119,13 +120,12 @@ class LocalTarget:
 
     def collect_artifacts(self, exp: ExperimentRecord) -> list[str]:
         assert exp.handle is not None
-        roots, wanted = export_roots(self.engine.changed_paths(exp.handle), PROJECT_DIR)
         dest = self.home.artifacts(exp.run, exp.name)
-        saved: list[str] = []
-        for root in roots:
-            with self.engine.export(exp.handle, f"{PROJECT_DIR}/{root}") as tar:
-                saved += extract_selected(tar, root=root, wanted=wanted, dest=dest)
-        return saved
+        upper = self.engine.upper_dir(exp.handle)
+        if upper is not None:
+            return copy_from_layer(Path(upper) / PROJECT_DIR.lstrip("/"), dest)
+        with self.engine.export(exp.handle, PROJECT_DIR) as tar:
+            return extract_changed(tar, dest=dest)
 
     def stop(self, exp: ExperimentRecord) -> None:
         self.store.update_experiment(exp.name, stop_requested=1)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-import secrets
+import os
 
 ADJECTIVES = (
     "amber", "bold", "brisk", "calm", "clever", "cosmic", "crisp", "daring", "eager", "fancy",
@@ -30,7 +30,11 @@ _EXP_NAME = re.compile(r"^(?P<run>.+)-exp(?P<index>\d+)$")
 
 def random_run_name() -> str:
     """``spiffy-sunfish-821``: uniqueness is enforced by the history store, not here."""
-    return f"{secrets.choice(ADJECTIVES)}-{secrets.choice(ANIMALS)}-{secrets.randbelow(900) + 100}"
+    # os.urandom rather than secrets/random: a few milliseconds less on every run
+    n = int.from_bytes(os.urandom(8), "big")
+    adjective, n = ADJECTIVES[n % len(ADJECTIVES)], n // len(ADJECTIVES)
+    animal, n = ANIMALS[n % len(ANIMALS)], n // len(ANIMALS)
+    return f"{adjective}-{animal}-{n % 900 + 100}"
 
 
 def experiment_name(run: str, index: int) -> str:

@@ -20,7 +20,7 @@ from urllib.parse import unquote, urlparse
 
 from runner.deps.interp import normalize
 from runner.deps.model import PinSource, Requirement, ShipFile
-from runner.deps.pin import SHIP_DIR, parse_requirement
+from runner.deps import SHIP_DIR
 from runner.errors import DependencyError, UsageError
 
 __all__ = ["Declared", "DECLARED_FILES", "find_declared", "load_declared"]
@@ -177,6 +177,8 @@ def _add_line(text: str, *, base: Path, root: Path, out: Declared, where: str) -
     if "://" in body or body.startswith((".", "/")) or _ARCHIVE.search(body.split(";")[0].strip()):
         _add_location(body, text, base=base, root=root, out=out, where=where)
         return
+    from runner.deps.pin import parse_requirement  # packaging: only when a declared file is read
+
     req = parse_requirement(body)
     m = _NAME.match(text)
     if req is None or m is None:
@@ -514,6 +516,8 @@ def _poetry_lock(path: Path, root: Path, env: Mapping[str, str], out: Declared) 
                 continue
             extras = frozenset(spec.get("extras", [])) if isinstance(spec, dict) else frozenset()
             roots[normalize(raw_name)] = extras
+        from runner.deps.pin import parse_requirement
+
         for text in (pp.get("project", {}) or {}).get("dependencies", []) or []:
             req = parse_requirement(str(text))
             if req is not None and _marker_ok(str(req.marker) if req.marker else None, env):

@@ -1,10 +1,11 @@
 import io
+import os
 import tarfile
 import threading
 import time
 from pathlib import Path
 
-from runner.artifacts import export_roots, extract_selected
+from runner.artifacts import copy_from_layer, extract_changed
 from runner.logs import LogLine, LogWriter, engine_time, follow_file, parse_line, read_lines
 
 
@@ -39,11 +40,12 @@ def test_writer_tail_and_follow(tmp_path: Path) -> None:
     assert seen == ["[stdout] [t] late"]
 
 
-def _tar(members: dict[str, bytes | None]) -> tarfile.TarFile:
+def _tar(members: dict[str, tuple[bytes | None, int]]) -> tarfile.TarFile:
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as t:
-        for name, data in members.items():
+        for name, (data, mtime) in members.items():
             info = tarfile.TarInfo(name)
+            info.mtime = mtime
             if data is None:
                 info.type = tarfile.DIRTYPE
                 t.addfile(info)
@@ -54,18 +56,29 @@ def _tar(members: dict[str, bytes | None]) -> tarfile.TarFile:
     return tarfile.open(fileobj=buf, mode="r|")
 
 
-def test_export_roots_picks_top_changed_folders() -> None:
-    changed = ["/project", "/project/logs", "/project/logs/a.txt", "/project/src/model.pt", "/tmp/x", "/project/src"]
-    roots, rel = export_roots([c for c in changed if c != "/project/src"], "/project")
-    assert roots == ["logs", "src/model.pt"]
-    assert rel == {"logs", "logs/a.txt", "src/model.pt"}
-
-
-def test_extract_selected_only_wanted_and_never_outside(tmp_path: Path) -> None:
-    tar = _tar({"logs": None, "logs/a.txt": b"A", "logs/old.txt": b"old", "../evil": b"x"})
-    saved = extract_selected(tar, root="logs", wanted={"logs", "logs/a.txt", "../evil"}, dest=tmp_path / "out")
-    assert saved == ["logs/a.txt"]
+def test_extract_changed_keeps_files_with_a_real_mtime_only(tmp_path: Path) -> None:
+    tar = _tar({
+        "project": (None, 0),
+        "project/train.py": (b"from the image", 0),  # build context files have mtime 0
+        "project/logs": (None, 1_700_000_000),
+        "project/logs/a.txt": (b"A", 1_700_000_000),
+        "project/train.py.bak": (b"B", 1_700_000_001),
+        "project/../evil": (b"x", 1_700_000_000),
+    })  # fmt: skip
+    saved = extract_changed(tar, dest=tmp_path / "out")
+    assert saved == ["logs/a.txt", "train.py.bak"]
     assert (tmp_path / "out/logs/a.txt").read_bytes() == b"A"
-    assert not (tmp_path / "evil").exists()
-    tar = _tar({"model.pt": b"M"})
-    assert extract_selected(tar, root="src/model.pt", wanted={"src/model.pt"}, dest=tmp_path / "o2") == ["src/model.pt"]
+    assert not (tmp_path / "out/train.py").exists()
+    assert not (tmp_path / "evil").exists() and not (tmp_path / "out/../evil").exists()
+
+
+def test_copy_from_layer_skips_whiteouts_and_links(tmp_path: Path) -> None:
+    upper = tmp_path / "upper"
+    (upper / "logs").mkdir(parents=True)
+    (upper / "logs/a.txt").write_text("A")
+    (upper / "model.bin").write_bytes(b"M")
+    (upper / "link").symlink_to("/etc/passwd")
+    os.mkfifo(upper / "not-a-file")
+    assert copy_from_layer(upper, tmp_path / "out") == ["logs/a.txt", "model.bin"]
+    assert (tmp_path / "out/model.bin").read_bytes() == b"M"
+    assert copy_from_layer(tmp_path / "absent", tmp_path / "o2") == []
