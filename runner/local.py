@@ -105,7 +105,7 @@ class LocalTarget:
             return
         cid = exp.handle
         end = self.engine.wait(cid)
-        self.collect_artifacts(exp)
+        self.collect_artifacts(exp, end.upper_dir)
         exp = self.store.get_experiment(name)  # a stop may have been asked meanwhile
         if exp.stop_requested:
             state, message = ExpState.STOPPED, "stopped"
@@ -118,10 +118,9 @@ class LocalTarget:
         self.store.finish_experiment(name, state=state, exit_code=end.exit_code, message=message)
         self.engine.remove(cid)
 
-    def collect_artifacts(self, exp: ExperimentRecord) -> list[str]:
+    def collect_artifacts(self, exp: ExperimentRecord, upper: str | None) -> list[str]:
         assert exp.handle is not None
         dest = self.home.artifacts(exp.run, exp.name)
-        upper = self.engine.upper_dir(exp.handle)
         if upper is not None:
             return copy_from_layer(Path(upper) / PROJECT_DIR.lstrip("/"), dest)
         with self.engine.export(exp.handle, PROJECT_DIR) as tar:
