@@ -15,6 +15,7 @@ help:
 	@echo "make unit         unit tests only (no engine)"
 	@echo "make bench        benchmarks in bench/"
 	@echo "make docker-up / docker-down   start / stop the Docker engine runner uses"
+	@echo "make cluster-up / cluster-down start / stop the local Kubernetes cluster (tests/cluster/README.md)"
 
 $(BIN)/runner: pyproject.toml
 	@$(PYTHON) -m venv --help >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq -o DPkg::Lock::Timeout=600 python3-venv; }
@@ -49,11 +50,15 @@ check: install
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-test: setup check
-	$(BIN)/pytest -q tests/unit tests/integration
+# The cluster stays up afterwards for development; .ci/run stops what it started.
+test: setup check cluster-up
+	$(BIN)/pytest -q tests/unit tests/integration tests/cluster
 
 bench: setup
 	$(BIN)/python bench/bench_local.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache
+
+# The development Kubernetes cluster: cluster-up, cluster-down, cluster-build, cluster-status, cluster-test.
+include tests/cluster/cluster.mk

@@ -38,7 +38,7 @@ done
 # Container processes left behind (if containerd could not stop them) are in
 # the kubelet's kubepods cgroups, which hold nothing but ours.
 kubepods_cgroups() { find /sys/fs/cgroup/*/kubepods -depth -type d 2>/dev/null || true; }
-for attempt in 1 2 3; do
+for _ in 1 2 3; do
   pids=$(kubepods_cgroups | while read -r cg; do cat "$cg/cgroup.procs" 2>/dev/null; done | sort -u)
   [[ -z $pids ]] && break
   log "killing processes left in kubepods cgroups: $(echo $pids)"

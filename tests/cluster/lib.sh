@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034  # (settings are used by the scripts sourcing this)
 # Shared settings and helpers of the development cluster's scripts
 # (build.sh, up.sh, down.sh). Sourced, not run. See README.md for the layout.
 set -Eeuo pipefail

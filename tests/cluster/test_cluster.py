@@ -1,8 +1,8 @@
 """Checks that the development cluster (make cluster-up) is real Kubernetes.
 
 Runs against the running cluster through its kubeconfig and the kubectl built
-into the cluster's multi-call binary; every test is skipped when the cluster is
-not up. Each test works in its own namespace, deleted afterwards. No timing
+into the cluster's multi-call binary; every test fails when the cluster is not
+up (`make test` starts it). Each test works in its own namespace, deleted afterwards. No timing
 assertions: waits only have generous time limits.
 
     make cluster-up && make cluster-test
@@ -73,7 +73,10 @@ def wait_until(what: str, predicate: Any, timeout: float = 120, interval: float 
         time.sleep(interval)
 
 
-pytestmark = pytest.mark.skipif(not _cluster_up(), reason="development cluster not up (make cluster-up)")
+@pytest.fixture(scope="module", autouse=True)
+def cluster_running() -> None:
+    # `make test` brings the cluster up first; a cluster that is down is a failure, not a skip
+    assert _cluster_up(), "the development cluster is not up: run `make cluster-up` first"
 
 
 @pytest.fixture

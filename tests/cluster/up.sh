@@ -29,7 +29,7 @@ ensure_packages() {
   done
   [[ -x $CNI_BIN_DIR/bridge && -x $CNI_BIN_DIR/firewall ]] || missing+=(containernetworking-plugins)
   (( ${#missing[@]} )) || return 0
-  missing=($(printf '%s\n' "${missing[@]}" | sort -u))
+  mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
   log "installing OS packages: ${missing[*]}"
   apt_get install -y --no-install-recommends "${missing[@]}"
 }
@@ -122,7 +122,7 @@ if [[ "$(findmnt -no PROPAGATION /)" != shared ]]; then
 fi
 
 # --- certificates and kubeconfigs (openssl) ---------------------------------------
-PKI=$STATE_DIR/pki
+PKI=$PKI_DIR
 log "making certificates (node address $NODE_IP)"
 newkey() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1" 2> /dev/null; }
 newkey "$PKI/ca.key"
@@ -218,13 +218,13 @@ wait_for etcd 60 curl -fsS "$ETCD_URL/health"
 
 # Images: no Docker needed, push-image assembles them from local files.
 push_images() {
-  "$BIN/k8s" push-image --registry "$REGISTRY" --image "${PAUSE_IMAGE#$REGISTRY/}" \
+  "$BIN/k8s" push-image --registry "$REGISTRY" --image "${PAUSE_IMAGE#"$REGISTRY"/}" \
     --add "$BIN/pause:/pause" --entrypoint /pause
   local links=() cmd
   for cmd in $("$CACHE_DIR/busybox/bin/busybox" --list); do
     [[ $cmd == busybox ]] || links+=(--symlink "/bin/$cmd:busybox")
   done
-  "$BIN/k8s" push-image --registry "$REGISTRY" --image "${BUSYBOX_IMAGE#$REGISTRY/}" \
+  "$BIN/k8s" push-image --registry "$REGISTRY" --image "${BUSYBOX_IMAGE#"$REGISTRY"/}" \
     --add "$CACHE_DIR/busybox/bin/busybox:/bin/busybox" "${links[@]}" \
     --env PATH=/bin --entrypoint /bin/sh
 }
