@@ -193,13 +193,7 @@ def main() -> int:
 
     projects: list[tuple[str, Path, str, set[str], set[str]]] = []
     for case in SCAN_CASES:
-        dest = work / "projects" / case
-        shutil.copytree(FIXTURES / case / "project", dest)
-        if case == "local_venv":
-            junk = dest / ".venv" / "lib" / "python3.11" / "site-packages" / "evilpkg"
-            junk.mkdir(parents=True)
-            (junk / "__init__.py").write_text("import thisisnotreal\n")
-            (dest / ".venv" / "pyvenv.cfg").write_text("home = /usr/bin\n")
+        dest = fakeenv.copy_fixture(FIXTURES / case / "project", work / "projects" / case)
         # the fixtures' expected sets assume the index answers wandb/requests; the bench is offline for runner
         expected = parse_lock((FIXTURES / case / "expected.lock").read_text())
         expected_json = json.loads((FIXTURES / case / "expected.json").read_text())

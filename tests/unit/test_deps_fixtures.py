@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import shutil
 import sys
 from pathlib import Path
 
@@ -59,15 +58,7 @@ def fake_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _prepare(case: str, tmp_path: Path) -> Path:
-    project = tmp_path / case
-    shutil.copytree(FIXTURES / case / "project", project)
-    if case == "local_venv":
-        # .venv/ cannot live in the repository (ignored): make it here.
-        junk = project / ".venv" / "lib" / "python3.11" / "site-packages" / "evilpkg"
-        junk.mkdir(parents=True)
-        (junk / "__init__.py").write_text("import thisisnotreal\n")
-        (project / ".venv" / "pyvenv.cfg").write_text("home = /usr/bin\n")
-    return project
+    return Path(fakeenv.copy_fixture(FIXTURES / case / "project", tmp_path / case))
 
 
 @pytest.mark.parametrize("case", CASES)
