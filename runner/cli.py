@@ -60,14 +60,20 @@ def _json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=default, ensure_ascii=False) + "\n")
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"runner {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
 def _root(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
-    version: Annotated[bool, typer.Option("--version", help="Print runner's version and exit.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", is_eager=True, callback=_print_version, help="Print runner's version and exit.")
+    ] = False,
 ) -> None:
-    if version:
-        typer.echo(f"runner {__version__}")
-        raise typer.Exit()
+    """``--debug`` is read by :func:`main` before parsing; here it only documents itself in --help."""
 
 
 # -- run, inspect -----------------------------------------------------------------------
