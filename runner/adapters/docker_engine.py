@@ -216,7 +216,9 @@ class DockerEngine:
 
     def create_and_start(self, spec: ContainerSpec) -> str:
         what = f"start container {spec.name}"
-        host: dict[str, Any] = {}
+        # An init process as PID 1 forwards signals: a script as PID 1 ignores SIGTERM, so a stop would
+        # wait out the engine's kill timeout; it also reaps the script's orphaned children.
+        host: dict[str, Any] = {"Init": True}
         if spec.cpus:
             host["NanoCpus"] = int(spec.cpus * 1e9)
         if spec.memory_bytes:
