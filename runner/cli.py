@@ -207,7 +207,7 @@ def _quote(arg: str) -> str:
     return shlex.quote(arg)
 
 
-@app.command()
+@app.command(context_settings={"allow_interspersed_args": False})
 def inspect(
     script: ScriptArg,
     args: ArgsArg = None,

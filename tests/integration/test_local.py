@@ -243,3 +243,30 @@ def test_no_secrets_in_image_or_history(runner: Runner, project: Project, docker
     # the CA bundle and the lock were used in the deps stage only
     probe = docker_api.containers.run(image, ["sh", "-c", "ls /runner-deps 2>&1 || true"], remove=True).decode()
     assert "No such file or directory" in probe
+
+
+def test_inspect_shows_the_plan_without_side_effects(runner: Runner, project: Project) -> None:
+    import yaml as local_yaml  # the user's interpreter has PyYAML; its version is what must be pinned
+
+    marker = f"# {uuid.uuid4()}\n"
+    root = project({"train.py": marker + "import os, yaml\nimport helpers\n", "helpers.py": "import json\n",
+                    ".env": "TOKEN=x\n", "data/big.csv": "1,2\n", ".runnerignore": "data/\n"})  # fmt: skip
+    r = runner("inspect", "--json", str(root / "train.py"), "--lr", "0.1")
+    assert r.code == 0, r.err
+    doc: Any = json.loads(r.out)
+    assert doc["root"] == str(root)
+    assert doc["command"] == ["python3", "train.py", "--lr", "0.1"]
+    assert doc["files"] == [".runnerignore", "helpers.py", "train.py"]
+    assert ".env" in doc["excluded"]
+    kinds = {i["name"]: (i["kind"], i["distributions"]) for i in doc["imports"]}
+    assert kinds["yaml"] == ("third_party", ["pyyaml"])
+    assert kinds["helpers"][0] == "local" and kinds["os"][0] == "stdlib"
+    assert f"pyyaml=={local_yaml.__version__}\n" in doc["lock"]
+    assert "COPY project/ /project/" in doc["dockerfile"]
+    assert doc["image"].startswith("runner/proj:")
+    # nothing recorded, nothing built
+    assert runner.json("history") == []
+    assert not (runner.home / "runs").exists()
+    r = runner("run", "--local", str(root / "train.py"), "--lr", "0.1")
+    assert r.code == 0, r.err
+    assert f"image      {doc['image']} (building)" in r.err
