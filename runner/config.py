@@ -1,28 +1,165 @@
-"""``runner.yaml`` at the project root: defaults for command-line options.
+"""``runner.yaml`` at the project root (or ``--config FILE``): defaults for command-line options.
 
-Flags win over the environment, which wins over the file.  Every problem in the
-file is reported at once, naming the key and the file.
+Flags win over the environment, which wins over the file: :func:`resolve` is the one
+place that says so.  Every problem in the file (unknown keys, wrong types, bad values)
+is reported at once, in one :class:`ConfigError` naming the keys and the file.
+
+Keys are the option names with ``_`` for ``-`` (``base_image`` for ``--base-image``)::
+
+    target: kubernetes          # local | kubernetes
+    registry: registry.example.com/me
+    context: my-cluster         # kubeconfig context
+    namespace: ml
+    base_image: python:3.11-slim
+    python: .venv/bin/python
+    requirements: requirements.txt
+    cpus: 2                     # more than zero
+    memory: 4Gi                 # or bytes
+    gpus: 1
+    env: {WANDB_MODE: offline}  # or a list of KEY=VALUE
+    secret: [wandb-key]
+    datastore: [imagenet:v2:/data]   # NAME[:VERSION][:MOUNTDIR]
+    timeout: 2h                 # seconds, or like 90s, 30m, 2h, 1d, 1h30m
+    retries: 1
+    sweep: true                 # expand sweep values (runner.sweep) with `strategy`
+    strategy: random_search     # grid_search | random_search
+    trials: 20
+    seed: 7
+    max_parallel: 4
+    detach: false
 """
 
 from __future__ import annotations
 
+import math
+import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
-from runner.errors import ConfigError
+from runner.errors import ConfigError, UsageError
+
+if TYPE_CHECKING:
+    from runner.sweep import Strategy
+
+# Imported on every `runner run`, so what only checking a file needs is cheap to
+# import: patterns are strings compiled on first use (re caches them), runner.sweep
+# is imported by sweep_settings(), and Key is a NamedTuple, not a dataclass.
 
 CONFIG_NAME = "runner.yaml"
-#: key -> accepted types
-KEYS: dict[str, tuple[type, ...]] = {
-    "base_image": (str,),
-    "python": (str,),
-    "requirements": (str,),
-    "cpus": (int, float),
-    "memory": (str, int),
-    "gpus": (int,),
-    "env": (dict, list),
+
+TARGETS = ("local", "kubernetes")
+STRATEGIES = ("grid_search", "random_search")  # runner.sweep.Strategy's, but "none"
+
+# Kubernetes names: a namespace is a DNS-1123 label, a secret a DNS-1123 subdomain.
+_LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
+_SUBDOMAIN = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*"
+_ENV_KEY = r"[A-Za-z_][A-Za-z0-9_]*"
+_DATASTORE_NAME = r"[A-Za-z0-9][A-Za-z0-9_.-]*"
+_DURATION_PART = r"(\d+(?:\.\d+)?)\s*([smhd]?)"
+_DURATION = r"\s*(?:\d+(?:\.\d+)?\s*[smhd]?\s*)+"
+_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _positive(v: Any) -> str | None:
+    return None if v > 0 else f"must be more than zero, not {v}"
+
+
+def _not_negative(v: Any) -> str | None:
+    return None if v >= 0 else f"cannot be negative, not {v}"
+
+
+def _one_of(*allowed: str) -> Callable[[Any], str | None]:
+    def check(v: Any) -> str | None:
+        return None if v in allowed else f"must be one of {', '.join(allowed)}, not {v!r}"
+
+    return check
+
+
+def _nonempty(v: Any) -> str | None:
+    return None if v.strip() else "cannot be empty"
+
+
+def _namespace(v: Any) -> str | None:
+    if len(v) <= 63 and re.fullmatch(_LABEL, v):
+        return None
+    return f"{v!r} is not a Kubernetes namespace name (lower-case letters, digits and '-', at most 63)"
+
+
+def _memory(v: Any) -> str | None:
+    from runner.resources import parse_memory
+
+    if isinstance(v, int):
+        return _positive(v)
+    try:
+        parse_memory(v)
+    except UsageError:
+        return f"{v!r} is not a size (write it like 512M, 2G or 1.5Gi, or a number of bytes)"
+    return None
+
+
+def _env(v: Any) -> str | None:
+    if isinstance(v, dict):
+        bad = [f"{k!r}" for k in v if not isinstance(k, str) or not re.fullmatch(_ENV_KEY, k)]
+        if bad:
+            return f"has keys that are not variable names: {', '.join(bad)}"
+        nested = [k for k, x in v.items() if isinstance(x, (dict, list))]
+        return f"values must be text or numbers, not for {', '.join(nested)}" if nested else None
+    bad = [f"{x!r}" for x in v if not isinstance(x, str) or "=" not in x or not re.fullmatch(_ENV_KEY, x.split("=")[0])]
+    return f"items must be KEY=VALUE, not {', '.join(bad)}" if bad else None
+
+
+def _secrets(v: Any) -> str | None:
+    bad = [f"{x!r}" for x in v if not isinstance(x, str) or len(x) > 253 or not re.fullmatch(_SUBDOMAIN, x)]
+    return f"items must be Kubernetes secret names, not {', '.join(bad)}" if bad else None
+
+
+def _datastores(v: Any) -> str | None:
+    bad = [f"{x!r}" for x in v if not isinstance(x, str) or not re.fullmatch(_DATASTORE_NAME, x.split(":")[0])]
+    return f"items must be NAME[:VERSION][:MOUNTDIR], not {', '.join(bad)}" if bad else None
+
+
+def _timeout(v: Any) -> str | None:
+    try:
+        parse_timeout(v)
+    except UsageError as e:
+        return e.message.removeprefix("--timeout ")
+    return None
+
+
+class Key(NamedTuple):
+    types: tuple[type, ...]
+    check: Callable[[Any], str | None] | None = None  # a problem with a well-typed value, or None
+
+
+#: every key the file may set; the CLI option is ``--`` + the key with ``-`` for ``_``
+KEYS: dict[str, Key] = {
+    "target": Key((str,), _one_of(*TARGETS)),
+    "registry": Key((str,), _nonempty),
+    "context": Key((str,), _nonempty),
+    "namespace": Key((str,), _namespace),
+    "base_image": Key((str,), _nonempty),
+    "python": Key((str,), _nonempty),
+    "requirements": Key((str,), _nonempty),
+    "cpus": Key((int, float), _positive),
+    "memory": Key((str, int), _memory),
+    "gpus": Key((int,), _not_negative),
+    "env": Key((dict, list), _env),
+    "secret": Key((list,), _secrets),
+    "datastore": Key((list,), _datastores),
+    "timeout": Key((int, str), _timeout),
+    "retries": Key((int,), _not_negative),
+    "sweep": Key((bool,)),
+    "strategy": Key((str,), _one_of(*STRATEGIES)),
+    "trials": Key((int,), _positive),
+    "seed": Key((int,)),
+    "max_parallel": Key((int,), _positive),
+    "detach": Key((bool,)),
 }
+
+# YAML spellings of types, for messages read by people who wrote YAML
+_TYPE_NAMES = {str: "str", int: "int", float: "float", bool: "bool", dict: "mapping", list: "list"}
 
 
 @dataclass(frozen=True)
@@ -31,30 +168,69 @@ class Config:
     path: Path | None = None
 
     def get(self, key: str) -> Any:
+        """The file's value for ``key`` (one of :data:`KEYS`), or None when it is not set."""
         return self.values.get(key)
 
 
-def load_config(path: Path) -> Config:
+def load_config(path: Path, *, required: bool = False) -> Config:
+    """The settings in ``path``; none when it does not exist, unless ``required`` (``--config FILE``)."""
     if not path.is_file():
+        if required:
+            raise ConfigError(f"config file {path} not found")
         return Config()
     import yaml  # only when a config file exists: it costs tens of milliseconds
 
     try:
         data = yaml.safe_load(path.read_text()) or {}
-    except (OSError, yaml.YAMLError) as e:
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
         raise ConfigError(f"{path}: cannot read: {e}".splitlines()[0]) from e
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of settings, got {type(data).__name__}")
-    problems = []
-    for key, value in data.items():
-        if key not in KEYS:
-            problems.append(f"unknown key {key!r}")
-        elif isinstance(value, bool) or not isinstance(value, KEYS[key]):
-            wanted = " or ".join(t.__name__ for t in KEYS[key])
-            problems.append(f"{key!r} must be {wanted}, not {type(value).__name__}")
+    problems = [p for key, value in data.items() if (p := _problem(key, value))]
     if problems:
         raise ConfigError(f"{path}: " + "; ".join(problems), hint=f"known keys: {', '.join(sorted(KEYS))}")
     return Config(values=dict(data), path=path)
+
+
+def _problem(key: Any, value: Any) -> str | None:
+    spec = KEYS.get(key) if isinstance(key, str) else None
+    if spec is None:
+        from difflib import get_close_matches  # only when there is a typo to suggest a fix for
+
+        close = get_close_matches(str(key).replace("-", "_"), KEYS, n=1)
+        return f"unknown key {key!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
+    # bool is an int to Python, but `gpus: true` is a mistake, not 1
+    if isinstance(value, bool) != (bool in spec.types) or not isinstance(value, spec.types):
+        wanted = " or ".join(_TYPE_NAMES[t] for t in spec.types)
+        got = "null" if value is None else _TYPE_NAMES.get(type(value), type(value).__name__)
+        return f"{key!r} must be {wanted}, not {got}"
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"{key!r} must be a finite number, not {value}"
+    problem = spec.check(value) if spec.check else None
+    return f"{key!r} {problem}" if problem else None
+
+
+T = TypeVar("T")
+
+
+def resolve(key: str, cli_value: T | None, config: Config, default: T) -> T:
+    """The value of one setting: the command line's (flag or its environment variable)
+    when given, else the file's, else ``default``.
+
+    The CLI's options must default to None for this to tell "not given" from a value:
+    ``--gpus 0`` wins over ``gpus: 1`` in the file.
+    """
+    if cli_value is not None:
+        return cli_value
+    value = config.get(key)
+    return default if value is None else value
+
+
+def resolve_items(key: str, cli_values: list[str] | tuple[str, ...] | None, config: Config) -> list[str]:
+    """A repeatable option (``env``, ``secret``, ``datastore``): the file's items, then the
+    command line's, so a consumer that keys them by name lets the flag win."""
+    file_items = env_items(config.get(key)) if key == "env" else [str(v) for v in config.get(key) or []]
+    return [*file_items, *(cli_values or [])]
 
 
 def env_items(value: Any) -> list[str]:
@@ -62,3 +238,62 @@ def env_items(value: Any) -> list[str]:
     if isinstance(value, dict):
         return [f"{k}={v}" for k, v in value.items()]
     return [str(v) for v in value or []]
+
+
+@dataclass(frozen=True)
+class SweepSettings:
+    strategy: Strategy
+    trials: int | None
+    seed: int | None
+
+
+def sweep_settings(*, sweep: bool, strategy: str | None, trials: int | None, seed: int | None,
+                   config: Config) -> SweepSettings:  # fmt: skip
+    """The sweep options from the command line (None: not given) and the file, for
+    :func:`runner.sweep.expand`.
+
+    Sweeping is opt-in, so a strategy in the file only chooses *how* to sweep: it is
+    turned on by ``--sweep``, ``--strategy`` or ``sweep: true``; otherwise a default
+    ``strategy: random_search`` with ``trials: 20`` would turn every plain run into 20.
+    ``--strategy`` decides when given: ``--strategy none`` turns a ``sweep: true`` off
+    (so ``--sweep`` can be a plain flag; there is no ``--no-sweep``).
+    Trials from the file apply to random search only; ``--trials`` with any other
+    strategy is left for expand() to refuse.
+    """
+    from runner.sweep import Strategy
+
+    if strategy is not None:
+        chosen = _strategy(strategy)
+    elif sweep or config.get("sweep"):
+        chosen = Strategy(config.get("strategy") or Strategy.GRID_SEARCH)
+    else:
+        chosen = Strategy.NONE
+    if chosen is Strategy.RANDOM_SEARCH:
+        trials = resolve("trials", trials, config, None)
+    return SweepSettings(chosen, trials, resolve("seed", seed, config, None))
+
+
+def _strategy(text: str) -> Strategy:
+    from runner.sweep import Strategy
+
+    try:
+        return Strategy(text)
+    except ValueError:
+        allowed = ", ".join(s.value for s in Strategy)
+        raise UsageError(f"--strategy {text!r} is not a strategy", hint=f"use one of {allowed}") from None
+
+
+def parse_timeout(value: int | str) -> int:
+    """Seconds: ``3600``, ``"90s"``, ``"30m"``, ``"2h"``, ``"1d"``, ``"1h30m"``; rounded up to
+    whole seconds, so a timeout is never shorter than asked for."""
+    if isinstance(value, bool):
+        raise UsageError(f"--timeout {value!r} is not a duration")
+    if isinstance(value, int):
+        seconds: float = value
+    elif re.fullmatch(_DURATION, value, re.I):
+        seconds = sum(float(n) * _SECONDS[unit.lower()] for n, unit in re.findall(_DURATION_PART, value, re.I))
+    else:
+        raise UsageError(f"--timeout {value!r} is not a duration", hint="in seconds or like 90s, 30m, 2h, 1h30m")
+    if seconds <= 0:
+        raise UsageError(f"--timeout {value!r} must be more than zero")
+    return math.ceil(seconds)
