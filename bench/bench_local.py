@@ -36,13 +36,15 @@ def timed(cmd: list[str], env: dict[str, str], cwd: Path | None = None) -> float
 
 
 def runner_cmd(*args: str) -> list[str]:
-    return [sys.executable, "-m", "runner", *args]
+    """The console script a user types (beside this interpreter), else ``python -m runner``."""
+    script = Path(sys.executable).with_name("runner")
+    return [str(script), *args] if script.exists() and Path.cwd() == REPO else [sys.executable, "-m", "runner", *args]
 
 
 def cached_overhead(env: dict[str, str], repeat: int) -> dict[str, float]:
     hello = REPO / "examples/hello.py"
     timed(runner_cmd("run", "--local", str(hello)), env)  # build once (or reuse)
-    plan = json.loads(subprocess.check_output(runner_cmd("inspect", str(hello), "--json"), env=env))
+    plan = json.loads(subprocess.check_output(runner_cmd("inspect", "--json", str(hello)), env=env))
     docker_run = [DOCKER, "run", "--rm", plan["image"], *plan["command"]]
     timed(docker_run, env)  # warm the engine's caches too
     r, d = [], []

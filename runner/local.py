@@ -98,13 +98,14 @@ class LocalTarget:
         exp = self.store.get_experiment(name)
         if exp.handle is None:
             return
-        if self.engine.state(exp.handle) is None:
+        cid = exp.handle
+        try:
+            end = self.engine.wait(cid)
+        except NotFoundError:
             self.store.finish_experiment(
                 name, state=ExpState.FAILED, exit_code=None, message="container lost (removed, or the engine was reset)"
             )
             return
-        cid = exp.handle
-        end = self.engine.wait(cid)
         self.collect_artifacts(exp, end.upper_dir)
         exp = self.store.get_experiment(name)  # a stop may have been asked meanwhile
         if exp.stop_requested:

@@ -132,11 +132,10 @@ def lock_project(
     # --- inputs, by stat only
     scanned = sorted(f for f in files if f.endswith(_SCANNED))
     stats = {f: _stat(os.path.join(root, f)) for f in scanned}
-    declared_path: Path | None = requirements
-    if declared_path is None and not set(_DECLARED_NAMES).isdisjoint(files):
-        from runner.deps.declared import find_declared
-
-        declared_path = find_declared(root, files)
+    # Which declared file applies is decided on a cache miss only (it parses pyproject.toml);
+    # the key holds every candidate's stat, so adding, removing or editing one is a miss.
+    file_set = set(files)
+    candidates = [requirements] if requirements is not None else [root / n for n in _DECLARED_NAMES if n in file_set]
     python_cmd = resolve_python(python)
     fp = fingerprint(python_cmd)
     key = digest(
@@ -147,7 +146,7 @@ def lock_project(
             digest(list(files)),
             stats,
             fp,
-            None if declared_path is None else [os.fspath(declared_path), _stat(os.fspath(declared_path))],
+            [[os.fspath(c), _stat(os.fspath(c))] for c in candidates],
             offline,
             where,
         ]
@@ -167,6 +166,12 @@ def lock_project(
 
     from runner.deps.pin import image_marker_env
     from runner.deps.resolve import build_local_index, classify
+
+    declared_path: Path | None = requirements
+    if declared_path is None and candidates:
+        from runner.deps.declared import find_declared
+
+        declared_path = find_declared(root, files)
 
     env = _environment(python_cmd, fp, cache)
     sites, scan_warnings = _scan(root, scanned, stats, cache)
