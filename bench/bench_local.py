@@ -36,9 +36,10 @@ def timed(cmd: list[str], env: dict[str, str], cwd: Path | None = None) -> float
 
 
 def runner_cmd(*args: str) -> list[str]:
-    """The console script a user types (beside this interpreter), else ``python -m runner``."""
+    """The console script a user types, when this repository's own venv runs the bench; else ``python -m runner``."""
     script = Path(sys.executable).with_name("runner")
-    return [str(script), *args] if script.exists() and Path.cwd() == REPO else [sys.executable, "-m", "runner", *args]
+    own_venv = Path(sys.executable).parent.parent.parent == REPO
+    return [str(script), *args] if script.exists() and own_venv else [sys.executable, "-m", "runner", *args]
 
 
 def cached_overhead(env: dict[str, str], repeat: int) -> dict[str, float]:
