@@ -28,8 +28,6 @@ from runner.store import ExperimentRecord, ExpState, Store
 if TYPE_CHECKING:
     from runner.adapters.docker_engine import ContainerSpec, DockerEngine
 
-MANAGED_BY = "runner"
-
 
 def pid_alive(pid: int | None) -> bool:
     if not pid:
