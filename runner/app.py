@@ -6,6 +6,7 @@ or exits.  Docker is imported only when a use case needs the engine.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import os
 from collections.abc import Callable, Iterator
@@ -14,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from runner.artifacts import copy_artifacts, list_artifacts
-from runner.errors import BuildError, RunnerError
+from runner.errors import BuildError, NotFoundError, RunnerError, UsageError
 from runner.home import Home
 from runner.image import ContextEntry, write_context
 from runner.logs import LogLine, file_size, follow_file, read_lines
@@ -25,9 +26,25 @@ from runner.store import ExperimentRecord, ExpState, RunRecord, RunSummary, Stor
 
 if TYPE_CHECKING:
     from runner.adapters.docker_engine import DockerEngine
+    from runner.kube import JobSpec
+    from runner.kubetarget import DatastoreVersion, KubeTarget
     from runner.local import LocalTarget
 
 LOCAL = "local"
+KUBE = "kubernetes"
+
+
+@dataclass(frozen=True)
+class KubeOptions:
+    """Where and how a run goes on Kubernetes (None: the current kubeconfig context and its namespace)."""
+
+    context: str | None = None
+    namespace: str | None = None
+    registry: str | None = None
+    secrets: tuple[str, ...] = ()
+    timeout: int | None = None
+    retries: int = 0
+    datastores: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -35,6 +52,7 @@ class RunOptions:
     resources: Resources = field(default_factory=Resources)
     env: dict[str, str] = field(default_factory=dict)
     detach: bool = False
+    kube: KubeOptions | None = None  # None: the local Docker target
 
 
 @dataclass(frozen=True)
@@ -58,6 +76,9 @@ class App:
         self.home = home
         self._store: Store | None = None
         self._engine: DockerEngine | None = None
+        self._kube: dict[tuple[str | None, str | None], KubeTarget] = {}
+        #: things worth telling the user that are not errors (a cluster that could not be read for history)
+        self.notes: list[str] = []
 
     # -- adapters, made on first use --------------------------------------------------
 
@@ -80,6 +101,16 @@ class App:
         from runner.local import LocalTarget
 
         return LocalTarget(self.home, self.store, self.engine)
+
+    def kube(self, *, context: str | None = None, namespace: str | None = None) -> KubeTarget:
+        """The Kubernetes target for a kubeconfig context and namespace (imports the client: ~300 ms)."""
+        key = (context, namespace)
+        if key not in self._kube:
+            from runner.adapters.kube import KubeCluster
+            from runner.kubetarget import KubeTarget
+
+            self._kube[key] = KubeTarget(KubeCluster(context=context, namespace=namespace))
+        return self._kube[key]
 
     # -- inspect, run -----------------------------------------------------------------
 
@@ -121,6 +152,155 @@ class App:
         (run_dir / "requirements.lock").write_text(plan.lock.text())
         (run_dir / "Dockerfile").write_text(plan.dockerfile)
         return Submission(self.store.get_run(run.name), plan, image, cached, self.store.experiments(run.name))
+
+    def submit_kube(self, req: PlanRequest, opts: RunOptions) -> tuple[Submission, KubeTarget]:
+        """Like :meth:`submit`, for Kubernetes: the cluster is checked first, before anything is built or pushed."""
+        ko = opts.kube or KubeOptions()
+        if not ko.registry:
+            raise UsageError(
+                "no image registry for the Kubernetes target",
+                hint="give --registry HOST[:PORT] (or registry in runner.yaml, or RUNNER_REGISTRY)",
+            )
+        target = self.kube(context=ko.context, namespace=ko.namespace)
+        target.cluster.check()
+        target.check_secrets(ko.secrets)
+        for ds in ko.datastores:
+            target.resolve_datastore(ds)  # fails now, not after the build
+        plan = self.plan(req)
+        base_id = self.engine.image_id(plan.base_image) or self.engine.pull(plan.base_image)
+        image = plan.image_ref(base_id)
+        cached = self.engine.image_id(image) is not None
+        info = target.cluster.info
+        run = self.store.create_run(
+            make_name=random_run_name, project=plan.project, root=str(plan.root), script=plan.script, args=plan.args,
+            target=KUBE, experiments=[(plan.command, {})],
+            options={"resources": _resources_doc(opts.resources), "env": sorted(opts.env), "context": info.context,
+                     "namespace": info.namespace, "registry": ko.registry, "secrets": list(ko.secrets),
+                     "timeout": ko.timeout, "retries": ko.retries, "datastores": list(ko.datastores)},
+            state=ExpState.QUEUED if cached else ExpState.BUILDING, owner_pid=os.getpid(),
+        )  # fmt: skip
+        self.store.update_run(run.name, image=image, cached=int(cached))
+        run_dir = self.home.run_dir(run.name)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "requirements.lock").write_text(plan.lock.text())
+        (run_dir / "Dockerfile").write_text(plan.dockerfile)
+        return Submission(self.store.get_run(run.name), plan, image, cached, self.store.experiments(run.name)), target
+
+    def push(self, sub: Submission, target: KubeTarget, registry: str) -> tuple[str, bool]:
+        """The image in the registry, by digest: (reference, pushed?).  Asks the registry first: present -> no push."""
+        from runner.adapters.registry import manifest_digest
+
+        remote = f"{registry.rstrip('/')}/{sub.image}"
+        try:
+            digest = manifest_digest(remote)
+            pushed = False
+            if digest is None:
+                for _ in self.engine.push(sub.image, remote):
+                    pass
+                pushed = True
+                digest = manifest_digest(remote)
+                if digest is None:
+                    from runner.errors import RegistryError
+
+                    raise RegistryError(f"registry {registry} does not have {sub.image} right after the push")
+        except RunnerError as e:
+            self._fail_kube(sub, target, e.message)
+            raise
+        return f"{remote.rpartition(':')[0]}@{digest}", pushed
+
+    def _run_doc(self, sub: Submission, image: str, *, launched: bool) -> dict[str, object]:
+        run = self.store.get_run(sub.run.name)
+        return {
+            "name": run.name, "project": run.project, "root": run.root, "script": run.script, "args": list(run.args),
+            "image": image, "cached": run.cached, "created_at": run.created_at, "options": run.options,
+            "launched": launched, "user": os.environ.get("USER") or "",
+            "experiments": [{"name": e.name, "index": e.index, "command": list(e.command), "params": e.params}
+                            for e in sub.experiments],
+        }  # fmt: skip
+
+    def _fail_kube(self, sub: Submission, target: KubeTarget, message: str) -> None:
+        """A run that failed before its Jobs existed: history says so, locally and in the cluster."""
+        import time
+
+        for exp in sub.experiments:
+            self.store.finish_experiment(exp.name, state=ExpState.FAILED, exit_code=None, message=message)
+        end = {"state": "failed", "exit_code": None, "message": message, "finished_at": time.time()}
+        try:
+            target.record_run(self._run_doc(sub, sub.image, launched=False), {e.name: end for e in sub.experiments})
+        except RunnerError:
+            pass  # the cluster is what failed: the local history has it
+
+    def job_specs(self, sub: Submission, image: str, opts: RunOptions, target: KubeTarget | None) -> list[JobSpec]:
+        from runner.kube import JobSpec
+        from runner.render import PROJECT_DIR
+
+        ko = opts.kube or KubeOptions()
+        mounts = tuple(target.resolve_datastore(d) for d in ko.datastores) if target else ()
+        r = opts.resources
+        return [
+            JobSpec(run=sub.run.name, experiment=e.name, image=image, command=tuple(e.command), workdir=PROJECT_DIR,
+                    env=dict(opts.env), secrets=ko.secrets, cpus=r.cpus, memory=r.memory, gpus=r.gpus,
+                    timeout=ko.timeout, retries=ko.retries, datastores=mounts)
+            for e in sub.experiments
+        ]  # fmt: skip
+
+    def launch_kube(self, sub: Submission, target: KubeTarget, opts: RunOptions, image: str) -> None:
+        try:
+            target.ensure_infra()
+            specs = self.job_specs(sub, image, opts, target)
+            target.record_run(self._run_doc(sub, image, launched=True))
+            target.launch(specs)
+        except RunnerError as e:
+            self._fail_kube(sub, target, e.message)
+            raise
+        for exp in sub.experiments:
+            self.store.update_experiment(exp.name, handle=exp.name, state=ExpState.QUEUED, owner_pid=None)
+
+    def dry_run(self, req: PlanRequest, opts: RunOptions) -> tuple[str, list[str]]:
+        """The manifests ``runner run`` would apply, as multi-document YAML, and notes; nothing is created."""
+        import time
+
+        import yaml
+
+        from runner import kube
+        from runner.adapters.registry import manifest_digest
+        from runner.names import experiment_name
+
+        ko = opts.kube or KubeOptions()
+        notes = []
+        plan = self.plan(req)
+        base_id = self.engine.image_id(plan.base_image)
+        if base_id is None:
+            raise UsageError(f"base image {plan.base_image} is not present, so the image tag is not known yet")
+        image = plan.image_ref(base_id)
+        ref = f"{ko.registry.rstrip('/')}/{image}" if ko.registry else image
+        digest = None
+        if ko.registry:
+            try:
+                digest = manifest_digest(ref)
+            except RunnerError as e:
+                notes.append(f"registry not asked: {e.message}")
+        if digest:
+            ref = f"{ref.rpartition(':')[0]}@{digest}"
+        else:
+            notes.append(f"{ref} is not in the registry yet: the real run builds/pushes it and uses its digest")
+        name = random_run_name()
+        run = RunRecord(name=name, project=plan.project, root=str(plan.root), script=plan.script, args=plan.args,
+                        target=KUBE, image=image, cached=None, created_at=time.time(),
+                        options={"resources": _resources_doc(opts.resources), "env": sorted(opts.env)})  # fmt: skip
+        exp = ExperimentRecord(name=experiment_name(name, 0), run=name, index=0, command=plan.command, params={},
+                               state=ExpState.QUEUED, handle=None, exit_code=None, message=None,
+                               created_at=run.created_at, started_at=None, finished_at=None, owner_pid=None,
+                               stop_requested=False)  # fmt: skip
+        sub = Submission(run, plan, image, False, (exp,))
+        target = self.kube(context=ko.context, namespace=ko.namespace) if ko.datastores else None
+        specs = self.job_specs(sub, ref, opts, target)
+        doc = {"name": name, "project": plan.project, "root": str(plan.root), "script": plan.script,
+               "args": list(plan.args), "image": ref, "created_at": run.created_at, "options": run.options,
+               "launched": True, "experiments": [{"name": exp.name, "index": 0, "command": list(plan.command), "params": {}}]}  # fmt: skip
+        objects = [kube.make_data_pvc(), kube.make_launcher_configmap(), kube.make_run_configmap(doc),
+                   *(kube.make_job(s) for s in specs)]  # fmt: skip
+        return yaml.safe_dump_all(objects, sort_keys=False, allow_unicode=True), notes
 
     def build(self, sub: Submission) -> Iterator[str]:
         """Build the image (a no-op when cached), yielding the build log; the log is kept for ``logs --build``."""
@@ -170,55 +350,142 @@ class App:
             )
             self.local.launch(exp, spec, detach=opts.detach)
 
-    def follow(self, experiment: str) -> Iterator[LogLine]:
-        """Follow an experiment this process owns (``runner run`` without ``--detach``)."""
+    def follow(self, experiment: str, *, on_wait: Callable[[str], None] | None = None) -> Iterator[LogLine]:
+        """Follow an experiment this process owns (``runner run`` without ``--detach``).
+
+        ``on_wait`` hears why a Kubernetes experiment is not running yet.
+        """
+        run = self.store.get_run(self.store.get_experiment(experiment).run)
+        if run.target == KUBE:
+            return self._kube_of(run).follow(run.name, experiment, on_wait=on_wait)
         return self.local.follow(experiment)
 
     def experiment(self, name: str) -> ExperimentRecord:
-        return self.store.get_experiment(name)
+        exp = self.store.get_experiment(name)
+        run = self.store.get_run(exp.run)
+        if run.target == KUBE:
+            seen = self._kube_of(run).experiment(run.name, name)
+            self._cache(seen)
+            return seen
+        return exp
+
+    def _kube_of(self, run: RunRecord) -> KubeTarget:
+        o = run.options
+        return self.kube(context=o.get("context"), namespace=o.get("namespace"))
+
+    def _cache(self, exp: ExperimentRecord) -> None:
+        """Keep the local copy of a Kubernetes experiment's state current (for when the cluster is away)."""
+        try:
+            if not exp.state.active:
+                self.store.finish_experiment(exp.name, state=exp.state, exit_code=exp.exit_code, message=exp.message)
+            else:
+                self.store.update_experiment(exp.name, state=exp.state, message=exp.message)
+        except RunnerError:
+            pass
 
     # -- history ----------------------------------------------------------------------
 
     def reconcile(self) -> None:
         """Take over active local experiments whose owner died (a killed CLI, a restarted engine)."""
         stale = [e for e in self.store.active_experiments() if not _owner_alive(e)]
-        if stale:
+        local_stale = []
+        for exp in stale:
+            if self.store.get_run(exp.run).target != KUBE:
+                local_stale.append(exp)
+            elif exp.handle is None:  # the CLI died before the Job existed: the cluster never saw it
+                self.store.finish_experiment(
+                    exp.name, state=ExpState.FAILED, exit_code=None, message="runner stopped before the Job was created"
+                )
+        if local_stale:
             local = self.local
-            for exp in stale:
+            for exp in local_stale:
                 local.reconcile(exp)
 
-    def status(self) -> list[RunSummary]:
+    def status(self, *, kube: KubeOptions | None = None) -> list[RunSummary]:
         self.reconcile()
-        return self.store.summaries(active_only=True)
+        return [s for s in self._merged(self.store.summaries(active_only=True), kube) if s.active]
 
-    def history(self, *, limit: int | None = None) -> list[RunSummary]:
+    def history(self, *, limit: int | None = None, kube: KubeOptions | None = None) -> list[RunSummary]:
         self.reconcile()
-        return self.store.summaries(limit=limit)
+        merged = self._merged(self.store.summaries(), kube)
+        return merged[:limit] if limit else merged
 
-    def run_summary(self, name: str) -> RunSummary:
-        self.reconcile()
-        run_name, _ = split_experiment(name)
+    def _merged(self, cached: list[RunSummary], ko: KubeOptions | None) -> list[RunSummary]:
+        """Local runs from the history database; Kubernetes runs from the cluster (the cache when it is away)."""
+        if ko is None and not kube_configured() and not any(s.run.target == KUBE for s in cached):
+            return cached  # no cluster in sight: do not even import the client
+        ko = ko or KubeOptions()
         try:
-            run = self.store.get_run(name)
-        except RunnerError:
-            run = self.store.get_run(run_name)
+            live = self.kube(context=ko.context, namespace=ko.namespace).summaries()
+        except RunnerError as e:
+            self.notes.append(f"Kubernetes runs as last seen (cannot read the cluster: {e.message})")
+            return cached
+        cached_names = {c.run.name for c in cached}
+        for s in live:
+            if s.run.name in cached_names:
+                for exp in s.experiments:
+                    self._cache(exp)
+        names = {s.run.name for s in live}
+        merged = live + [c for c in cached if c.run.name not in names]
+        return sorted(merged, key=lambda s: s.run.created_at, reverse=True)
+
+    def run_summary(self, name: str, *, kube: KubeOptions | None = None) -> RunSummary:
+        self.reconcile()
+        run, _ = self.select(name, kube=kube)
+        if run.target == KUBE:
+            try:
+                found = self._kube_for(run, kube).summaries(run=run.name)
+            except RunnerError as err:
+                self.notes.append(f"as last seen (cannot read the cluster: {err.message})")
+                found = []
+            if found:
+                for e in found[0].experiments:
+                    self._cache(e)
+                return found[0]
         return RunSummary(run, self.store.experiments(run.name))
 
-    def select(self, name: str) -> tuple[RunRecord, tuple[ExperimentRecord, ...]]:
-        """A run name selects all its experiments; ``RUN-expN`` selects one."""
+    def _kube_for(self, run: RunRecord, ko: KubeOptions | None) -> KubeTarget:
+        if ko and (ko.context or ko.namespace):
+            return self.kube(context=ko.context or run.options.get("context"), namespace=ko.namespace or run.options.get("namespace"))
+        return self._kube_of(run)
+
+    def select(self, name: str, *, kube: KubeOptions | None = None) -> tuple[RunRecord, tuple[ExperimentRecord, ...]]:
+        """A run name selects all its experiments; ``RUN-expN`` selects one.  Runs only the cluster knows are found there."""
         try:
             run = self.store.get_run(name)
             return run, self.store.experiments(run.name)
-        except RunnerError:
+        except NotFoundError:
+            pass
+        try:
             exp = self.store.get_experiment(name)
             return self.store.get_run(exp.run), (exp,)
+        except NotFoundError:
+            if kube is None and not kube_configured():
+                raise
+        ko = kube or KubeOptions()
+        run_name, index = split_experiment(name)
+        target = self.kube(context=ko.context, namespace=ko.namespace)
+        for candidate, pick in ((name, None), (run_name, name)):
+            found = target.summaries(run=candidate)
+            if found:
+                s = found[0]
+                info = target.cluster.info
+                rec = dataclasses.replace(s.run, options={**s.run.options, "context": info.context, "namespace": info.namespace})
+                exps = tuple(e for e in s.experiments if pick is None or e.name == pick)
+                if exps:
+                    return rec, exps
+        raise NotFoundError(f"no run or experiment named {name!r}", hint="`runner history` lists the runs")
 
     # -- logs, stop, artifacts --------------------------------------------------------
 
-    def logs(self, name: str, *, build: bool = False, tail: int | None = None, follow: bool = False) -> Iterator[str]:
+    def logs(self, name: str, *, build: bool = False, tail: int | None = None, follow: bool = False,
+             kube: KubeOptions | None = None) -> Iterator[str]:  # fmt: skip
         """Formatted log lines: the build log (if the run built), then each experiment's output."""
         self.reconcile()
-        run, exps = self.select(name)
+        run, exps = self.select(name, kube=kube)
+        if run.target == KUBE:
+            yield from self._kube_logs(run, exps, build=build, tail=tail, follow=follow, ko=kube)
+            return
         # the build log comes first, unless only the newest lines are wanted
         if run.build_log and (build or (tail is None and not follow)):
             yield from (f"[build] {ln}" for ln in read_lines(Path(run.build_log)))
@@ -233,12 +500,42 @@ class App:
                 ended = self._ended(exp.name)
                 yield from (prefix + ln for ln in follow_file(path, start=file_size(path), done=ended))
 
+    def _kube_logs(self, run: RunRecord, exps: tuple[ExperimentRecord, ...], *, build: bool, tail: int | None,
+                   follow: bool, ko: KubeOptions | None) -> Iterator[str]:  # fmt: skip
+        build_log = self.home.build_log(run.name)
+        if build_log.is_file() and (build or (tail is None and not follow)):
+            yield from (f"[build] {ln}" for ln in read_lines(build_log))
+        if build:
+            return
+        target = self._kube_for(run, ko)
+        found = target.summaries(run=run.name)
+        for exp in found[0].experiments if found else exps:
+            if exp.name not in {e.name for e in exps}:
+                continue
+            prefix = f"{exp.name} " if len(exps) > 1 else ""
+            if exp.state.active and follow:
+                yield from (prefix + ln.format() for ln in target.follow(run.name, exp.name))
+                continue
+            lines = target.finished_log(run.name, exp.name)
+            yield from (prefix + ln for ln in (lines[-tail:] if tail else [] if tail == 0 else lines))
+
     def _ended(self, experiment: str) -> Callable[[], bool]:
         return lambda: not self.store.get_experiment(experiment).state.active
 
-    def stop(self, name: str) -> list[str]:
+    def stop(self, name: str, *, kube: KubeOptions | None = None) -> list[str]:
         self.reconcile()
-        _, exps = self.select(name)
+        run, exps = self.select(name, kube=kube)
+        if run.target == KUBE:
+            target = self._kube_for(run, kube)
+            found = target.summaries(run=run.name)
+            live = {e.name: e for e in found[0].experiments} if found else {}
+            active = [e.name for e in exps if e.name in live and live[e.name].state.active]
+            if active:
+                target.stop(run.name, active)
+                for s in target.summaries(run=run.name):
+                    for e in s.experiments:
+                        self._cache(e)
+            return active
         stopped = []
         for exp in exps:
             if exp.state.active:
@@ -246,11 +543,16 @@ class App:
                 stopped.append(exp.name)
         return stopped
 
-    def artifacts(self, name: str, download_dir: Path) -> dict[str, list[str]]:
+    def artifacts(self, name: str, download_dir: Path, *, kube: KubeOptions | None = None) -> dict[str, list[str]]:
         """Copy the collected files to ``DIR/<run>/<experiment>/<path>``; returns the files per experiment."""
         self.reconcile()
-        run, exps = self.select(name)
+        run, exps = self.select(name, kube=kube)
         out = {}
+        if run.target == KUBE:
+            target = self._kube_for(run, kube)
+            for exp in exps:
+                out[exp.name] = target.artifacts(run.name, exp.name, download_dir / run.name / exp.name)
+            return out
         for exp in exps:
             src = self.home.artifacts(run.name, exp.name)
             out[exp.name] = copy_artifacts(src, download_dir / run.name / exp.name)
@@ -259,6 +561,26 @@ class App:
     def artifact_list(self, name: str) -> dict[str, list[str]]:
         run, exps = self.select(name)
         return {e.name: list_artifacts(self.home.artifacts(run.name, e.name)) for e in exps}
+
+
+    # -- datastores ----------------------------------------------------------------------
+
+    def datastore_create(self, source: Path, name: str, *, kube: KubeOptions | None = None) -> tuple[DatastoreVersion, bool]:
+        ko = kube or KubeOptions()
+        return self.kube(context=ko.context, namespace=ko.namespace).datastore_create(name, source)
+
+    def datastore_list(self, *, kube: KubeOptions | None = None) -> list[DatastoreVersion]:
+        ko = kube or KubeOptions()
+        return self.kube(context=ko.context, namespace=ko.namespace).datastores()
+
+    def datastore_delete(self, name: str, version: int | None, *, kube: KubeOptions | None = None) -> list[DatastoreVersion]:
+        ko = kube or KubeOptions()
+        return self.kube(context=ko.context, namespace=ko.namespace).datastore_delete(name, version)
+
+
+def kube_configured() -> bool:
+    """Is there a kubeconfig to read?  Without one, history stays local and the client is never imported."""
+    return bool(os.environ.get("KUBECONFIG")) or (Path.home() / ".kube" / "config").is_file()
 
 
 def _owner_alive(exp: ExperimentRecord) -> bool:

@@ -87,6 +87,12 @@ BaseImageOpt = Annotated[
 PythonOpt = Annotated[
     Optional[str], typer.Option("--python", help="Interpreter whose installed packages are pinned (default: python on PATH).")
 ]
+ContextOpt = Annotated[
+    Optional[str], typer.Option("--context", envvar="RUNNER_CONTEXT", help="Kubernetes: kubeconfig context (default: current).")
+]
+NamespaceOpt = Annotated[
+    Optional[str], typer.Option("--namespace", "-n", envvar="RUNNER_NAMESPACE", help="Kubernetes: namespace (default: the context's).")
+]
 RequirementsOpt = Annotated[
     Optional[Path], typer.Option("--requirements", help="Use this requirements file instead of scanning imports.")
 ]
@@ -123,17 +129,40 @@ def run(
     memory: Annotated[Optional[str], typer.Option("--memory", help="Memory limit, e.g. 512M, 2G, 1.5Gi.")] = None,
     gpus: Annotated[int, typer.Option("--gpus", help="GPUs for each experiment.")] = 0,
     env: Annotated[Optional[list[str]], typer.Option("--env", "-e", help="KEY=VALUE for the script's environment.")] = None,
+    context: ContextOpt = None,
+    namespace: NamespaceOpt = None,
+    registry: Annotated[Optional[str], typer.Option("--registry", envvar="RUNNER_REGISTRY",
+                        help="Registry the cluster pulls from, e.g. 127.0.0.1:5000 (Kubernetes).")] = None,
+    secret: Annotated[Optional[list[str]], typer.Option("--secret", help="Environment from this Kubernetes Secret.")] = None,
+    timeout: Annotated[Optional[int], typer.Option("--timeout", help="Stop it after this many seconds (Kubernetes).")] = None,
+    retries: Annotated[Optional[int], typer.Option("--retries", help="Run it again this many times if it fails (Kubernetes).")] = None,
+    datastore: Annotated[Optional[list[str]], typer.Option("--datastore", help="Mount NAME[:VERSION][:MOUNTDIR] read-only.")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the Kubernetes manifests it would apply; do nothing.")] = False,
 ) -> None:
-    """Build (or reuse) the script's image and run it: `runner run --local train.py --lr 0.1`."""
-    from runner.app import RunOptions
+    """Build (or reuse) the script's image and run it: on Kubernetes, or with --local on Docker."""
+    from runner.app import KubeOptions, RunOptions
     from runner.config import env_items
     from runner.resources import make_resources, parse_env
 
-    if not local:
-        raise UsageError(
-            "the Kubernetes target is not available yet", hint="run on the local Docker engine with --local"
-        )
     req, config = _plan_request(script, args, base_image, python, requirements)
+    kube_opts = None
+    if not local:
+        if timeout is not None and timeout <= 0:
+            raise UsageError("--timeout must be more than zero seconds")
+        if retries is not None and retries < 0:
+            raise UsageError("--retries cannot be negative")
+        kube_opts = KubeOptions(
+            context=context or config.get("context"),
+            namespace=namespace or config.get("namespace"),
+            registry=registry or config.get("registry"),
+            secrets=tuple(secret or config.get("secrets") or ()),
+            timeout=timeout if timeout is not None else config.get("timeout"),
+            retries=retries if retries is not None else config.get("retries") or 0,
+            datastores=tuple(datastore or ()),
+        )
+    elif dry_run or secret or timeout or retries or datastore:
+        raise UsageError("--dry-run, --secret, --timeout, --retries and --datastore are for the Kubernetes target",
+                         hint="leave out --local")  # fmt: skip
     opts = RunOptions(
         resources=make_resources(
             cpus=cpus if cpus is not None else config.get("cpus"),
@@ -142,8 +171,12 @@ def run(
         ),
         env=parse_env([*env_items(config.get("env")), *(env or [])]),
         detach=detach,
+        kube=kube_opts,
     )
     a = _app()
+    if kube_opts is not None:
+        _run_kube(a, req, opts, dry_run=dry_run)
+        return
     sub = a.submit(req, opts)
     for warning in sub.plan.lock.warnings:
         _err(f"warning: {warning}")
@@ -174,12 +207,63 @@ def run(
     raise typer.Exit(code)
 
 
+def _run_kube(a: App, req: Any, opts: Any, *, dry_run: bool) -> None:
+    r = opts.resources
+    if r.cpus is None and r.memory is None and not r.gpus:
+        _err("warning: no --cpus, --memory or --gpus given: each experiment requests 1 CPU and no memory limit")
+    if dry_run:
+        text, notes = a.dry_run(req, opts)
+        for n in notes:
+            _err(f"note: {n}")
+        sys.stdout.write(text)
+        return
+    sub, target = a.submit_kube(req, opts)
+    for warning in sub.plan.lock.warnings:
+        _err(f"warning: {warning}")
+    info = target.cluster.info
+    _err(f"run        {sub.run.name}")
+    _err(f"script     {' '.join([sub.plan.script, *(_quote(x) for x in sub.plan.args)])}")
+    _err(f"image      {sub.image} ({'cached' if sub.cached else 'building'})")
+    _err(f"target     kubernetes {info.context} namespace {info.namespace}")
+    _err(f"resources  {r.describe()}")
+    try:
+        if not sub.cached:
+            for line in a.build(sub):
+                _err(f"  build | {line}")
+            _err(f"image      {sub.image} (built)")
+        ref, pushed = a.push(sub, target, opts.kube.registry)
+        _err(f"pushed     {ref}" if pushed else f"registry   {ref} (already there)")
+        a.launch_kube(sub, target, opts, ref)
+    except KeyboardInterrupt:
+        _err(f"interrupted: {sub.run.name} stopped before it ran")
+        raise typer.Exit(130) from None
+    if opts.detach:
+        for exp in sub.experiments:
+            _err(f"submitted  {exp.name}: follow with `runner logs {exp.name} --follow`")
+        return
+    code = 0
+    for exp in sub.experiments:
+        code = _follow_to_end(a, exp.name) or code
+    raise typer.Exit(code)
+
+
+def _kube_opts(context: str | None, namespace: str | None) -> Any:
+    from runner.app import KubeOptions
+
+    return KubeOptions(context=context, namespace=namespace) if context or namespace else None
+
+
+def _notes(a: App) -> None:
+    for n in a.notes:
+        _err(f"note: {n}")
+
+
 def _follow_to_end(a: App, name: str) -> int:
     """Show the experiment's output as the script wrote it; Ctrl-C stops it.  Returns its exit code."""
     from runner.store import ExpState
 
     def show() -> None:
-        for line in a.follow(name):
+        for line in a.follow(name, on_wait=lambda why: _err(f"waiting    {name}: {why}")):
             out = sys.stdout if line.stream == "stdout" else sys.stderr
             out.write(line.text + "\n")
             out.flush()
@@ -265,12 +349,14 @@ def logs(
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new lines until it ends.")] = False,
     tail: Annotated[Optional[int], typer.Option("--tail", help="Only the last N lines of each experiment.")] = None,
     build: Annotated[bool, typer.Option("--build", help="Only the image build log.")] = False,
+    context: ContextOpt = None,
+    namespace: NamespaceOpt = None,
 ) -> None:
     """Print an experiment's output: `[stdout] [timestamp] text`, after the build log if the run built."""
     if tail is not None and tail < 0:
         raise UsageError("--tail must be zero or more")
     try:
-        for line in _app().logs(name, build=build, tail=tail, follow=follow):
+        for line in _app().logs(name, build=build, tail=tail, follow=follow, kube=_kube_opts(context, namespace)):
             sys.stdout.write(line + "\n")
             sys.stdout.flush()
     except KeyboardInterrupt:
@@ -324,13 +410,17 @@ def _summary_doc(s: RunSummary) -> dict[str, Any]:
 def status(
     name: Annotated[Optional[str], typer.Argument(help="A run or experiment; without it, all active runs.")] = None,
     as_json: JsonOpt = False,
+    context: ContextOpt = None,
+    namespace: NamespaceOpt = None,
 ) -> None:
     """Active runs, or one run's experiments with their commands and states."""
     from runner.store import ExpState
 
     a = _app()
+    ko = _kube_opts(context, namespace)
     if name is None:
-        runs = a.status()
+        runs = a.status(kube=ko)
+        _notes(a)
         if as_json:
             _json([_summary_doc(s) for s in runs])
             return
@@ -345,7 +435,8 @@ def status(
             for s in runs
         ])  # fmt: skip
         return
-    s = a.run_summary(name)
+    s = a.run_summary(name, kube=ko)
+    _notes(a)
     if as_json:
         _json({**_summary_doc(s), "experiment_list": [
             {"name": e.name, "command": e.command, "params": e.params, "status": e.state.value, "exit_code": e.exit_code,
@@ -365,11 +456,15 @@ def status(
 def history(
     limit: Annotated[Optional[int], typer.Option("--limit", help="Only the newest N runs.")] = None,
     as_json: JsonOpt = False,
+    context: ContextOpt = None,
+    namespace: NamespaceOpt = None,
 ) -> None:
     """Every run, newest first."""
     from runner.store import ExpState
 
-    runs = _app().history(limit=limit)
+    a = _app()
+    runs = a.history(limit=limit, kube=_kube_opts(context, namespace))
+    _notes(a)
     if as_json:
         _json([_summary_doc(s) for s in runs])
         return
@@ -381,9 +476,13 @@ def history(
 
 
 @app.command()
-def stop(name: Annotated[str, typer.Argument(help="A run (all its experiments) or one experiment, RUN-expN.")]) -> None:
+def stop(
+    name: Annotated[str, typer.Argument(help="A run (all its experiments) or one experiment, RUN-expN.")],
+    context: ContextOpt = None,
+    namespace: NamespaceOpt = None,
+) -> None:
     """Stop what is running; its status becomes stopped and artifacts made so far are kept."""
-    stopped = _app().stop(name)
+    stopped = _app().stop(name, kube=_kube_opts(context, namespace))
     typer.echo(f"stopped {', '.join(stopped)}" if stopped else f"nothing of {name} is running")
 
 
@@ -392,9 +491,11 @@ def artifacts(
     name: Annotated[str, typer.Argument(help="A run (all its experiments) or one experiment, RUN-expN.")],
     download_dir: Annotated[Path, typer.Option("--download-dir", help="Where to put them.")] = Path("runner_artifacts"),
     as_json: JsonOpt = False,
+    context: ContextOpt = None,
+    namespace: NamespaceOpt = None,
 ) -> None:
     """Download the files each experiment created or changed, as DIR/<run>/<run>-expN/<path>."""
-    files = _app().artifacts(name, download_dir)
+    files = _app().artifacts(name, download_dir, kube=_kube_opts(context, namespace))
     if as_json:
         _json({"download_dir": download_dir, "files": files})
         return
@@ -405,6 +506,50 @@ def artifacts(
         for f in names:
             typer.echo(str(download_dir / split_experiment(exp)[0] / exp / f))
     typer.echo(f"{total} file(s) in {download_dir}")
+
+
+# -- datastores (Kubernetes) -------------------------------------------------------------
+
+datastore_app = typer.Typer(help="Read-only data sets in the cluster, mounted with `runner run --datastore NAME`.",
+                            no_args_is_help=True)  # fmt: skip
+app.add_typer(datastore_app, name="datastore")
+
+
+@datastore_app.command("create")
+def datastore_create(
+    source: Annotated[Path, typer.Option("--source", help="The folder to upload.")],
+    name: Annotated[str, typer.Option("--name", help="The datastore's name.")],
+    context: ContextOpt = None,
+    namespace: NamespaceOpt = None,
+) -> None:
+    """Upload a folder as the next version of a datastore (content already stored is not stored again)."""
+    v, uploaded = _app().datastore_create(source, name, kube=_kube_opts(context, namespace))
+    how = "uploaded" if uploaded else "content already stored, not uploaded again"
+    typer.echo(f"datastore {v.name} version {v.version} ({v.files} files, {v.size} bytes, {how})")
+
+
+@datastore_app.command("list")
+def datastore_list(as_json: JsonOpt = False, context: ContextOpt = None, namespace: NamespaceOpt = None) -> None:
+    """Every datastore version in the namespace."""
+    versions = _app().datastore_list(kube=_kube_opts(context, namespace))
+    if as_json:
+        _json(versions)
+        return
+    _table("Datastores", ["Name", "Version", "Files", "Bytes", "Created At", "Content"], [
+        [v.name, str(v.version), str(v.files), str(v.size), _fmt_time(v.created_at), v.digest[:12]] for v in versions
+    ])  # fmt: skip
+
+
+@datastore_app.command("delete")
+def datastore_delete(
+    name: Annotated[str, typer.Argument(help="The datastore.")],
+    version: Annotated[Optional[int], typer.Option("--version", help="Only this version (default: all).")] = None,
+    context: ContextOpt = None,
+    namespace: NamespaceOpt = None,
+) -> None:
+    """Delete a datastore or one of its versions (its content goes when no version refers to it)."""
+    gone = _app().datastore_delete(name, version, kube=_kube_opts(context, namespace))
+    typer.echo(f"deleted {name} version(s) {', '.join(str(v.version) for v in gone)}")
 
 
 # -- entry point ---------------------------------------------------------------------------

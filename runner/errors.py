@@ -59,3 +59,11 @@ class NotFoundError(RunnerError):
 
 class StoreError(RunnerError):
     """The history database could not be read or written."""
+
+
+class ClusterError(RunnerError):
+    """The Kubernetes API server is unreachable, refused a request, or a workload could not be made."""
+
+
+class RegistryError(RunnerError):
+    """The image registry is unreachable, refused our credentials, or failed (never read as "image present")."""

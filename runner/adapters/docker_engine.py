@@ -212,6 +212,29 @@ class DockerEngine:
                     del tail[:-40]
                     yield line
 
+    def push(self, local: str, remote: str) -> Iterator[str]:
+        """Tag ``local`` as ``remote`` and push it, yielding progress lines; RegistryError on failure.
+
+        docker-py reads the user's Docker credential config (``auths``, credential
+        helpers) for the registry, so nothing secret passes through runner.
+        """
+        from runner.errors import RegistryError
+
+        repo, _, tag = remote.rpartition(":")
+        with _docker_py(f"push {remote}") as docker:
+            client = self._client(docker)
+            client.tag(local, repo, tag=tag)
+            for chunk in client.push(repo, tag=tag, stream=True, decode=True):
+                if "error" in chunk:
+                    message = str(chunk.get("error") or "").strip().splitlines()
+                    raise RegistryError(
+                        f"push of {remote} failed: {message[-1] if message else 'unknown error'}",
+                        hint="is the registry running and are you logged in (`docker login`)?",
+                    )
+                status = chunk.get("status")
+                if status and chunk.get("id") is None:
+                    yield str(status)
+
     # -- containers ----------------------------------------------------------------------
 
     def create_and_start(self, spec: ContainerSpec) -> str:

@@ -1,0 +1,243 @@
+"""The Kubernetes API: the only module that imports ``kubernetes``.
+
+Objects go in and come out as plain dicts (the manifests' own spelling, from
+``runner.kube``): every call asks for the raw answer (``_preload_content=False``) and
+decodes its JSON, so nothing above sees the client's model classes.  Every
+ApiException and connection error is translated in :meth:`KubeCluster._call`, the one
+choke point, into :class:`~runner.errors.ClusterError` or :class:`~runner.errors.NotFoundError`.
+
+Imported lazily (the client costs ~300 ms): only commands that talk to a cluster load it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from runner.errors import ClusterError, NotFoundError, UsageError
+
+REQUEST_TIMEOUT = 10  # seconds, for single requests (not streams)
+
+
+class ConflictError(ClusterError):
+    """The object exists already."""
+
+
+@dataclass(frozen=True)
+class ClusterInfo:
+    context: str
+    namespace: str
+    server: str
+
+
+class KubeCluster:
+    def __init__(self, *, context: str | None = None, namespace: str | None = None) -> None:
+        import urllib3
+        from kubernetes import client, config
+
+        try:
+            contexts, active = config.list_kube_config_contexts()  # type: ignore[no-untyped-call]
+        except (config.ConfigException, OSError, TypeError) as e:
+            raise ClusterError(
+                f"no usable kubeconfig: {e}", hint="set KUBECONFIG or write ~/.kube/config, or run with --local"
+            ) from e
+        chosen = next((c for c in contexts if c["name"] == context), None) if context else active
+        if chosen is None:
+            names = ", ".join(c["name"] for c in contexts)
+            raise UsageError(f"no kubeconfig context named {context!r}", hint=f"contexts: {names}")
+        try:
+            self.api = config.new_client_from_config(context=chosen["name"])  # type: ignore[no-untyped-call]
+        except (config.ConfigException, OSError) as e:
+            raise ClusterError(f"kubeconfig context {chosen['name']!r} is not usable: {e}") from e
+        # Fail fast on an unreachable server: one retry, not urllib3's default three.
+        self.api.configuration.retries = urllib3.util.Retry(total=1, backoff_factor=0.2)
+        self.info = ClusterInfo(
+            context=chosen["name"],
+            namespace=namespace or chosen.get("context", {}).get("namespace") or "default",
+            server=self.api.configuration.host,
+        )
+        self.ns = self.info.namespace
+        self.core = client.CoreV1Api(self.api)
+        self.batch = client.BatchV1Api(self.api)
+
+    # -- the choke point -------------------------------------------------------------------
+
+    def _call(self, what: str, fn: Callable[..., Any], *args: Any, raw: bool = False, **kwargs: Any) -> Any:
+        import urllib3
+        from kubernetes.client.exceptions import ApiException
+
+        kwargs.setdefault("_request_timeout", REQUEST_TIMEOUT)
+        try:
+            resp = fn(*args, _preload_content=False, **kwargs)
+            if raw:
+                return resp
+            data = resp.data
+            return json.loads(data) if data else None
+        except ApiException as e:
+            message = _api_message(e)
+            if e.status == 404:
+                raise NotFoundError(f"{what}: not found ({message})") from e
+            if e.status == 409:
+                raise ConflictError(f"{what}: {message}") from e
+            if e.status in (401, 403):
+                raise ClusterError(
+                    f"{what}: the Kubernetes API refused ({e.status}): {message}",
+                    hint=f"check your access to namespace {self.ns} (manifests/rbac.yaml)",
+                ) from e
+            if e.status == 0:  # websocket failures come back as status 0
+                raise ClusterError(f"{what}: {e.reason}") from e
+            raise ClusterError(f"{what}: the Kubernetes API answered {e.status}: {message}") from e
+        except (urllib3.exceptions.HTTPError, OSError) as e:
+            raise ClusterError(
+                f"cannot reach the Kubernetes API server at {self.info.server} (context {self.info.context})",
+                hint="is the cluster up? check `kubectl cluster-info`, or run with --local",
+            ) from e
+
+    # -- generic ---------------------------------------------------------------------------
+
+    def check(self) -> None:
+        """Reachable, and may we work in the namespace?  One cheap request."""
+        self._call(f"list ConfigMaps in namespace {self.ns}", self.core.list_namespaced_config_map, self.ns, limit=1,
+                   _request_timeout=5)  # fmt: skip
+
+    def create(self, obj: dict[str, Any]) -> dict[str, Any]:
+        kind, name = obj["kind"], obj["metadata"]["name"]
+        fn: Any = {
+            "ConfigMap": self.core.create_namespaced_config_map,
+            "Pod": self.core.create_namespaced_pod,
+            "PersistentVolumeClaim": self.core.create_namespaced_persistent_volume_claim,
+            "Job": self.batch.create_namespaced_job,
+        }[kind]
+        return dict(self._call(f"create {kind} {name}", fn, self.ns, obj))
+
+    def list_objects(self, kind: str, selector: str) -> list[dict[str, Any]]:
+        fn = {
+            "ConfigMap": self.core.list_namespaced_config_map,
+            "Pod": self.core.list_namespaced_pod,
+            "Job": self.batch.list_namespaced_job,
+        }[kind]
+        return list(self._call(f"list {kind}s", fn, self.ns, label_selector=selector).get("items") or [])
+
+    def get(self, kind: str, name: str) -> dict[str, Any] | None:
+        fn = {
+            "ConfigMap": self.core.read_namespaced_config_map,
+            "Pod": self.core.read_namespaced_pod,
+            "PersistentVolumeClaim": self.core.read_namespaced_persistent_volume_claim,
+            "Job": self.batch.read_namespaced_job,
+            "Secret": self.core.read_namespaced_secret,
+        }[kind]
+        try:
+            return dict(self._call(f"read {kind} {name}", fn, name, self.ns))
+        except NotFoundError:
+            return None
+
+    def delete(self, kind: str, name: str, *, grace: int | None = None) -> None:
+        fn = {
+            "ConfigMap": self.core.delete_namespaced_config_map,
+            "Pod": self.core.delete_namespaced_pod,
+            "Job": self.batch.delete_namespaced_job,
+        }[kind]
+        extra: dict[str, Any] = {"propagation_policy": "Background"} if kind == "Job" else {}
+        if grace is not None:
+            extra["grace_period_seconds"] = grace
+        try:
+            self._call(f"delete {kind} {name}", fn, name, self.ns, **extra)
+        except NotFoundError:
+            pass
+
+    def patch_configmap(self, name: str, data: dict[str, str | None]) -> dict[str, Any]:
+        """Merge ``data`` into the ConfigMap's data (None removes a key)."""
+        return dict(self._call(f"update ConfigMap {name}", self.core.patch_namespaced_config_map, name, self.ns,
+                               {"data": data}, _content_type="application/merge-patch+json"))  # fmt: skip
+
+    def replace_configmap(self, obj: dict[str, Any]) -> dict[str, Any]:
+        name = obj["metadata"]["name"]
+        return dict(self._call(f"replace ConfigMap {name}", self.core.replace_namespaced_config_map, name, self.ns, obj))
+
+    # -- pods: logs, exec --------------------------------------------------------------------
+
+    def pod_log(self, pod: str, *, follow: bool) -> Iterator[str]:
+        """The pod's output line by line (its only container), to its end when ``follow``."""
+        import urllib3
+
+        resp = self._call(f"logs of {pod}", self.core.read_namespaced_pod_log, pod, self.ns, follow=follow, raw=True,
+                          _request_timeout=None if follow else REQUEST_TIMEOUT)  # fmt: skip
+        pending = b""
+        try:
+            for chunk in resp.stream(65536, decode_content=False):
+                *lines, pending = (pending + chunk).split(b"\n")
+                for raw in lines:
+                    yield raw.decode("utf-8", "surrogateescape")
+        except (urllib3.exceptions.HTTPError, OSError) as e:
+            raise ClusterError(f"logs of {pod}: the connection to the API server broke: {e}") from e
+        finally:
+            resp.release_conn()
+        if pending:
+            yield pending.decode("utf-8", "surrogateescape")
+
+    def exec(self, pod: str, command: list[str], *, stdin: bytes | None = None, timeout: float = 600) -> bytes:
+        """Run ``command`` in the pod; its stdout.  ClusterError with its stderr if it fails.
+
+        Stdin cannot be closed over the v4 exec protocol, so commands that read it
+        must know its length (``head -c N``): see :meth:`upload`.
+        """
+        from kubernetes.stream import stream
+
+        what = f"exec in {pod}"
+        ws = self._call(what, lambda **kw: stream(
+            self.core.connect_get_namespaced_pod_exec, pod, self.ns, command=command, stdin=stdin is not None,
+            stdout=True, stderr=True, tty=False, binary=True, **kw,
+        ), _request_timeout=timeout, raw=True)  # fmt: skip
+        out, err = bytearray(), bytearray()
+        deadline = time.monotonic() + timeout
+        try:
+            if stdin is not None:
+                for i in range(0, len(stdin), 1 << 20):
+                    ws.write_stdin(stdin[i : i + (1 << 20)])
+            while ws.is_open():
+                if time.monotonic() > deadline:
+                    raise ClusterError(f"{what}: no answer in {timeout:g}s")
+                ws.update(timeout=1)
+                if ws.peek_stdout():
+                    out += ws.read_stdout()
+                if ws.peek_stderr():
+                    err += ws.read_stderr()
+            code = ws.returncode
+        except (OSError, ValueError) as e:
+            raise ClusterError(f"{what}: the connection broke: {e}") from e
+        finally:
+            ws.close()
+        if code:
+            text = err.decode(errors="replace").strip().splitlines()
+            raise ClusterError(f"{what}: {command[0]} failed (exit {code}): {text[-1] if text else ''}")
+        return bytes(out)
+
+    def wait_pod(self, name: str, *, timeout: float = 120) -> dict[str, Any]:
+        """Until the pod runs; ClusterError naming why it does not (pull error, unschedulable)."""
+        deadline = time.monotonic() + timeout
+        pod: dict[str, Any] | None = None
+        while time.monotonic() < deadline:
+            pod = self.get("Pod", name)
+            if pod is None:
+                raise ClusterError(f"pod {name} disappeared")
+            phase = (pod.get("status") or {}).get("phase")
+            if phase == "Running":
+                return pod
+            if phase in ("Succeeded", "Failed"):
+                raise ClusterError(f"pod {name} ended ({phase}) before it could be used")
+            for cs in (pod.get("status") or {}).get("containerStatuses") or []:
+                waiting = (cs.get("state") or {}).get("waiting") or {}
+                if waiting.get("reason") in ("ImagePullBackOff", "ErrImagePull", "InvalidImageName"):
+                    raise ClusterError(f"pod {name}: {waiting['reason']}: {waiting.get('message', '')}")
+            time.sleep(0.2)
+        raise ClusterError(f"pod {name} did not start in {timeout:g}s")
+
+
+def _api_message(e: Any) -> str:
+    try:
+        return str(json.loads(e.body).get("message") or e.reason)
+    except (TypeError, ValueError, AttributeError):
+        return str(e.reason)

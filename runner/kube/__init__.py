@@ -1,0 +1,317 @@
+"""The Kubernetes target's pure part: manifests from ``manifests/*.yaml``, names, state from objects.
+
+Nothing here talks to a cluster (that is :mod:`runner.adapters.kube`); everything is
+plain dicts in, plain dicts out, so it is golden-tested in ``tests/unit``.
+
+Design, in short (docs/architecture.md has the long form):
+
+* **One Job per experiment** (not one Indexed Job per run): each experiment has its own
+  resources, deadline, retries and stop, and ``kubectl get jobs -l runner/experiment=X``
+  answers for one of them.  A run is the set of Jobs sharing the ``runner/run`` label.
+* **The run's record lives in a ConfigMap** (``runner-run-<run>``): ``run.json`` says what
+  was run; ``<exp>.json`` how each experiment ended (written by the launcher in the pod,
+  or by the CLI when the pod never got that far); ``<exp>.stop`` marks a stop request.
+  ConfigMaps outlive pods and Jobs, so everyone with access to the namespace sees the
+  same history.
+* **The launcher** (:mod:`runner.kube.launcher`, from a ConfigMap) is the container's
+  entrypoint: it keeps logs and artifacts on the ``runner-data`` volume and records the
+  end state without the CLI connected.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from runner.names import kube_name
+
+MANIFESTS = Path(__file__).resolve().parents[2] / "manifests"
+LAUNCHER = Path(__file__).resolve().parent / "launcher.py"
+LAUNCHER_DIR = "/opt/runner/launcher"
+DATA_PVC = "runner-data"
+DATA_MOUNT = "/runner-data"
+LAUNCHER_CONFIGMAP = "runner-launcher"
+SERVICE_ACCOUNT = "runner"
+MANAGED = {"app.kubernetes.io/managed-by": "runner"}
+RUN_LABEL = "runner/run"
+EXP_LABEL = "runner/experiment"
+KIND_LABEL = "runner/kind"
+DATASTORE_LABEL = "runner/datastore"
+GPU_RESOURCE = "nvidia.com/gpu"
+#: Seconds the Job may live beyond ``--timeout`` (image pull, scheduling) before Kubernetes ends it.
+DEADLINE_SLACK = 300
+
+
+@dataclass(frozen=True)
+class DatastoreMount:
+    name: str
+    version: int
+    digest: str  # the content hash: its folder on the volume is datastores/<digest>
+    mount_dir: str
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    run: str
+    experiment: str
+    image: str
+    command: tuple[str, ...]
+    workdir: str = "/project"
+    env: dict[str, str] = field(default_factory=dict)
+    secrets: tuple[str, ...] = ()
+    cpus: float | None = None
+    memory: str | None = None
+    gpus: int = 0
+    timeout: int | None = None
+    retries: int = 0
+    datastores: tuple[DatastoreMount, ...] = ()
+
+
+@lru_cache(maxsize=None)
+def _template(name: str) -> dict[str, Any]:
+    import yaml
+
+    data = yaml.safe_load((MANIFESTS / name).read_text())
+    assert isinstance(data, dict)
+    return data
+
+
+def template(name: str) -> dict[str, Any]:
+    return copy.deepcopy(_template(name))
+
+
+def run_configmap_name(run: str) -> str:
+    return kube_name(f"runner-run-{run}")
+
+
+def datastore_configmap_name(name: str) -> str:
+    return kube_name(f"runner-datastore-{name}")
+
+
+def job_name(experiment: str) -> str:
+    return kube_name(experiment)
+
+
+def experiment_dir(run: str, experiment: str) -> str:
+    """The experiment's folder on the data volume (relative): log, end.json, artifacts/."""
+    return f"runs/{run}/{experiment}"
+
+
+def escape_arg(arg: str) -> str:
+    """Kubernetes expands ``$(VAR)`` in command and args and turns ``$$`` into ``$``: doubling every ``$`` keeps them literal."""
+    return arg.replace("$", "$$")
+
+
+def cpu_quantity(cpus: float) -> str:
+    millis = round(cpus * 1000)
+    return str(millis // 1000) if millis % 1000 == 0 else f"{millis}m"
+
+
+def make_job(spec: JobSpec) -> dict[str, Any]:
+    job = template("job.yaml")
+    labels = {**MANAGED, RUN_LABEL: spec.run, EXP_LABEL: spec.experiment}
+    job["metadata"] = {"name": job_name(spec.experiment), "labels": labels}
+    job["spec"]["backoffLimit"] = spec.retries
+    if spec.timeout:
+        job["spec"]["activeDeadlineSeconds"] = spec.timeout + DEADLINE_SLACK
+    pod = job["spec"]["template"]
+    pod["metadata"]["labels"] = dict(labels)
+    container = pod["spec"]["containers"][0]
+    container["image"] = spec.image
+    container["workingDir"] = spec.workdir
+    container["args"] = ["--", *(escape_arg(a) for a in spec.command)]
+    env = [{"name": k, "value": escape_arg(v)} for k, v in spec.env.items()]
+    env += [
+        {"name": "RUNNER_EXPERIMENT", "value": spec.experiment},
+        {"name": "RUNNER_CONFIGMAP", "value": run_configmap_name(spec.run)},
+        {"name": "RUNNER_DATA", "value": DATA_MOUNT},
+    ]
+    if spec.timeout:
+        env.append({"name": "RUNNER_TIMEOUT", "value": str(spec.timeout)})
+    container["env"] = env
+    if spec.secrets:
+        container["envFrom"] = [{"secretRef": {"name": s}} for s in spec.secrets]
+    requests: dict[str, str] = {"cpu": cpu_quantity(spec.cpus or 1)}
+    limits: dict[str, str] = {}
+    if spec.memory:
+        requests["memory"] = limits["memory"] = spec.memory
+    if spec.gpus:
+        # extended resources: the request must equal the limit
+        requests[GPU_RESOURCE] = limits[GPU_RESOURCE] = str(spec.gpus)
+    container["resources"] = {"requests": requests, **({"limits": limits} if limits else {})}
+    mounts = container["volumeMounts"]
+    for m in mounts:
+        if m["name"] == "data":
+            m["subPath"] = experiment_dir(spec.run, spec.experiment)
+    for ds in spec.datastores:
+        mounts.append({"name": "data", "mountPath": ds.mount_dir, "subPath": f"datastores/{ds.digest}", "readOnly": True})
+    return job
+
+
+def make_run_configmap(run_doc: dict[str, Any]) -> dict[str, Any]:
+    cm = template("run-configmap.yaml")
+    name = str(run_doc["name"])
+    cm["metadata"]["name"] = run_configmap_name(name)
+    cm["metadata"]["labels"][RUN_LABEL] = name
+    cm["data"] = {"run.json": json.dumps(run_doc, sort_keys=True, ensure_ascii=False)}
+    return cm
+
+
+def make_launcher_configmap(source: str | None = None) -> dict[str, Any]:
+    cm = template("launcher-configmap.yaml")
+    cm["data"] = {"launcher.py": source if source is not None else LAUNCHER.read_text()}
+    return cm
+
+
+def make_data_pvc(*, storage_class: str | None = None) -> dict[str, Any]:
+    pvc = template("data-pvc.yaml")
+    if storage_class:
+        pvc["spec"]["storageClassName"] = storage_class
+    return pvc
+
+
+def make_data_pod(*, image: str) -> dict[str, Any]:
+    pod = template("data-pod.yaml")
+    pod["spec"]["containers"][0]["image"] = image
+    return pod
+
+
+def make_datastore_configmap(name: str, versions: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": datastore_configmap_name(name),
+            "labels": {**MANAGED, KIND_LABEL: "datastore", DATASTORE_LABEL: kube_name(name)},
+        },
+        "data": {"name": name, "versions.json": json.dumps(versions, sort_keys=True)},
+    }
+
+
+# -- state, from the objects ---------------------------------------------------------------
+
+#: waiting reasons that keep a container from ever starting until someone acts
+PULL_REASONS = ("ImagePullBackOff", "ErrImagePull", "InvalidImageName", "ErrImageNeverPull")
+CONFIG_REASONS = ("CreateContainerConfigError", "CreateContainerError", "RunContainerError")
+
+
+@dataclass(frozen=True)
+class Observed:
+    """An experiment's state as the cluster shows it (state is an ExpState value)."""
+
+    state: str
+    exit_code: int | None = None
+    message: str | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+    final: bool = False  # an end state that no later observation can change
+
+
+def _conditions(obj: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
+    conds = ((obj or {}).get("status") or {}).get("conditions") or []
+    return {c.get("type", ""): c for c in conds if c.get("status") == "True" or c.get("type") == "PodScheduled"}
+
+
+def _ts(value: Any) -> float | None:
+    from datetime import datetime
+
+    if not value:
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def _pod_why(pod: dict[str, Any]) -> tuple[str, int | None, str | None]:
+    """(state, exit_code, message) of one pod."""
+    status = pod.get("status") or {}
+    phase = status.get("phase")
+    if status.get("reason") == "Evicted":
+        return "failed", None, f"evicted: {status.get('message', '')}".strip()
+    for cs in status.get("containerStatuses") or []:
+        st = cs.get("state") or {}
+        waiting, term = st.get("waiting"), st.get("terminated")
+        if waiting and waiting.get("reason") in PULL_REASONS + CONFIG_REASONS:
+            return "queued", None, f"{waiting['reason']}: {waiting.get('message', '')}".strip()
+        if term:
+            code = term.get("exitCode")
+            if term.get("reason") == "OOMKilled":
+                return "failed", code, "OOMKilled: the experiment ran out of its --memory limit"
+            if code == 0:
+                return "completed", 0, None
+            return "failed", code, f"{term.get('reason') or 'Error'}: exit code {code}"
+    if phase == "Pending":
+        sched = _conditions(pod).get("PodScheduled")
+        if sched and sched.get("status") == "False":
+            return "queued", None, f"{sched.get('reason') or 'Unschedulable'}: {sched.get('message', '')}".strip()
+        return "queued", None, None
+    if phase == "Running":
+        return "running", None, None
+    if phase == "Succeeded":
+        return "completed", 0, None
+    if phase == "Failed":
+        return "failed", None, status.get("message") or status.get("reason") or "the pod failed"
+    return "queued", None, None
+
+
+def observe(*, end: dict[str, Any] | None, stop: bool, job: dict[str, Any] | None, pods: list[dict[str, Any]],
+            launched: bool) -> Observed:  # fmt: skip
+    """Combine the recorded end (``<exp>.json``), the Job and its pods into one state.
+
+    ``launched`` is whether the run record says the Job was created (False while it
+    builds or pushes).  A recorded end is final once the Job is finished or gone, or
+    has no retries; with ``--retries`` one pod's end is not the experiment's.
+    """
+    conds = _conditions(job)
+    job_done = "Complete" in conds or "Failed" in conds or "SuccessCriteriaMet" in conds or "FailureTarget" in conds
+    if end and end.get("final"):
+        return _from_end(end)
+    no_retries = ((job or {}).get("spec") or {}).get("backoffLimit") == 0
+    if end and (job is None or job_done or no_retries):
+        return _from_end(end, final=True)
+    ordered = sorted(pods, key=lambda p: (p.get("metadata") or {}).get("creationTimestamp") or "")
+    started = _ts(((ordered[0].get("status") or {}).get("startTime"))) if ordered else None
+    if job is not None and not job_done:
+        if not ordered:
+            return Observed("queued", started_at=None)
+        state, code, message = _pod_why(ordered[-1])
+        if state in ("completed", "failed"):  # the pod ended; the Job has not caught up, or retries
+            state = "running" if state == "completed" else state
+            if state == "failed":
+                state, message = "running", f"retrying after: {message}"
+        return Observed(state, None, message, started)
+    if job is not None:  # finished without a recorded end: the launcher never ran to the end
+        failed = conds.get("Failed") or conds.get("FailureTarget")
+        finished = _ts(((job.get("status") or {}).get("completionTime"))) or _ts((failed or {}).get("lastTransitionTime"))
+        if not failed:
+            return Observed("completed", 0, None, started, finished, final=True)
+        if failed.get("reason") == "DeadlineExceeded":
+            return Observed("failed", None, f"deadline exceeded: {failed.get('message', '')}".strip(), started, finished, True)
+        if ordered:
+            state, code, message = _pod_why(ordered[-1])
+            if state == "failed":
+                return Observed("failed", code, message, started, finished, True)
+        return Observed("failed", None, f"{failed.get('reason')}: {failed.get('message', '')}", started, finished, True)
+    if stop:
+        return Observed("stopped", None, "stopped", final=True)
+    if launched:
+        return Observed("failed", None, "the Job was deleted before the experiment recorded its end", final=True)
+    return Observed("building")
+
+
+def _from_end(end: dict[str, Any], *, final: bool = True) -> Observed:
+    return Observed(
+        state=str(end.get("state", "failed")),
+        exit_code=end.get("exit_code"),
+        message=end.get("message"),
+        started_at=end.get("started_at"),
+        finished_at=end.get("finished_at"),
+        final=final,
+    )

@@ -1,0 +1,223 @@
+"""The experiment's entrypoint on Kubernetes.  Standard library only: it runs on the image's python3.
+
+It is shipped in the ConfigMap ``runner-launcher`` and mounted into the pod (never
+built into the image, so the image stays byte-identical to the local target's).
+
+    python3 launcher.py -- python3 SCRIPT ARGS...
+
+* starts the user's command as a child in the working directory (``/project``),
+  with the argv it was given, so ``sys.argv`` is the same as on the local target;
+* forwards SIGTERM (``runner stop``, the Job's deadline, an eviction) to the child;
+* tees the child's output as ``[stdout] [timestamp] text`` lines to its own
+  stdout (the pod log, which ``runner logs --follow`` streams) and to the
+  experiment's log file on the ``runner-data`` volume (which outlives the pod);
+* enforces ``RUNNER_TIMEOUT`` itself, so a timeout is recorded as such;
+* when the child ends, however it ends, copies every regular file under the
+  working directory whose mtime is not 0 (the build gives all image files mtime 0)
+  to the volume, and records the end state (exit code, signal, OOM kill seen in
+  the container's memory cgroup, stop, timeout) in ``end.json`` there and in the
+  run's ConfigMap, through the API with the pod's service-account token, so the
+  CLI need not be connected for any of this.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import ssl
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from datetime import datetime, timezone
+from typing import IO, Any
+
+SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+OOM_FILES = ("/sys/fs/cgroup/memory.events", "/sys/fs/cgroup/memory/memory.oom_control")
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+
+
+def oom_kills() -> int:
+    """OOM kills the kernel counted in this container's memory cgroup (v2 or v1)."""
+    for path in OOM_FILES:
+        try:
+            with open(path) as f:
+                for line in f:
+                    key, _, value = line.partition(" ")
+                    if key == "oom_kill":
+                        return int(value)
+        except (OSError, ValueError):
+            continue
+    return 0
+
+
+class Tee:
+    def __init__(self, log_path: str) -> None:
+        os.makedirs(os.path.dirname(log_path), exist_ok=True)
+        self._log = open(log_path, "a", encoding="utf-8", errors="surrogateescape")
+        self._lock = threading.Lock()
+
+    def line(self, stream: str, text: str) -> None:
+        formatted = f"[{stream}] [{now_iso()}] {text}\n"
+        with self._lock:
+            sys.stdout.write(formatted)
+            sys.stdout.flush()
+            self._log.write(formatted)
+            self._log.flush()
+
+    def pump(self, stream: str, pipe: IO[bytes]) -> None:
+        pending = b""
+        while True:
+            chunk = pipe.read1(65536) if hasattr(pipe, "read1") else pipe.read(65536)
+            if not chunk:
+                break
+            *lines, pending = (pending + chunk).split(b"\n")
+            for raw in lines:
+                self.line(stream, raw.decode("utf-8", "surrogateescape"))
+        if pending:
+            self.line(stream, pending.decode("utf-8", "surrogateescape"))
+
+
+def save_artifacts(workdir: str, dest: str) -> list[str]:
+    saved = []
+    for top, dirs, files in os.walk(workdir):
+        dirs.sort()
+        for name in sorted(files):
+            path = os.path.join(top, name)
+            try:
+                st = os.lstat(path)
+            except OSError:
+                continue
+            if not os.path.isfile(path) or os.path.islink(path) or int(st.st_mtime) == 0:
+                continue
+            rel = os.path.relpath(path, workdir)
+            target = os.path.join(dest, rel)
+            try:
+                os.makedirs(os.path.dirname(target), exist_ok=True)
+                shutil.copy2(path, target)
+                saved.append(rel)
+            except OSError as e:
+                sys.stderr.write(f"runner launcher: cannot save {rel}: {e}\n")
+    return saved
+
+
+def api(method: str, path: str, body: Any = None, content_type: str = "application/json") -> Any:
+    host = os.environ["KUBERNETES_SERVICE_HOST"]
+    port = os.environ.get("KUBERNETES_SERVICE_PORT", "443")
+    with open(f"{SA_DIR}/token") as f:
+        token = f.read().strip()
+    ctx = ssl.create_default_context(cafile=f"{SA_DIR}/ca.crt")
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(
+        f"https://{host}:{port}{path}", data=data, method=method,
+        headers={"Authorization": f"Bearer {token}", "Content-Type": content_type, "Accept": "application/json"},
+    )  # fmt: skip
+    with urllib.request.urlopen(req, context=ctx, timeout=15) as resp:
+        return json.loads(resp.read() or b"null")
+
+
+def configmap_path() -> str:
+    with open(f"{SA_DIR}/namespace") as f:
+        ns = f.read().strip()
+    return f"/api/v1/namespaces/{ns}/configmaps/{os.environ['RUNNER_CONFIGMAP']}"
+
+
+def stop_requested(experiment: str) -> bool:
+    try:
+        data = api("GET", configmap_path()).get("data") or {}
+    except Exception as e:  # noqa: BLE001 - the record still gets written, as "terminated"
+        sys.stderr.write(f"runner launcher: cannot read the run record: {e}\n")
+        return False
+    return bool(data.get(f"{experiment}.stop"))
+
+
+def record(experiment: str, end: dict[str, Any], data_dir: str) -> None:
+    with open(os.path.join(data_dir, "end.json"), "w") as f:
+        json.dump(end, f)
+    body = {"data": {f"{experiment}.json": json.dumps(end, sort_keys=True)}}
+    for attempt in range(5):
+        try:
+            api("PATCH", configmap_path(), body, content_type="application/merge-patch+json")
+            return
+        except Exception as e:  # noqa: BLE001 - retried, then left in end.json for the CLI
+            if attempt == 4:
+                sys.stderr.write(f"runner launcher: cannot record the end state: {e}\n")
+            time.sleep(1 + attempt)
+
+
+def main(argv: list[str]) -> int:
+    command = argv[argv.index("--") + 1 :] if "--" in argv else argv
+    experiment = os.environ["RUNNER_EXPERIMENT"]
+    data_dir = os.environ.get("RUNNER_DATA", "/runner-data")
+    timeout = float(os.environ.get("RUNNER_TIMEOUT") or 0)
+    workdir = os.getcwd()
+    tee = Tee(os.path.join(data_dir, "log"))
+    oom_before = oom_kills()
+    started = time.time()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RUNNER_")}
+    try:
+        child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    except OSError as e:
+        tee.line("stderr", f"runner: cannot start {command[0]}: {e}")
+        failed = {"state": "failed", "exit_code": 127, "reason": "Error", "message": f"cannot start: {e}",
+               "started_at": started, "finished_at": time.time(), "pod": os.environ.get("HOSTNAME")}  # fmt: skip
+        record(experiment, failed, data_dir)
+        return 127
+    why: list[str] = []
+
+    def terminate(reason: str) -> None:
+        if not why:
+            why.append(reason)
+        try:
+            child.send_signal(signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+
+    signal.signal(signal.SIGTERM, lambda *_: terminate("terminated"))
+    signal.signal(signal.SIGINT, lambda *_: terminate("terminated"))
+    pumps = [threading.Thread(target=tee.pump, args=(n, p), daemon=True)
+             for n, p in (("stdout", child.stdout), ("stderr", child.stderr))]  # fmt: skip
+    for t in pumps:
+        t.start()
+    if timeout:
+        timer = threading.Timer(timeout, terminate, args=("timeout",))
+        timer.daemon = True
+        timer.start()
+    while True:
+        try:
+            code = child.wait()
+            break
+        except InterruptedError:
+            continue
+    for t in pumps:
+        t.join(timeout=10)
+    saved = save_artifacts(workdir, os.path.join(data_dir, "artifacts"))
+    sig = -code if code < 0 else None
+    exit_code = 128 + sig if sig else code
+    end: dict[str, Any] = {"exit_code": exit_code, "signal": sig, "started_at": started, "finished_at": time.time(),
+                           "artifacts": len(saved), "pod": os.environ.get("HOSTNAME")}  # fmt: skip
+    if why and why[0] == "timeout":
+        end.update(state="failed", reason="DeadlineExceeded", message=f"deadline exceeded: stopped after --timeout {timeout:g}s")
+    elif why:
+        if stop_requested(experiment):
+            end.update(state="stopped", reason="Stopped", message="stopped")
+        else:
+            end.update(state="failed", reason="Terminated", message="terminated by SIGTERM (deleted or evicted)")
+    elif sig == signal.SIGKILL and oom_kills() > oom_before:
+        end.update(state="failed", reason="OOMKilled", message="OOMKilled: the experiment ran out of its --memory limit")
+    elif code == 0:
+        end.update(state="completed", reason="Completed", message=None)
+    else:
+        end.update(state="failed", reason="Error", message=f"killed by signal {sig}" if sig else f"exit code {code}")
+    record(experiment, end, data_dir)
+    return exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

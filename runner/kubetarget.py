@@ -1,0 +1,420 @@
+"""The Kubernetes target: push, launch, observe, stop, fetch — in terms of :mod:`runner.kube` and the adapters.
+
+The cluster is the source of truth for Kubernetes runs (see :mod:`runner.kube`): the
+run ConfigMap, the Jobs and their pods.  The local history database keeps a copy of
+each run (so a run that failed before it reached the cluster, or a cluster that is
+down, still shows something), refreshed whenever the cluster is read.
+
+Logs and artifacts live on the namespace's ``runner-data`` volume, written by the
+launcher in the pod.  The CLI reads them through a small pod that mounts the volume
+(``runner-data``, made on demand, gone after 15 minutes) with exec + tar: no port,
+no service, and only the permissions ``manifests/rbac.yaml`` grants.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import tarfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from runner import kube
+from runner.errors import ClusterError, NotFoundError, UsageError
+from runner.logs import LogLine, now_iso, parse_line
+from runner.store import ExperimentRecord, ExpState, RunRecord, RunSummary
+
+if TYPE_CHECKING:
+    from runner.adapters.kube import KubeCluster
+
+TARGET = "kubernetes"
+DEFAULT_HELPER_IMAGE = "busybox:1.36"
+
+
+@dataclass(frozen=True)
+class DatastoreVersion:
+    name: str
+    version: int
+    digest: str
+    created_at: float
+    files: int
+    size: int
+
+
+def tree_digest(root: Path) -> tuple[str, list[Path]]:
+    """Content hash of a folder (relative paths, executable bits, bytes) and its files, sorted."""
+    h = hashlib.sha256()
+    files = sorted(p for p in root.rglob("*") if p.is_file() and not p.is_symlink())
+    for p in files:
+        rel = p.relative_to(root).as_posix()
+        h.update(f"{rel}\0{'x' if os.access(p, os.X_OK) else '-'}\0{p.stat().st_size}\0".encode())
+        with open(p, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+    return h.hexdigest()[:32], files
+
+
+def parse_datastore(text: str) -> tuple[str, int | None, str | None]:
+    """``NAME[:VERSION][:MOUNTDIR]`` -> (name, version or None, mount dir or None)."""
+    parts = text.split(":", 2)
+    name, version, mount = parts[0], None, None
+    for extra in parts[1:]:
+        if extra.isdigit() and version is None and mount is None:
+            version = int(extra)
+        elif extra.startswith("/") and mount is None:
+            mount = extra
+        else:
+            raise UsageError(f"--datastore {text!r} is not NAME[:VERSION][:MOUNTDIR]", hint="e.g. mnist:2:/data")
+    if not name:
+        raise UsageError(f"--datastore {text!r} has no name")
+    return name, version, mount
+
+
+class KubeTarget:
+    def __init__(self, cluster: KubeCluster, *, helper_image: str | None = None) -> None:
+        self.cluster = cluster
+        self.helper_image = helper_image or os.environ.get("RUNNER_HELPER_IMAGE") or DEFAULT_HELPER_IMAGE
+
+    # -- setup -----------------------------------------------------------------------------
+
+    def ensure_infra(self) -> None:
+        """The namespace's data volume and the launcher ConfigMap (current version)."""
+        if self.cluster.get("PersistentVolumeClaim", kube.DATA_PVC) is None:
+            self.cluster.create(kube.make_data_pvc(storage_class=os.environ.get("RUNNER_STORAGE_CLASS")))
+        wanted = kube.make_launcher_configmap()
+        have = self.cluster.get("ConfigMap", kube.LAUNCHER_CONFIGMAP)
+        if have is None:
+            try:
+                self.cluster.create(wanted)
+            except ClusterError as e:
+                if "already exists" not in e.message:
+                    raise
+        elif have.get("data") != wanted["data"]:
+            wanted["metadata"]["resourceVersion"] = have["metadata"]["resourceVersion"]
+            self.cluster.replace_configmap(wanted)
+
+    def check_secrets(self, names: tuple[str, ...]) -> None:
+        for name in names:
+            if self.cluster.get("Secret", name) is None:
+                raise UsageError(
+                    f"--secret {name}: no Secret {name!r} in namespace {self.cluster.ns}",
+                    hint=f"create it with `kubectl -n {self.cluster.ns} create secret generic {name} --from-literal=KEY=VALUE`",
+                )
+
+    # -- records -----------------------------------------------------------------------------
+
+    def record_run(self, doc: dict[str, Any], ends: dict[str, dict[str, Any]] | None = None) -> None:
+        cm = kube.make_run_configmap(doc)
+        for exp, end in (ends or {}).items():
+            cm["data"][f"{exp}.json"] = json.dumps({**end, "final": True}, sort_keys=True)
+        self.cluster.create(cm)
+
+    def record_end(self, run: str, experiment: str, end: dict[str, Any]) -> None:
+        self.cluster.patch_configmap(
+            kube.run_configmap_name(run), {f"{experiment}.json": json.dumps({**end, "final": True}, sort_keys=True)}
+        )
+
+    def launch(self, specs: list[kube.JobSpec]) -> None:
+        for spec in specs:
+            self.cluster.create(kube.make_job(spec))
+
+    def summaries(self, *, run: str | None = None) -> list[RunSummary]:
+        """Runs as the cluster shows them (one run, or all in the namespace), newest first."""
+        sel = "app.kubernetes.io/managed-by=runner"
+        if run is not None:
+            cm = self.cluster.get("ConfigMap", kube.run_configmap_name(run))
+            cms = [cm] if cm is not None else []
+            sel += f",{kube.RUN_LABEL}={run}"
+        else:
+            cms = self.cluster.list_objects("ConfigMap", f"{sel},{kube.KIND_LABEL}=run")
+        if not cms:
+            return []
+        jobs: dict[str, dict[str, Any]] = {}
+        pods: dict[str, list[dict[str, Any]]] = {}
+        for j in self.cluster.list_objects("Job", sel):
+            jobs[j["metadata"]["labels"].get(kube.EXP_LABEL, "")] = j
+        for p in self.cluster.list_objects("Pod", sel):
+            pods.setdefault(p["metadata"].get("labels", {}).get(kube.EXP_LABEL, ""), []).append(p)
+        out = [self._summary(cm, jobs, pods) for cm in cms]
+        out.sort(key=lambda s: s.run.created_at, reverse=True)
+        return out
+
+    def _summary(self, cm: dict[str, Any], jobs: dict[str, dict[str, Any]], pods: dict[str, list[dict[str, Any]]]) -> RunSummary:
+        data = cm.get("data") or {}
+        doc = json.loads(data.get("run.json") or "{}")
+        run = RunRecord(
+            name=doc["name"], project=doc.get("project", ""), root=doc.get("root", ""), script=doc.get("script", ""),
+            args=tuple(doc.get("args") or ()), target=TARGET, image=doc.get("image"), cached=doc.get("cached"),
+            created_at=float(doc.get("created_at") or 0), options=doc.get("options") or {}, build_log=None,
+        )  # fmt: skip
+        exps = []
+        for e in doc.get("experiments") or []:
+            name = e["name"]
+            end = json.loads(data[f"{name}.json"]) if f"{name}.json" in data else None
+            seen = kube.observe(end=end, stop=bool(data.get(f"{name}.stop")), job=jobs.get(name), pods=pods.get(name, []),
+                                launched=bool(doc.get("launched")))  # fmt: skip
+            exps.append(ExperimentRecord(
+                name=name, run=run.name, index=int(e.get("index", 0)), command=tuple(e.get("command") or ()),
+                params=e.get("params") or {}, state=ExpState(seen.state), handle=kube.job_name(name),
+                exit_code=seen.exit_code, message=seen.message, created_at=run.created_at, started_at=seen.started_at,
+                finished_at=seen.finished_at, owner_pid=None, stop_requested=bool(data.get(f"{name}.stop")),
+            ))  # fmt: skip
+            if seen.final and not (end or {}).get("final"):
+                # make the end outlive the Job and its pods (clean-up, TTL): first observer writes it down
+                try:
+                    self.record_end(run.name, name, {
+                        "state": seen.state, "exit_code": seen.exit_code, "message": seen.message,
+                        "started_at": seen.started_at, "finished_at": seen.finished_at or time.time(),
+                    })  # fmt: skip
+                except ClusterError:
+                    pass
+        return RunSummary(run, tuple(exps))
+
+    def experiment(self, run: str, name: str) -> ExperimentRecord:
+        for s in self.summaries(run=run):
+            for e in s.experiments:
+                if e.name == name:
+                    return e
+        raise NotFoundError(f"no experiment named {name!r} in namespace {self.cluster.ns}")
+
+    # -- logs --------------------------------------------------------------------------------
+
+    def _pods(self, experiment: str) -> list[dict[str, Any]]:
+        pods = self.cluster.list_objects("Pod", f"{kube.EXP_LABEL}={experiment}")
+        return sorted(pods, key=lambda p: p["metadata"].get("creationTimestamp") or "")
+
+    def follow(self, run: str, experiment: str, *, poll: float = 0.2,
+               on_wait: Callable[[str], None] | None = None) -> Iterator[LogLine]:  # fmt: skip
+        """Live output, pod after pod (retries), until the experiment has ended.
+
+        ``on_wait`` hears why it is not running yet (Unschedulable, ImagePullBackOff), once per reason.
+        """
+        done: set[str] = set()
+        seen_in: dict[str, int] = {}
+        told = None
+        while True:
+            pods = self._pods(experiment)
+            current = next((p for p in pods if p["metadata"]["name"] not in done and _pod_started(p)), None)
+            if current is None:
+                exp = self.experiment(run, experiment)
+                if exp.state.active:
+                    if on_wait and exp.message and exp.message != told:
+                        on_wait(exp.message)
+                        told = exp.message
+                    time.sleep(poll)
+                    continue
+                # Ended: a pod may have run to its end between two looks (its status in the API
+                # lags behind the kubelet, so ask for its log whatever the status says), or be gone.
+                for p in self._pods(experiment):
+                    name = p["metadata"]["name"]
+                    if name in done:
+                        continue
+                    try:
+                        lines = list(self.cluster.pod_log(name, follow=False))
+                    except (ClusterError, NotFoundError):
+                        continue
+                    seen_in[name] = len(lines)
+                    yield from (parse_line(raw) or LogLine("stderr", now_iso(), raw) for raw in lines)
+                if not seen_in:  # never saw a pod run: the volume has whatever it wrote
+                    for raw in self.finished_log(run, experiment):
+                        yield parse_line(raw) or LogLine("stderr", now_iso(), raw)
+                return
+            name = current["metadata"]["name"]
+            skip = seen_in.get(name, 0)
+            n = 0
+            try:
+                for raw in self.cluster.pod_log(name, follow=True):
+                    n += 1
+                    if n <= skip:
+                        continue
+                    yield parse_line(raw) or LogLine("stderr", now_iso(), raw)
+            except (ClusterError, NotFoundError):
+                pass  # the pod went away mid-stream: the volume has the rest
+            seen_in[name] = max(skip, n)
+            pod = self.cluster.get("Pod", name)
+            if pod is None or (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+                done.add(name)
+
+    def finished_log(self, run: str, experiment: str) -> list[str]:
+        """The whole log from the data volume (all attempts), as formatted lines."""
+        path = f"{kube.DATA_MOUNT}/{kube.experiment_dir(run, experiment)}/log"
+        out = self.cluster.exec(self.data_pod(), ["sh", "-c", f"cat {path} 2>/dev/null || true"])
+        return out.decode("utf-8", "surrogateescape").splitlines()
+
+    # -- stop --------------------------------------------------------------------------------
+
+    def stop(self, run: str, experiments: list[str], *, wait: float = 90) -> None:
+        """Mark the stop, delete the Jobs (their pods get SIGTERM; the launcher saves artifacts and records "stopped")."""
+        cm = kube.run_configmap_name(run)
+        self.cluster.patch_configmap(cm, {f"{e}.stop": "1" for e in experiments})
+        for e in experiments:
+            self.cluster.delete("Job", kube.job_name(e))
+        deadline = time.monotonic() + wait
+        pending = set(experiments)
+        while pending and time.monotonic() < deadline:
+            for e in list(pending):
+                if not self._pods(e):
+                    pending.discard(e)
+            if pending:
+                time.sleep(0.5)
+        for s in self.summaries(run=run):  # writes "stopped" for those that never started
+            for exp in s.experiments:
+                if exp.name in experiments and exp.state.active:
+                    self.record_end(run, exp.name, {"state": "stopped", "exit_code": None, "message": "stopped",
+                                                    "finished_at": time.time()})  # fmt: skip
+
+    # -- the data volume ---------------------------------------------------------------------
+
+    def data_pod(self) -> str:
+        """A running pod that mounts the data volume (made if needed; it ends by itself after 15 minutes)."""
+        name = str(kube.make_data_pod(image=self.helper_image)["metadata"]["name"])
+        pod = self.cluster.get("Pod", name)
+        if pod is not None:
+            phase = (pod.get("status") or {}).get("phase")
+            started = (pod.get("status") or {}).get("startTime")
+            young = started and time.time() - _epoch(started) < 600
+            if phase == "Running" and young and pod["spec"]["containers"][0]["image"] == self.helper_image:
+                return name
+            self.cluster.delete("Pod", name, grace=0)
+            for _ in range(100):
+                if self.cluster.get("Pod", name) is None:
+                    break
+                time.sleep(0.2)
+        if self.cluster.get("PersistentVolumeClaim", kube.DATA_PVC) is None:
+            self.cluster.create(kube.make_data_pvc(storage_class=os.environ.get("RUNNER_STORAGE_CLASS")))
+        self.cluster.create(kube.make_data_pod(image=self.helper_image))
+        self.cluster.wait_pod(name)
+        return name
+
+    def download(self, folder: str, dest: Path) -> list[str]:
+        """Everything under ``folder`` (relative to the volume) into ``dest``; the files' relative paths."""
+        path = f"{kube.DATA_MOUNT}/{folder}"
+        data = self.cluster.exec(self.data_pod(), ["sh", "-c", f"if [ -d {path} ]; then tar c -C {path} .; fi"])
+        if not data:
+            return []
+        saved = []
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
+            for member in tar:
+                name = os.path.normpath(member.name)
+                if not member.isfile() or name.startswith("..") or os.path.isabs(name):
+                    continue
+                target = dest / name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                src = tar.extractfile(member)
+                if src is None:
+                    continue
+                target.write_bytes(src.read())
+                os.chmod(target, 0o755 if member.mode & 0o111 else 0o644)
+                saved.append(Path(name).as_posix())
+        return sorted(saved)
+
+    def artifacts(self, run: str, experiment: str, dest: Path) -> list[str]:
+        return self.download(f"{kube.experiment_dir(run, experiment)}/artifacts", dest)
+
+    # -- datastores ----------------------------------------------------------------------------
+
+    def datastores(self) -> list[DatastoreVersion]:
+        out = []
+        for cm in self.cluster.list_objects("ConfigMap", f"{kube.KIND_LABEL}=datastore"):
+            out += _versions(cm)
+        return sorted(out, key=lambda v: (v.name, v.version))
+
+    def datastore_create(self, name: str, source: Path, *, progress: Callable[[str], None] = lambda _: None) -> tuple[DatastoreVersion, bool]:
+        """Upload ``source`` as the next version of ``name``; (version, uploaded?).  Same content is stored once."""
+        if not source.is_dir():
+            raise UsageError(f"--source {source} is not a folder")
+        digest, files = tree_digest(source)
+        cm = self.cluster.get("ConfigMap", kube.datastore_configmap_name(name))
+        versions = _versions(cm) if cm else []
+        if versions and versions[-1].digest == digest:
+            return versions[-1], False
+        known = {v.digest for v in self.datastores()}
+        pod = self.data_pod()
+        target = f"{kube.DATA_MOUNT}/datastores/{digest}"
+        exists = self.cluster.exec(pod, ["sh", "-c", f"test -d {target} && echo yes || true"]).strip() == b"yes"
+        uploaded = False
+        if digest not in known or not exists:
+            buf = io.BytesIO()
+            with tarfile.open(fileobj=buf, mode="w:") as tar:
+                for p in files:
+                    tar.add(p, arcname=p.relative_to(source).as_posix(), recursive=False)
+            data = buf.getvalue()
+            progress(f"uploading {len(files)} file(s), {len(data)} bytes")
+            tmp = f"{kube.DATA_MOUNT}/datastores/.tmp-{digest}"
+            script = f"rm -rf {tmp} && mkdir -p {tmp} && head -c {len(data)} | tar x -C {tmp} && rm -rf {target} && mv {tmp} {target}"
+            self.cluster.exec(pod, ["sh", "-c", script], stdin=data)
+            uploaded = True
+        size = sum(p.stat().st_size for p in files)
+        new = DatastoreVersion(name, (versions[-1].version + 1) if versions else 1, digest, time.time(), len(files), size)
+        docs = [_version_doc(v) for v in [*versions, new]]
+        if cm is None:
+            self.cluster.create(kube.make_datastore_configmap(name, docs))
+        else:
+            self.cluster.patch_configmap(cm["metadata"]["name"], {"versions.json": json.dumps(docs, sort_keys=True)})
+        return new, uploaded
+
+    def datastore_delete(self, name: str, version: int | None) -> list[DatastoreVersion]:
+        cm_name = kube.datastore_configmap_name(name)
+        cm = self.cluster.get("ConfigMap", cm_name)
+        versions = _versions(cm) if cm else []
+        gone = [v for v in versions if version is None or v.version == version]
+        if not gone:
+            raise NotFoundError(f"no datastore {name!r}" + (f" version {version}" if version else ""),
+                                hint="`runner datastore list` shows them")  # fmt: skip
+        keep = [v for v in versions if v not in gone]
+        if keep:
+            self.cluster.patch_configmap(cm_name, {"versions.json": json.dumps([_version_doc(v) for v in keep], sort_keys=True)})
+        else:
+            self.cluster.delete("ConfigMap", cm_name)
+        still = {v.digest for v in self.datastores()}
+        orphans = sorted({v.digest for v in gone} - still)
+        if orphans:
+            paths = " ".join(f"{kube.DATA_MOUNT}/datastores/{d}" for d in orphans)
+            self.cluster.exec(self.data_pod(), ["rm", "-rf", *paths.split()])
+        return gone
+
+    def resolve_datastore(self, text: str) -> kube.DatastoreMount:
+        name, version, mount = parse_datastore(text)
+        cm = self.cluster.get("ConfigMap", kube.datastore_configmap_name(name))
+        versions = _versions(cm) if cm else []
+        chosen = [v for v in versions if version is None or v.version == version]
+        if not chosen:
+            raise UsageError(f"--datastore {text}: no datastore {name!r}" + (f" version {version}" if version else ""),
+                             hint="`runner datastore list` shows them")  # fmt: skip
+        v = chosen[-1]
+        return kube.DatastoreMount(name=name, version=v.version, digest=v.digest, mount_dir=mount or f"/datastores/{name}")
+
+
+def _versions(cm: dict[str, Any] | None) -> list[DatastoreVersion]:
+    if not cm:
+        return []
+    data = cm.get("data") or {}
+    name = data.get("name", "")
+    return sorted(
+        (DatastoreVersion(name, int(d["version"]), d["digest"], float(d["created_at"]), int(d["files"]), int(d["size"]))
+         for d in json.loads(data.get("versions.json") or "[]")),
+        key=lambda v: v.version,
+    )  # fmt: skip
+
+
+def _version_doc(v: DatastoreVersion) -> dict[str, Any]:
+    return {"version": v.version, "digest": v.digest, "created_at": v.created_at, "files": v.files, "size": v.size}
+
+
+def _pod_started(pod: dict[str, Any]) -> bool:
+    for cs in (pod.get("status") or {}).get("containerStatuses") or []:
+        st = cs.get("state") or {}
+        if st.get("running") or st.get("terminated"):
+            return True
+    return False
+
+
+def _epoch(stamp: str) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()

@@ -1,0 +1,51 @@
+"""Test namespace on the real local cluster, with runner's RBAC and a kubeconfig for a user bound to it (not admin)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import uuid
+from pathlib import Path
+
+ADMIN_KUBECONFIG = os.environ.get("RUNNER_E2E_ADMIN_KUBECONFIG", "/var/lib/runner-cluster/kubeconfig")
+KUBECTL = os.environ.get("RUNNER_E2E_KUBECTL", "/var/lib/runner-cluster/bin/kubectl")
+REGISTRY = os.environ.get("RUNNER_E2E_REGISTRY", "127.0.0.1:5000")
+HELPER_IMAGE = os.environ.get("RUNNER_E2E_HELPER_IMAGE", f"{REGISTRY}/runner-cluster/busybox:1.35")
+RBAC = Path(__file__).resolve().parents[2] / "manifests" / "rbac.yaml"
+
+
+def kubectl(*args: str, input: str | None = None, check: bool = True, kubeconfig: str = ADMIN_KUBECONFIG) -> str:
+    p = subprocess.run([KUBECTL, *args], input=input, capture_output=True, text=True, timeout=120,
+                       env={**os.environ, "KUBECONFIG": kubeconfig})  # fmt: skip
+    if check and p.returncode != 0:
+        raise AssertionError(f"kubectl {' '.join(args)} failed: {p.stderr}")
+    return p.stdout
+
+
+def make_namespace(folder: Path) -> tuple[str, Path]:
+    """A fresh namespace with manifests/rbac.yaml applied; a kubeconfig for its runner-user (a ServiceAccount token)."""
+    ns = f"runner-e2e-{uuid.uuid4().hex[:8]}"
+    kubectl("create", "namespace", ns)
+    kubectl("-n", ns, "apply", "-f", "-", input=RBAC.read_text().replace("NAMESPACE", ns))
+    token = kubectl("-n", ns, "create", "token", "runner-user", "--duration=2h").strip()
+    admin = json.loads(kubectl("config", "view", "--raw", "-o", "json"))
+    cluster = admin["clusters"][0]["cluster"]
+    config = {
+        "apiVersion": "v1", "kind": "Config", "current-context": "e2e",
+        "clusters": [{"name": "e2e", "cluster": cluster}],
+        "users": [{"name": "runner-user", "user": {"token": token}}],
+        "contexts": [{"name": "e2e", "context": {"cluster": "e2e", "user": "runner-user", "namespace": ns}}],
+    }  # fmt: skip
+    path = folder / f"kubeconfig-{ns}"
+    path.write_text(json.dumps(config))
+    return ns, path
+
+
+def delete_namespace(ns: str) -> None:
+    kubectl("delete", "namespace", ns, "--wait=false", check=False)
+
+
+def b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
