@@ -130,7 +130,10 @@ class App:
 
     def submit(self, req: PlanRequest, opts: RunOptions) -> Submission:
         """Plan, resolve the image, and record the run.  Building and launching come next."""
-        plan = self.plan(req)
+        return self._record(self.plan(req), target=LOCAL, options=_options_doc(opts))
+
+    def _record(self, plan: Plan, *, target: str, options: dict[str, object]) -> Submission:
+        """The image for a plan (cached or to build) and a new run in history, owned by this process."""
         base_id = self.engine.image_id(plan.base_image) or self.engine.pull(plan.base_image)
         image = plan.image_ref(base_id)
         cached = self.engine.image_id(image) is not None
@@ -140,8 +143,8 @@ class App:
             root=str(plan.root),
             script=plan.script,
             args=plan.args,
-            target=LOCAL,
-            options={"resources": _resources_doc(opts.resources), "env": sorted(opts.env)},
+            target=target,
+            options=options,
             experiments=[(plan.command, {})],
             state=ExpState.QUEUED if cached else ExpState.BUILDING,
             owner_pid=os.getpid(),
@@ -166,25 +169,11 @@ class App:
         target.check_secrets(ko.secrets)
         for ds in ko.datastores:
             target.resolve_datastore(ds)  # fails now, not after the build
-        plan = self.plan(req)
-        base_id = self.engine.image_id(plan.base_image) or self.engine.pull(plan.base_image)
-        image = plan.image_ref(base_id)
-        cached = self.engine.image_id(image) is not None
         info = target.cluster.info
-        run = self.store.create_run(
-            make_name=random_run_name, project=plan.project, root=str(plan.root), script=plan.script, args=plan.args,
-            target=KUBE, experiments=[(plan.command, {})],
-            options={"resources": _resources_doc(opts.resources), "env": sorted(opts.env), "context": info.context,
-                     "namespace": info.namespace, "registry": ko.registry, "secrets": list(ko.secrets),
-                     "timeout": ko.timeout, "retries": ko.retries, "datastores": list(ko.datastores)},
-            state=ExpState.QUEUED if cached else ExpState.BUILDING, owner_pid=os.getpid(),
-        )  # fmt: skip
-        self.store.update_run(run.name, image=image, cached=int(cached))
-        run_dir = self.home.run_dir(run.name)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "requirements.lock").write_text(plan.lock.text())
-        (run_dir / "Dockerfile").write_text(plan.dockerfile)
-        return Submission(self.store.get_run(run.name), plan, image, cached, self.store.experiments(run.name)), target
+        options = {**_options_doc(opts), "context": info.context, "namespace": info.namespace, "registry": ko.registry,
+                   "secrets": list(ko.secrets), "timeout": ko.timeout, "retries": ko.retries,
+                   "datastores": list(ko.datastores)}  # fmt: skip
+        return self._record(self.plan(req), target=KUBE, options=options), target
 
     def push(self, sub: Submission, target: KubeTarget, registry: str) -> tuple[str, bool]:
         """The image in the registry, by digest: (reference, pushed?).  Asks the registry first: present -> no push."""
@@ -287,7 +276,7 @@ class App:
         name = random_run_name()
         run = RunRecord(name=name, project=plan.project, root=str(plan.root), script=plan.script, args=plan.args,
                         target=KUBE, image=image, cached=None, created_at=time.time(),
-                        options={"resources": _resources_doc(opts.resources), "env": sorted(opts.env)})  # fmt: skip
+                        options=_options_doc(opts))  # fmt: skip
         exp = ExperimentRecord(name=experiment_name(name, 0), run=name, index=0, command=plan.command, params={},
                                state=ExpState.QUEUED, handle=None, exit_code=None, message=None,
                                created_at=run.created_at, started_at=None, finished_at=None, owner_pid=None,
@@ -591,3 +580,8 @@ def _owner_alive(exp: ExperimentRecord) -> bool:
 
 def _resources_doc(r: Resources) -> dict[str, object]:
     return {"cpus": r.cpus, "memory": r.memory, "gpus": r.gpus}
+
+
+def _options_doc(opts: RunOptions) -> dict[str, object]:
+    """What history keeps of a run's options: resources, and the names (not values) of its environment."""
+    return {"resources": _resources_doc(opts.resources), "env": sorted(opts.env)}

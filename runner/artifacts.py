@@ -6,6 +6,7 @@ import os
 import posixpath
 import shutil
 import tarfile
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -29,31 +30,48 @@ def copy_from_layer(upper: Path, dest: Path) -> list[str]:
     return saved
 
 
-def extract_changed(tar: tarfile.TarFile, *, dest: Path) -> list[str]:
-    """From an export of the working folder, write the files the experiment created or changed.
+def extract_files(tar: tarfile.TarFile, dest: Path, *, name_of: Callable[[tarfile.TarInfo], str | None]) -> list[str]:
+    """Write the regular files of ``tar`` below ``dest``, each at ``name_of(member)`` (None: skip it).
 
-    The build context gives every file of the image mtime 0 (see :mod:`runner.image`), so a
-    regular file with any other mtime was written by the experiment.  The archive's top
-    folder (the working folder's own name) is dropped; names that would leave ``dest`` are refused.
+    Names are normalised, and any that would leave ``dest`` are refused, so a hostile
+    archive cannot write elsewhere.  Returns the written names, in archive order.
     """
     saved = []
     for member in tar:
-        if not member.isfile() or member.mtime == 0:
+        if not member.isfile():
             continue
-        parts = posixpath.normpath(member.name).split("/")[1:]
-        name = "/".join(parts)
-        if not name or ".." in parts or posixpath.isabs(member.name):
+        name = name_of(member)
+        if not name:
             continue
-        target = dest / name
-        target.parent.mkdir(parents=True, exist_ok=True)
+        name = posixpath.normpath(name)
+        if name == ".." or name.startswith("../") or posixpath.isabs(name):
+            continue
         src = tar.extractfile(member)
         if src is None:
             continue
+        target = dest / name
+        target.parent.mkdir(parents=True, exist_ok=True)
         with open(target, "wb") as out:
             shutil.copyfileobj(src, out)
         os.chmod(target, 0o755 if member.mode & 0o111 else 0o644)
         saved.append(name)
     return saved
+
+
+def extract_changed(tar: tarfile.TarFile, *, dest: Path) -> list[str]:
+    """From an export of the working folder, write the files the experiment created or changed.
+
+    The build context gives every file of the image mtime 0 (see :mod:`runner.image`), so a
+    regular file with any other mtime was written by the experiment.  The archive's top
+    folder (the working folder's own name) is dropped.
+    """
+
+    def changed(member: tarfile.TarInfo) -> str | None:
+        if member.mtime == 0 or posixpath.isabs(member.name):
+            return None
+        return "/".join(posixpath.normpath(member.name).split("/")[1:]) or None
+
+    return extract_files(tar, dest, name_of=changed)
 
 
 def list_artifacts(folder: Path) -> list[str]:

@@ -20,7 +20,10 @@ from runner import __version__
 from runner.errors import RunnerError, UsageError
 
 if TYPE_CHECKING:
-    from runner.app import App
+    from collections.abc import Callable
+
+    from runner.app import App, RunOptions, Submission
+    from runner.plan import PlanRequest
     from runner.store import RunSummary
 
 app = typer.Typer(
@@ -155,10 +158,10 @@ def run(
             context=context or config.get("context"),
             namespace=namespace or config.get("namespace"),
             registry=registry or config.get("registry"),
-            secrets=tuple(secret or config.get("secrets") or ()),
-            timeout=timeout if timeout is not None else config.get("timeout"),
+            secrets=tuple(secret or config.get("secret") or ()),
+            timeout=timeout if timeout is not None else _config_timeout(config.get("timeout")),
             retries=retries if retries is not None else config.get("retries") or 0,
-            datastores=tuple(datastore or ()),
+            datastores=tuple(datastore or config.get("datastore") or ()),
         )
     elif dry_run or secret or timeout or retries or datastore:
         raise UsageError("--dry-run, --secret, --timeout, --retries and --datastore are for the Kubernetes target",
@@ -178,6 +181,17 @@ def run(
         _run_kube(a, req, opts, dry_run=dry_run)
         return
     sub = a.submit(req, opts)
+    _start_and_follow(a, sub, target="local docker", opts=opts, start=lambda: a.launch(sub, opts))
+
+
+def _config_timeout(value: int | str | None) -> int | None:
+    from runner.config import parse_timeout
+
+    return None if value is None else parse_timeout(value)
+
+
+def _start_and_follow(a: App, sub: Submission, *, target: str, opts: RunOptions, start: Callable[[], None]) -> None:
+    """The part of `runner run` both targets share: summary, build, start, then follow to the end (or detach)."""
     for warning in sub.plan.lock.warnings:
         _err(f"warning: {warning}")
     sensitive = [f for f in sub.plan.files.excluded if f != ".git/"]  # .git/ is always left out: no news
@@ -186,54 +200,14 @@ def run(
     _err(f"run        {sub.run.name}")
     _err(f"script     {' '.join([sub.plan.script, *(_quote(x) for x in sub.plan.args)])}")
     _err(f"image      {sub.image} ({'cached' if sub.cached else 'building'})")
-    _err("target     local docker")
+    _err(f"target     {target}")
     _err(f"resources  {opts.resources.describe()}")
     try:
         if not sub.cached:
             for line in a.build(sub):
                 _err(f"  build | {line}")
             _err(f"image      {sub.image} (built)")
-        a.launch(sub, opts)
-    except KeyboardInterrupt:
-        _err(f"interrupted: {sub.run.name} stopped before it ran")
-        raise typer.Exit(130) from None
-    if detach:
-        for exp in sub.experiments:
-            _err(f"submitted  {exp.name}: follow with `runner logs {exp.name} --follow`")
-        return
-    code = 0
-    for exp in sub.experiments:
-        code = _follow_to_end(a, exp.name) or code
-    raise typer.Exit(code)
-
-
-def _run_kube(a: App, req: Any, opts: Any, *, dry_run: bool) -> None:
-    r = opts.resources
-    if r.cpus is None and r.memory is None and not r.gpus:
-        _err("warning: no --cpus, --memory or --gpus given: each experiment requests 1 CPU and no memory limit")
-    if dry_run:
-        text, notes = a.dry_run(req, opts)
-        for n in notes:
-            _err(f"note: {n}")
-        sys.stdout.write(text)
-        return
-    sub, target = a.submit_kube(req, opts)
-    for warning in sub.plan.lock.warnings:
-        _err(f"warning: {warning}")
-    info = target.cluster.info
-    _err(f"run        {sub.run.name}")
-    _err(f"script     {' '.join([sub.plan.script, *(_quote(x) for x in sub.plan.args)])}")
-    _err(f"image      {sub.image} ({'cached' if sub.cached else 'building'})")
-    _err(f"target     kubernetes {info.context} namespace {info.namespace}")
-    _err(f"resources  {r.describe()}")
-    try:
-        if not sub.cached:
-            for line in a.build(sub):
-                _err(f"  build | {line}")
-            _err(f"image      {sub.image} (built)")
-        ref, pushed = a.push(sub, target, opts.kube.registry)
-        _err(f"pushed     {ref}" if pushed else f"registry   {ref} (already there)")
-        a.launch_kube(sub, target, opts, ref)
+        start()
     except KeyboardInterrupt:
         _err(f"interrupted: {sub.run.name} stopped before it ran")
         raise typer.Exit(130) from None
@@ -245,6 +219,28 @@ def _run_kube(a: App, req: Any, opts: Any, *, dry_run: bool) -> None:
     for exp in sub.experiments:
         code = _follow_to_end(a, exp.name) or code
     raise typer.Exit(code)
+
+
+def _run_kube(a: App, req: PlanRequest, opts: RunOptions, *, dry_run: bool) -> None:
+    r = opts.resources
+    if r.cpus is None and r.memory is None and not r.gpus:
+        _err("warning: no --cpus, --memory or --gpus given: each experiment requests 1 CPU and no memory limit")
+    if dry_run:
+        text, notes = a.dry_run(req, opts)
+        for n in notes:
+            _err(f"note: {n}")
+        sys.stdout.write(text)
+        return
+    sub, target = a.submit_kube(req, opts)
+    registry = str(opts.kube.registry if opts.kube else "")  # submit_kube refused a run without one
+
+    def start() -> None:
+        ref, pushed = a.push(sub, target, registry)
+        _err(f"pushed     {ref}" if pushed else f"registry   {ref} (already there)")
+        a.launch_kube(sub, target, opts, ref)
+
+    info = target.cluster.info
+    _start_and_follow(a, sub, target=f"kubernetes {info.context} namespace {info.namespace}", opts=opts, start=start)
 
 
 def _kube_opts(context: str | None, namespace: str | None) -> Any:

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from runner import kube
+from runner.artifacts import extract_files
 from runner.errors import ClusterError, NotFoundError, UsageError
 from runner.logs import LogLine, now_iso, parse_line
 from runner.store import ExperimentRecord, ExpState, RunRecord, RunSummary
@@ -297,20 +298,8 @@ class KubeTarget:
         data = self.cluster.exec(self.data_pod(), ["sh", "-c", f"if [ -d {path} ]; then tar c -C {path} .; fi"])
         if not data:
             return []
-        saved = []
         with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
-            for member in tar:
-                name = os.path.normpath(member.name)
-                if not member.isfile() or name.startswith("..") or os.path.isabs(name):
-                    continue
-                target = dest / name
-                target.parent.mkdir(parents=True, exist_ok=True)
-                src = tar.extractfile(member)
-                if src is None:
-                    continue
-                target.write_bytes(src.read())
-                os.chmod(target, 0o755 if member.mode & 0o111 else 0o644)
-                saved.append(Path(name).as_posix())
+            saved = extract_files(tar, dest, name_of=lambda m: m.name)
         return sorted(saved)
 
     def artifacts(self, run: str, experiment: str, dest: Path) -> list[str]:

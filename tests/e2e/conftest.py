@@ -6,11 +6,6 @@ runs with a kubeconfig for the ServiceAccount bound to the runner-user Role, not
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-import textwrap
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -19,16 +14,7 @@ from typing import Any
 
 import pytest
 from e2e_cluster import HELPER_IMAGE, REGISTRY, delete_namespace, make_namespace
-
-BASE_IMAGE = os.environ.get("RUNNER_BASE_IMAGE", "runner-python:3.11")
-
-
-@dataclass
-class Result:
-    code: int
-    out: str
-    err: str
-
+from support import Runner, write_project
 
 @dataclass
 class Namespace:
@@ -36,28 +22,13 @@ class Namespace:
     kubeconfig: Path
 
 
-class KubeRunner:
+class KubeRunner(Runner):
+    """The CLI as a user of one namespace: their kubeconfig, the test registry and helper image."""
+
     def __init__(self, home: Path, ns: Namespace) -> None:
-        self.home = home
+        super().__init__(home, {"KUBECONFIG": str(ns.kubeconfig), "RUNNER_REGISTRY": REGISTRY,
+                                "RUNNER_HELPER_IMAGE": HELPER_IMAGE})  # fmt: skip
         self.ns = ns
-        self.env = {
-            **os.environ, "RUNNER_HOME": str(home), "RUNNER_BASE_IMAGE": BASE_IMAGE, "KUBECONFIG": str(ns.kubeconfig),
-            "RUNNER_REGISTRY": REGISTRY, "RUNNER_HELPER_IMAGE": HELPER_IMAGE,
-        }  # fmt: skip
-
-    def __call__(self, *args: str, timeout: float = 300, env: dict[str, str] | None = None, input: str | None = None) -> Result:
-        p = subprocess.run([sys.executable, "-m", "runner", *args], env={**self.env, **(env or {})}, input=input,
-                           capture_output=True, text=True, timeout=timeout)  # fmt: skip
-        return Result(p.returncode, p.stdout, p.stderr)
-
-    def popen(self, *args: str) -> subprocess.Popen[str]:
-        return subprocess.Popen([sys.executable, "-m", "runner", *args], env=self.env, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True)  # fmt: skip
-
-    def json(self, *args: str) -> Any:
-        r = self(*args, "--json")
-        assert r.code == 0, r.err
-        return json.loads(r.out)
 
     def experiment(self, name: str) -> dict[str, Any]:
         run = name.rsplit("-exp", 1)[0]
@@ -75,13 +46,6 @@ class KubeRunner:
             time.sleep(1)
 
 
-def run_name(stderr: str) -> str:
-    for line in stderr.splitlines():
-        if line.startswith("run "):
-            return line.split()[1]
-    raise AssertionError(f"no run name in:\n{stderr}")
-
-
 @pytest.fixture(scope="session")
 def namespace(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Namespace]:
     name, kubeconfig = make_namespace(tmp_path_factory.mktemp("kube"))
@@ -97,11 +61,6 @@ def kr(tmp_path: Path, namespace: Namespace) -> KubeRunner:
 @pytest.fixture
 def project(tmp_path: Path) -> Callable[[dict[str, str]], Path]:
     def make(files: dict[str, str]) -> Path:
-        root = tmp_path / "proj"
-        for name, text in files.items():
-            p = root / name
-            p.parent.mkdir(parents=True, exist_ok=True)
-            p.write_text(textwrap.dedent(text))
-        return root
+        return write_project(tmp_path / "proj", files)
 
     return make

@@ -13,20 +13,12 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from conftest import KubeRunner, Namespace, run_name
+from conftest import KubeRunner
+from support import ARGECHO, run_name
+from support import TRICKY as BASIC_TRICKY
 from e2e_cluster import kubectl
 
-ARGECHO = """\
-import json, os, sys
-print("ARGV " + json.dumps(sys.argv))
-print("CWD " + os.getcwd())
-print("to stderr", file=sys.stderr)
-os.makedirs("logs", exist_ok=True)
-with open("logs/out.json", "w") as f:
-    json.dump(sys.argv, f)
-"""
-TRICKY = ["--flag=value", "-x", "--", "", "a b", "'single'", '"double"', "ünïcödé ☃", "--local", "$HOME", "$(HOME)",
-          "$$", "a\\b"]  # fmt: skip
+TRICKY = [*BASIC_TRICKY, "$(HOME)", "$$"]  # Kubernetes expands $(VAR) in args: runner must escape it
 SLEEPER = """\
 import os, sys, time
 os.makedirs("out", exist_ok=True)

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import textwrap
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from support import Runner
+from support import Runner, write_project
 
 
 @pytest.fixture
@@ -18,12 +17,7 @@ def runner(tmp_path: Path) -> Runner:
 @pytest.fixture
 def project(tmp_path: Path) -> Callable[[dict[str, str]], Path]:
     def make(files: dict[str, str]) -> Path:
-        root = tmp_path / "proj"
-        for name, text in files.items():
-            p = root / name
-            p.parent.mkdir(parents=True, exist_ok=True)
-            p.write_text(textwrap.dedent(text))
-        return root
+        return write_project(tmp_path / "proj", files)
 
     return make
 

@@ -12,18 +12,7 @@ import uuid
 from pathlib import Path
 from typing import Any, Callable
 
-from support import Runner, run_name
-
-ARGECHO = """\
-import json, os, sys
-print("ARGV " + json.dumps(sys.argv))
-print("CWD " + os.getcwd())
-print("to stderr", file=sys.stderr)
-os.makedirs("logs", exist_ok=True)
-with open("logs/out.json", "w") as f:
-    json.dump(sys.argv, f)
-"""
-TRICKY = ["--flag=value", "-x", "--", "", "a b", "'single'", '"double"', "ünïcödé ☃", "--local", "$HOME", "a\\b"]
+from support import ARGECHO, TRICKY, Runner, run_name
 
 Project = Callable[[dict[str, str]], Path]
 
