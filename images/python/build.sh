@@ -20,8 +20,12 @@ if "$CLIENT" image inspect "$TAG" >/dev/null 2>&1 && [ -z "${FORCE:-}" ]; then
     echo "images/python: $TAG already present (FORCE=1 to rebuild)"
     exit 0
 fi
-command -v debootstrap >/dev/null 2>&1 || {
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=600 debootstrap >/dev/null; }
+if ! command -v debootstrap >/dev/null 2>&1; then
+    export DEBIAN_FRONTEND=noninteractive
+    # a new machine may have no package lists yet: update only if the first try fails
+    apt-get install -y -qq -o DPkg::Lock::Timeout=600 debootstrap >/dev/null 2>&1 ||
+        { apt-get update -qq && apt-get install -y -qq -o DPkg::Lock::Timeout=600 debootstrap >/dev/null; }
+fi
 
 ROOTFS=$(mktemp -d /tmp/runner-rootfs.XXXXXX)
 trap 'rm -rf "$ROOTFS"' EXIT
