@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,9 +20,12 @@ from runner.home import Home
 from runner.image import ContextEntry, write_context
 from runner.logs import LogLine, file_size, follow_file, read_lines
 from runner.names import random_run_name, split_experiment
+from runner.options import KubeOptions, RunOptions, describe_sweep
 from runner.plan import Plan, PlanRequest, make_plan
+from runner.render import container_command
 from runner.resources import Resources
 from runner.store import ExperimentRecord, ExpState, RunRecord, RunSummary, Store
+from runner.sweep import Experiment, expand
 
 if TYPE_CHECKING:
     from runner.adapters.docker_engine import DockerEngine
@@ -32,27 +35,6 @@ if TYPE_CHECKING:
 
 LOCAL = "local"
 KUBE = "kubernetes"
-
-
-@dataclass(frozen=True)
-class KubeOptions:
-    """Where and how a run goes on Kubernetes (None: the current kubeconfig context and its namespace)."""
-
-    context: str | None = None
-    namespace: str | None = None
-    registry: str | None = None
-    secrets: tuple[str, ...] = ()
-    timeout: int | None = None
-    retries: int = 0
-    datastores: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class RunOptions:
-    resources: Resources = field(default_factory=Resources)
-    env: dict[str, str] = field(default_factory=dict)
-    detach: bool = False
-    kube: KubeOptions | None = None  # None: the local Docker target
 
 
 @dataclass(frozen=True)
@@ -130,9 +112,11 @@ class App:
 
     def submit(self, req: PlanRequest, opts: RunOptions) -> Submission:
         """Plan, resolve the image, and record the run.  Building and launching come next."""
-        return self._record(self.plan(req), target=LOCAL, options=_options_doc(opts))
+        experiments = expand_experiments(req.args, opts)
+        return self._record(self.plan(req), experiments, target=LOCAL, options=_options_doc(opts))
 
-    def _record(self, plan: Plan, *, target: str, options: dict[str, object]) -> Submission:
+    def _record(self, plan: Plan, experiments: Sequence[Experiment], *, target: str,
+                options: dict[str, object]) -> Submission:  # fmt: skip
         """The image for a plan (cached or to build) and a new run in history, owned by this process."""
         base_id = self.engine.image_id(plan.base_image) or self.engine.pull(plan.base_image)
         image = plan.image_ref(base_id)
@@ -145,7 +129,7 @@ class App:
             args=plan.args,
             target=target,
             options=options,
-            experiments=[(plan.command, {})],
+            experiments=[(container_command(plan.script, e.args), e.params) for e in experiments],
             state=ExpState.QUEUED if cached else ExpState.BUILDING,
             owner_pid=os.getpid(),
         )
@@ -164,6 +148,7 @@ class App:
                 "no image registry for the Kubernetes target",
                 hint="give --registry HOST[:PORT] (or registry in runner.yaml, or RUNNER_REGISTRY)",
             )
+        experiments = expand_experiments(req.args, opts)
         target = self.kube(context=ko.context, namespace=ko.namespace)
         target.cluster.check()
         target.check_secrets(ko.secrets)
@@ -173,7 +158,7 @@ class App:
         options = {**_options_doc(opts), "context": info.context, "namespace": info.namespace, "registry": ko.registry,
                    "secrets": list(ko.secrets), "timeout": ko.timeout, "retries": ko.retries,
                    "datastores": list(ko.datastores)}  # fmt: skip
-        return self._record(self.plan(req), target=KUBE, options=options), target
+        return self._record(self.plan(req), experiments, target=KUBE, options=options), target
 
     def push(self, sub: Submission, target: KubeTarget, registry: str) -> tuple[str, bool]:
         """The image in the registry, by digest: (reference, pushed?).  Asks the registry first: present -> no push."""
@@ -277,16 +262,21 @@ class App:
         run = RunRecord(name=name, project=plan.project, root=str(plan.root), script=plan.script, args=plan.args,
                         target=KUBE, image=image, cached=None, created_at=time.time(),
                         options=_options_doc(opts))  # fmt: skip
-        exp = ExperimentRecord(name=experiment_name(name, 0), run=name, index=0, command=plan.command, params={},
-                               state=ExpState.QUEUED, handle=None, exit_code=None, message=None,
-                               created_at=run.created_at, started_at=None, finished_at=None, owner_pid=None,
-                               stop_requested=False)  # fmt: skip
-        sub = Submission(run, plan, image, False, (exp,))
+        exps = tuple(
+            ExperimentRecord(name=experiment_name(name, e.index), run=name, index=e.index,
+                             command=tuple(container_command(plan.script, e.args)), params=e.params,
+                             state=ExpState.QUEUED, handle=None, exit_code=None, message=None,
+                             created_at=run.created_at, started_at=None, finished_at=None, owner_pid=None,
+                             stop_requested=False)  # fmt: skip
+            for e in expand_experiments(req.args, opts)
+        )
+        sub = Submission(run, plan, image, False, exps)
         target = self.kube(context=ko.context, namespace=ko.namespace) if ko.datastores else None
         specs = self.job_specs(sub, ref, opts, target)
         doc = {"name": name, "project": plan.project, "root": str(plan.root), "script": plan.script,
                "args": list(plan.args), "image": ref, "created_at": run.created_at, "options": run.options,
-               "launched": True, "experiments": [{"name": exp.name, "index": 0, "command": list(plan.command), "params": {}}]}  # fmt: skip
+               "launched": True, "experiments": [{"name": e.name, "index": e.index, "command": list(e.command),
+                                                   "params": e.params} for e in exps]}  # fmt: skip
         objects = [kube.make_data_pvc(), kube.make_launcher_configmap(), kube.make_run_configmap(doc),
                    *(kube.make_job(s) for s in specs)]  # fmt: skip
         return yaml.safe_dump_all(objects, sort_keys=False, allow_unicode=True), notes
@@ -583,5 +573,12 @@ def _resources_doc(r: Resources) -> dict[str, object]:
 
 
 def _options_doc(opts: RunOptions) -> dict[str, object]:
-    """What history keeps of a run's options: resources, and the names (not values) of its environment."""
-    return {"resources": _resources_doc(opts.resources), "env": sorted(opts.env)}
+    """What history keeps of a run's options: resources, the names (not values) of its environment, the sweep."""
+    return {"resources": _resources_doc(opts.resources), "env": sorted(opts.env), "max_parallel": opts.max_parallel,
+            "sweep": describe_sweep(opts)}  # fmt: skip
+
+
+def expand_experiments(args: Sequence[str], opts: RunOptions) -> list[Experiment]:
+    """The run's experiments: one with the arguments as given, or one per point of the sweep."""
+    s = opts.sweep
+    return expand(args, strategy=s.strategy, trials=s.trials, seed=s.seed)

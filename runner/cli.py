@@ -22,7 +22,9 @@ from runner.errors import RunnerError, UsageError
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from runner.app import App, RunOptions, Submission
+    from runner.app import App, Submission
+    from runner.config import Config
+    from runner.options import KubeOptions, RunOptions
     from runner.plan import PlanRequest
     from runner.store import RunSummary
 
@@ -96,18 +98,24 @@ ContextOpt = Annotated[
 NamespaceOpt = Annotated[
     Optional[str], typer.Option("--namespace", "-n", envvar="RUNNER_NAMESPACE", help="Kubernetes: namespace (default: the context's).")
 ]
+ConfigOpt = Annotated[
+    Optional[Path], typer.Option("--config", help="Settings file (default: runner.yaml at the project root).")
+]
 RequirementsOpt = Annotated[
     Optional[Path], typer.Option("--requirements", help="Use this requirements file instead of scanning imports.")
 ]
 
 
 def _plan_request(script: Path, args: list[str] | None, base_image: str | None, python: str | None,
-                  requirements: Path | None) -> tuple[Any, Any]:  # fmt: skip
+                  requirements: Path | None, config_file: Path | None = None) -> tuple[PlanRequest, Config]:  # fmt: skip
     from runner.config import CONFIG_NAME, load_config
     from runner.plan import PlanRequest, check_script
     from runner.project import find_root
 
-    config = load_config(find_root(check_script(script)) / CONFIG_NAME)
+    if config_file is not None:
+        config = load_config(config_file, required=True)
+    else:
+        config = load_config(find_root(check_script(script)) / CONFIG_NAME)
     req_file = requirements or (Path(config.get("requirements")) if config.get("requirements") else None)
     req = PlanRequest(
         script=script,
@@ -125,69 +133,52 @@ def run(
     args: ArgsArg = None,
     local: Annotated[bool, typer.Option("--local", help="Run on the local Docker engine.")] = False,
     detach: Annotated[bool, typer.Option("--detach", "-d", help="Return once submitted; do not follow the output.")] = False,
+    config_file: ConfigOpt = None,
     base_image: BaseImageOpt = None,
     python: PythonOpt = None,
     requirements: RequirementsOpt = None,
     cpus: Annotated[Optional[float], typer.Option("--cpus", help="CPUs for each experiment.")] = None,
     memory: Annotated[Optional[str], typer.Option("--memory", help="Memory limit, e.g. 512M, 2G, 1.5Gi.")] = None,
-    gpus: Annotated[int, typer.Option("--gpus", help="GPUs for each experiment.")] = 0,
+    gpus: Annotated[Optional[int], typer.Option("--gpus", help="GPUs for each experiment.")] = None,
     env: Annotated[Optional[list[str]], typer.Option("--env", "-e", help="KEY=VALUE for the script's environment.")] = None,
+    sweep: Annotated[bool, typer.Option("--sweep", help="Grid search: expand [..], range(..), uniform(..) ... values.")] = False,
+    strategy: Annotated[Optional[str], typer.Option("--strategy", help="none, grid_search or random_search.")] = None,
+    trials: Annotated[Optional[int], typer.Option("--trials", help="Experiments of a random search.")] = None,
+    seed: Annotated[Optional[int], typer.Option("--seed", help="Seed of the sweep's random draws (default 0).")] = None,
+    max_parallel: Annotated[Optional[int], typer.Option("--max-parallel", help="At most this many experiments at once.")] = None,
     context: ContextOpt = None,
     namespace: NamespaceOpt = None,
     registry: Annotated[Optional[str], typer.Option("--registry", envvar="RUNNER_REGISTRY",
                         help="Registry the cluster pulls from, e.g. 127.0.0.1:5000 (Kubernetes).")] = None,
     secret: Annotated[Optional[list[str]], typer.Option("--secret", help="Environment from this Kubernetes Secret.")] = None,
-    timeout: Annotated[Optional[int], typer.Option("--timeout", help="Stop it after this many seconds (Kubernetes).")] = None,
+    timeout: Annotated[Optional[str], typer.Option("--timeout", help="Stop it after 90, 90s, 30m, 1h30m ... (Kubernetes).")] = None,
     retries: Annotated[Optional[int], typer.Option("--retries", help="Run it again this many times if it fails (Kubernetes).")] = None,
     datastore: Annotated[Optional[list[str]], typer.Option("--datastore", help="Mount NAME[:VERSION][:MOUNTDIR] read-only.")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the Kubernetes manifests it would apply; do nothing.")] = False,
 ) -> None:
-    """Build (or reuse) the script's image and run it: on Kubernetes, or with --local on Docker."""
-    from runner.app import KubeOptions, RunOptions
-    from runner.config import env_items
-    from runner.resources import make_resources, parse_env
+    """Build (or reuse) the script's image and run it: on Kubernetes, or with --local on Docker.
 
-    req, config = _plan_request(script, args, base_image, python, requirements)
-    kube_opts = None
-    if not local:
-        if timeout is not None and timeout <= 0:
-            raise UsageError("--timeout must be more than zero seconds")
-        if retries is not None and retries < 0:
-            raise UsageError("--retries cannot be negative")
-        kube_opts = KubeOptions(
-            context=context or config.get("context"),
-            namespace=namespace or config.get("namespace"),
-            registry=registry or config.get("registry"),
-            secrets=tuple(secret or config.get("secret") or ()),
-            timeout=timeout if timeout is not None else _config_timeout(config.get("timeout")),
-            retries=retries if retries is not None else config.get("retries") or 0,
-            datastores=tuple(datastore or config.get("datastore") or ()),
-        )
-    elif dry_run or secret or timeout or retries or datastore:
-        raise UsageError("--dry-run, --secret, --timeout, --retries and --datastore are for the Kubernetes target",
-                         hint="leave out --local")  # fmt: skip
-    opts = RunOptions(
-        resources=make_resources(
-            cpus=cpus if cpus is not None else config.get("cpus"),
-            memory=memory or (str(config.get("memory")) if config.get("memory") is not None else None),
-            gpus=gpus or config.get("gpus") or 0,
-        ),
-        env=parse_env([*env_items(config.get("env")), *(env or [])]),
-        detach=detach,
-        kube=kube_opts,
-    )
+    With --sweep or --strategy, argument values like "[32, 64]", "range(1, 4)" or
+    "uniform(0.001, 0.1, 4)" expand into one experiment per combination (or per trial).
+    """
+    from runner.options import RunArgs, resolve_options
+
+    req, config = _plan_request(script, args, base_image, python, requirements, config_file)
+    given = RunArgs(
+        local=local or None, detach=detach or None, cpus=cpus, memory=memory, gpus=gpus, env=tuple(env or ()),
+        context=context, namespace=namespace, registry=registry, secrets=tuple(secret or ()), timeout=timeout,
+        retries=retries, datastores=tuple(datastore or ()), sweep=sweep, strategy=strategy, trials=trials, seed=seed,
+        max_parallel=max_parallel,
+    )  # fmt: skip
+    opts = resolve_options(given, config)
+    if dry_run and opts.kube is None:
+        raise UsageError("--dry-run: only for the Kubernetes target", hint="leave out --local")
     a = _app()
-    if kube_opts is not None:
+    if opts.kube is not None:
         _run_kube(a, req, opts, dry_run=dry_run)
         return
     sub = a.submit(req, opts)
     _start_and_follow(a, sub, target="local docker", opts=opts, start=lambda: a.launch(sub, opts))
-
-
-def _config_timeout(value: int | str | None) -> int | None:
-    from runner.config import parse_timeout
-
-    return None if value is None else parse_timeout(value)
 
 
 def _start_and_follow(a: App, sub: Submission, *, target: str, opts: RunOptions, start: Callable[[], None]) -> None:
@@ -243,8 +234,8 @@ def _run_kube(a: App, req: PlanRequest, opts: RunOptions, *, dry_run: bool) -> N
     _start_and_follow(a, sub, target=f"kubernetes {info.context} namespace {info.namespace}", opts=opts, start=start)
 
 
-def _kube_opts(context: str | None, namespace: str | None) -> Any:
-    from runner.app import KubeOptions
+def _kube_opts(context: str | None, namespace: str | None) -> KubeOptions | None:
+    from runner.options import KubeOptions
 
     return KubeOptions(context=context, namespace=namespace) if context or namespace else None
 

@@ -1,0 +1,116 @@
+"""A run's options: what the user gave (flags or API keywords), merged with ``runner.yaml``.
+
+One place decides precedence for the CLI and the Python API alike: a value the user
+gave wins, then the file's, then the default (:func:`runner.config.resolve`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from runner.config import Config, SweepSettings, env_items, parse_timeout, resolve, resolve_items, sweep_settings
+from runner.errors import UsageError
+from runner.resources import Resources, make_resources, parse_env
+from runner.sweep import Strategy
+
+
+@dataclass(frozen=True)
+class KubeOptions:
+    """Where and how a run goes on Kubernetes (None: the current kubeconfig context and its namespace)."""
+
+    context: str | None = None
+    namespace: str | None = None
+    registry: str | None = None
+    secrets: tuple[str, ...] = ()
+    timeout: int | None = None
+    retries: int = 0
+    datastores: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    resources: Resources = field(default_factory=Resources)
+    env: dict[str, str] = field(default_factory=dict)
+    detach: bool = False
+    kube: KubeOptions | None = None  # None: the local Docker target
+    sweep: SweepSettings = field(default_factory=lambda: SweepSettings(Strategy.NONE, None, None))
+    max_parallel: int | None = None  # None: all experiments at once
+
+
+@dataclass(frozen=True)
+class RunArgs:
+    """What the user gave; None (or empty) means "not given", so the config file may decide."""
+
+    local: bool | None = None
+    detach: bool | None = None
+    cpus: float | None = None
+    memory: str | None = None
+    gpus: int | None = None
+    env: tuple[str, ...] = ()  # KEY=VALUE
+    context: str | None = None
+    namespace: str | None = None
+    registry: str | None = None
+    secrets: tuple[str, ...] = ()
+    timeout: int | str | None = None
+    retries: int | None = None
+    datastores: tuple[str, ...] = ()
+    sweep: bool = False
+    strategy: str | None = None
+    trials: int | None = None
+    seed: int | None = None
+    max_parallel: int | None = None
+
+
+KUBE_ONLY = ("secrets", "timeout", "retries", "datastores")
+
+
+def resolve_options(given: RunArgs, config: Config) -> RunOptions:
+    local = given.local if given.local else resolve("target", None, config, "kubernetes") == "local"
+    timeout = resolve("timeout", given.timeout, config, None)
+    timeout_s = None if timeout is None else parse_timeout(timeout)
+    retries = resolve("retries", given.retries, config, 0)
+    if timeout_s is not None and timeout_s <= 0:
+        raise UsageError("--timeout must be more than zero seconds")
+    if retries < 0:
+        raise UsageError("--retries cannot be negative")
+    max_parallel = resolve("max_parallel", given.max_parallel, config, None)
+    if max_parallel is not None and max_parallel < 1:
+        raise UsageError("--max-parallel must be 1 or more")
+    kube = None
+    if not local:
+        kube = KubeOptions(
+            context=resolve("context", given.context, config, None),
+            namespace=resolve("namespace", given.namespace, config, None),
+            registry=resolve("registry", given.registry, config, None),
+            secrets=tuple(dict.fromkeys(resolve_items("secret", given.secrets, config))),
+            timeout=timeout_s,
+            retries=retries,
+            datastores=tuple(resolve_items("datastore", given.datastores, config)),
+        )
+    else:
+        used = [f"--{name}" for name in KUBE_ONLY if getattr(given, name)]
+        if used:
+            raise UsageError(f"{', '.join(used)}: only for the Kubernetes target", hint="leave out --local")
+    memory = resolve("memory", given.memory, config, None)
+    return RunOptions(
+        resources=make_resources(
+            cpus=resolve("cpus", given.cpus, config, None),
+            memory=None if memory is None else str(memory),
+            gpus=resolve("gpus", given.gpus, config, 0),
+        ),
+        env=parse_env(resolve_items("env", given.env, config)),
+        detach=bool(resolve("detach", given.detach, config, False)),
+        kube=kube,
+        sweep=sweep_settings(sweep=given.sweep, strategy=given.strategy, trials=given.trials, seed=given.seed,
+                             config=config),  # fmt: skip
+        max_parallel=max_parallel,
+    )
+
+
+def describe_sweep(options: RunOptions) -> dict[str, Any]:
+    s = options.sweep
+    return {"strategy": s.strategy.value, "trials": s.trials, "seed": s.seed}
+
+
+__all__ = ["KubeOptions", "RunArgs", "RunOptions", "env_items", "resolve_options"]
