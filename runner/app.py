@@ -28,7 +28,7 @@ from runner.store import ExperimentRecord, ExpState, RunRecord, RunSummary, Stor
 from runner.sweep import Experiment, expand
 
 if TYPE_CHECKING:
-    from runner.adapters.docker_engine import DockerEngine
+    from runner.adapters.docker_engine import ContainerSpec, DockerEngine
     from runner.kube import JobSpec
     from runner.kubetarget import DatastoreVersion, KubeTarget
     from runner.local import LocalTarget
@@ -311,14 +311,20 @@ class App:
                     self.store.finish_experiment(exp.name, state=ExpState.STOPPED, exit_code=None, message="interrupted")
                 raise
 
-    def launch(self, sub: Submission, opts: RunOptions) -> None:
+    def container_specs(self, sub: Submission, opts: RunOptions) -> dict[str, ContainerSpec]:
         from runner.adapters.docker_engine import ContainerSpec
-        from runner.render import PROJECT_DIR
+        from runner.render import ARGV_FILE, PROJECT_DIR, argv_through_file, exec_too_long
 
+        specs = {}
         for exp in sub.experiments:
-            spec = ContainerSpec(
+            command, files = list(exp.command), {}
+            if exec_too_long(command):  # longer than exec allows: sys.argv comes from a file instead
+                command, argv = argv_through_file(command)
+                files = {ARGV_FILE: argv}
+            specs[exp.name] = ContainerSpec(
                 image=sub.image,
-                command=list(exp.command),
+                command=command,
+                files=files,
                 name=f"runner-{exp.name}",
                 labels={"app.kubernetes.io/managed-by": "runner", "runner/run": sub.run.name, "runner/experiment": exp.name},
                 env=opts.env,
@@ -327,7 +333,17 @@ class App:
                 memory_bytes=opts.resources.memory_bytes,
                 gpus=opts.resources.gpus,
             )
-            self.local.launch(exp, spec, detach=opts.detach)
+        return specs
+
+    def launch(self, sub: Submission, opts: RunOptions) -> None:
+        """Local, detached: a watcher process starts the experiments (at most max_parallel at once) and follows them."""
+        names = [e.name for e in sub.experiments]
+        self.local.spawn_run_watcher(names, self.container_specs(sub, opts), max_parallel=opts.max_parallel)
+
+    def drive(self, sub: Submission, opts: RunOptions) -> Iterator[tuple[str, LogLine]]:
+        """Local, in this process: start the experiments (at most max_parallel at once) and follow them all."""
+        names = [e.name for e in sub.experiments]
+        return self.local.drive(names, self.container_specs(sub, opts), max_parallel=opts.max_parallel)
 
     def follow(self, experiment: str, *, on_wait: Callable[[str], None] | None = None) -> Iterator[LogLine]:
         """Follow an experiment this process owns (``runner run`` without ``--detach``).

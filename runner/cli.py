@@ -20,10 +20,11 @@ from runner import __version__
 from runner.errors import RunnerError, UsageError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
 
     from runner.app import App, Submission
     from runner.config import Config
+    from runner.logs import LogLine
     from runner.options import KubeOptions, RunOptions
     from runner.plan import PlanRequest
     from runner.store import RunSummary
@@ -178,11 +179,20 @@ def run(
         _run_kube(a, req, opts, dry_run=dry_run)
         return
     sub = a.submit(req, opts)
-    _start_and_follow(a, sub, target="local docker", opts=opts, start=lambda: a.launch(sub, opts))
+
+    def start() -> None:
+        if opts.detach:  # otherwise drive() starts them, as places free up
+            a.launch(sub, opts)
+
+    _start_and_follow(a, sub, target="local docker", opts=opts, start=start, follow=lambda: a.drive(sub, opts))
 
 
-def _start_and_follow(a: App, sub: Submission, *, target: str, opts: RunOptions, start: Callable[[], None]) -> None:
-    """The part of `runner run` both targets share: summary, build, start, then follow to the end (or detach)."""
+def _start_and_follow(a: App, sub: Submission, *, target: str, opts: RunOptions, start: Callable[[], None],
+                      follow: Callable[[], Iterator[tuple[str, LogLine]]]) -> None:  # fmt: skip
+    """The part of `runner run` both targets share: summary, build, start, then follow to the end (or detach).
+
+    Exits with the script's exit code (with several experiments: the first non-zero one).
+    """
     for warning in sub.plan.lock.warnings:
         _err(f"warning: {warning}")
     sensitive = [f for f in sub.plan.files.excluded if f != ".git/"]  # .git/ is always left out: no news
@@ -190,6 +200,9 @@ def _start_and_follow(a: App, sub: Submission, *, target: str, opts: RunOptions,
         _err(f"note: left out of the image as sensitive: {', '.join(sensitive)}")
     _err(f"run        {sub.run.name}")
     _err(f"script     {' '.join([sub.plan.script, *(_quote(x) for x in sub.plan.args)])}")
+    if len(sub.experiments) > 1:
+        parallel = f", at most {opts.max_parallel} at once" if opts.max_parallel else ""
+        _err(f"sweep      {len(sub.experiments)} experiments ({opts.sweep.strategy.value}{parallel})")
     _err(f"image      {sub.image} ({'cached' if sub.cached else 'building'})")
     _err(f"target     {target}")
     _err(f"resources  {opts.resources.describe()}")
@@ -203,13 +216,35 @@ def _start_and_follow(a: App, sub: Submission, *, target: str, opts: RunOptions,
         _err(f"interrupted: {sub.run.name} stopped before it ran")
         raise typer.Exit(130) from None
     if opts.detach:
-        for exp in sub.experiments:
-            _err(f"submitted  {exp.name}: follow with `runner logs {exp.name} --follow`")
+        what = sub.experiments[0].name if len(sub.experiments) == 1 else sub.run.name
+        _err(f"submitted  {what}: follow with `runner logs {what} --follow`")
         return
-    code = 0
-    for exp in sub.experiments:
-        code = _follow_to_end(a, exp.name) or code
-    raise typer.Exit(code)
+    prefix = len(sub.experiments) > 1  # several experiments: say whose line it is
+    try:
+        for name, output in follow():
+            out = sys.stdout if output.stream == "stdout" else sys.stderr
+            out.write(f"{name} | {output.text}\n" if prefix else output.text + "\n")
+            out.flush()
+    except KeyboardInterrupt:
+        _err(f"\nstopped {sub.run.name} (artifacts so far are kept)")
+        raise typer.Exit(130) from None
+    raise typer.Exit(_exit_code(a, sub))
+
+
+def _exit_code(a: App, sub: Submission) -> int:
+    from runner.store import ExpState
+
+    codes = []
+    for exp in (a.experiment(e.name) for e in sub.experiments):
+        if exp.state is ExpState.STOPPED:
+            _err(f"{exp.name} stopped")
+            codes.append(130)
+        elif exp.state is ExpState.FAILED:
+            _err(f"{exp.name} failed: {exp.message}")
+            codes.append(exp.exit_code or 1)
+        else:
+            codes.append(exp.exit_code or 0)
+    return next((c for c in codes if c), 0)
 
 
 def _run_kube(a: App, req: PlanRequest, opts: RunOptions, *, dry_run: bool) -> None:
@@ -230,8 +265,27 @@ def _run_kube(a: App, req: PlanRequest, opts: RunOptions, *, dry_run: bool) -> N
         _err(f"pushed     {ref}" if pushed else f"registry   {ref} (already there)")
         a.launch_kube(sub, target, opts, ref)
 
+    def follow() -> Iterator[tuple[str, LogLine]]:
+        """Each experiment's output in turn; Ctrl-C stops the run and waits for its end states."""
+        try:
+            for exp in sub.experiments:
+                for line in a.follow(exp.name, on_wait=_waiting(exp.name)):
+                    yield exp.name, line
+        except KeyboardInterrupt:
+            _err(f"\nstopping {sub.run.name} (artifacts so far are kept)")
+            a.stop(sub.run.name)
+            for exp in sub.experiments:
+                for _ in a.follow(exp.name):
+                    pass
+            raise
+
     info = target.cluster.info
-    _start_and_follow(a, sub, target=f"kubernetes {info.context} namespace {info.namespace}", opts=opts, start=start)
+    _start_and_follow(a, sub, target=f"kubernetes {info.context} namespace {info.namespace}", opts=opts, start=start,
+                      follow=follow)  # fmt: skip
+
+
+def _waiting(name: str) -> Callable[[str], None]:
+    return lambda why: _err(f"waiting    {name}: {why}")
 
 
 def _kube_opts(context: str | None, namespace: str | None) -> KubeOptions | None:
@@ -243,33 +297,6 @@ def _kube_opts(context: str | None, namespace: str | None) -> KubeOptions | None
 def _notes(a: App) -> None:
     for n in a.notes:
         _err(f"note: {n}")
-
-
-def _follow_to_end(a: App, name: str) -> int:
-    """Show the experiment's output as the script wrote it; Ctrl-C stops it.  Returns its exit code."""
-    from runner.store import ExpState
-
-    def show() -> None:
-        for line in a.follow(name, on_wait=lambda why: _err(f"waiting    {name}: {why}")):
-            out = sys.stdout if line.stream == "stdout" else sys.stderr
-            out.write(line.text + "\n")
-            out.flush()
-
-    try:
-        show()
-    except KeyboardInterrupt:
-        _err(f"\nstopping {name} (artifacts so far are kept)")
-        a.stop(name)
-        for _ in a.follow(name):
-            pass
-    exp = a.experiment(name)
-    if exp.state is ExpState.STOPPED:
-        _err(f"{name} stopped")
-        return 130
-    if exp.state is ExpState.FAILED:
-        _err(f"{name} failed: {exp.message}")
-        return exp.exit_code or 1
-    return exp.exit_code or 0
 
 
 def _quote(arg: str) -> str:
@@ -431,10 +458,14 @@ def status(
             for e in s.experiments
         ]})  # fmt: skip
         return
+    # a sweep: one column per swept argument (in argument order) instead of the whole command
+    params = list(dict.fromkeys(k for e in s.experiments for k in e.params))
+    first = params or ["Command"]
     _table(f"{s.run.name} ({s.state.value}, {s.run.target}, image {s.run.image})",
-           ["Experiment", "Command", "Status", "Exit", "Duration", "Message"], [
-        [e.name, " ".join(_quote(c) for c in e.command), e.state.value, "-" if e.exit_code is None else str(e.exit_code),
-         _fmt_duration(e.started_at, e.finished_at), e.message or ""]
+           ["Experiment", *first, "Status", "Exit", "Duration", "Message"], [
+        [e.name, *([str(e.params.get(p, "")) for p in params] if params else [" ".join(_quote(c) for c in e.command)]),
+         e.state.value, "-" if e.exit_code is None else str(e.exit_code), _fmt_duration(e.started_at, e.finished_at),
+         e.message or ""]
         for e in s.experiments
     ])  # fmt: skip
 

@@ -10,11 +10,15 @@ artifacts and history survive a killed CLI or a restarted engine.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
+import queue
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -72,6 +76,77 @@ class LocalTarget:
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
                 start_new_session=True, env={**os.environ, "RUNNER_HOME": str(self.home.root)},
             )  # fmt: skip
+
+    def drive(self, names: Sequence[str], specs: Mapping[str, ContainerSpec], *,
+              max_parallel: int | None) -> Iterator[tuple[str, LogLine]]:  # fmt: skip
+        """As the owner of a run's experiments: start them in order, at most ``max_parallel`` at once,
+        follow each on its own thread, and yield ``(experiment, line)`` as lines come.
+
+        Each experiment is harvested (artifacts, end state) as it ends, which frees its
+        place for the next.  Ctrl-C stops every experiment, waits for their harvest, and
+        re-raises; ``runner stop`` from elsewhere works through the stop request in history.
+        """
+        out: queue.Queue[tuple[str, LogLine | None]] = queue.Queue()
+
+        def follow_one(name: str) -> None:
+            try:
+                for line in self.follow(name):
+                    out.put((name, line))
+            except RunnerError as e:
+                self.store.finish_experiment(name, state=ExpState.FAILED, exit_code=None, message=str(e))
+            finally:
+                out.put((name, None))
+
+        pending = list(names)
+        running: set[str] = set()
+        interrupted = False
+        while pending or running:
+            try:
+                while pending and not interrupted and (max_parallel is None or len(running) < max_parallel):
+                    name = pending.pop(0)
+                    try:
+                        self.launch(self.store.get_experiment(name), specs[name], detach=False)
+                    except RunnerError:
+                        continue  # recorded as failed by launch(); the others still run
+                    if self.store.get_experiment(name).handle is not None:
+                        running.add(name)
+                        threading.Thread(target=follow_one, args=(name,), daemon=True).start()
+                if not running:
+                    continue
+                name, line = out.get()
+                if line is None:
+                    running.discard(name)
+                else:
+                    yield name, line
+            except KeyboardInterrupt:
+                interrupted = True
+                for name in pending:
+                    self.store.finish_experiment(name, state=ExpState.STOPPED, exit_code=None, message="stopped")
+                pending.clear()
+                for name in running:
+                    self.stop(self.store.get_experiment(name))
+        if interrupted:
+            raise KeyboardInterrupt
+
+    def spawn_run_watcher(self, names: Sequence[str], specs: Mapping[str, ContainerSpec], *,
+                          max_parallel: int | None) -> None:  # fmt: skip
+        """Hand a run's experiments to a detached driver (``python -m runner.watch --run``).
+
+        The container specs go through its standard input, so environment values given
+        with ``--env`` are never written to disk.
+        """
+        doc = {"owner": os.getpid(), "max_parallel": max_parallel, "experiments": list(names),
+               "specs": {n: dataclasses.asdict(specs[n]) for n in names}}  # fmt: skip
+        log = self.home.root / "watch.log"
+        with open(log, "ab") as err:
+            child = subprocess.Popen(
+                [sys.executable, "-m", "runner.watch", "--run"],
+                stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=err,
+                start_new_session=True, env={**os.environ, "RUNNER_HOME": str(self.home.root)},
+            )  # fmt: skip
+        assert child.stdin is not None
+        child.stdin.write(json.dumps(doc).encode())
+        child.stdin.close()
 
     def follow(self, name: str) -> Iterator[LogLine]:
         """As the owner: stream the container's output into the log file (and to the caller), then harvest."""

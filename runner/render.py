@@ -17,9 +17,11 @@ final image and its history.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from runner.deps import SHIP_DIR
+from runner.errors import UsageError
 
 PROJECT_DIR = "/project"
 VENV_DIR = "/opt/runner/venv"
@@ -73,3 +75,32 @@ def container_command(script: str, args: tuple[str, ...]) -> list[str]:
     """The command that runs ``script`` (relative to the project root) with ``args`` untouched."""
     interpreter = "bash" if script.endswith(".sh") else "python3"
     return [interpreter, script, *args]
+
+
+#: Linux refuses to exec a single argument longer than this (MAX_ARG_STRLEN), and all of them together past ARG_MAX.
+MAX_ARG_BYTES = 128 * 1024 - 1
+MAX_ARGS_TOTAL = 1024 * 1024
+ARGV_FILE = "/runner/argv.json"
+#: Sets sys.argv (and sys.path[0], as `python SCRIPT` would) from ARGV_FILE and runs the script as __main__.
+ARGV_BOOTSTRAP = (
+    "import json, os, runpy, sys\n"
+    f"sys.argv = json.load(open({ARGV_FILE!r}, encoding='utf-8'))\n"
+    "sys.path[0] = os.path.dirname(os.path.abspath(sys.argv[0]))\n"
+    "runpy.run_path(sys.argv[0], run_name='__main__')\n"
+)
+
+
+def exec_too_long(command: list[str] | tuple[str, ...]) -> bool:
+    sizes = [len(a.encode("utf-8", "surrogateescape")) + 1 for a in command]
+    return max(sizes, default=0) > MAX_ARG_BYTES or sum(sizes) > MAX_ARGS_TOTAL
+
+
+def argv_through_file(command: list[str] | tuple[str, ...]) -> tuple[list[str], str]:
+    """For arguments too long to exec: a command that reads them from ARGV_FILE, and that file's content.
+
+    Only Python scripts: the bootstrap is Python.  ``sys.argv`` is the same list the script
+    would get from ``python3 SCRIPT ARGS...``.
+    """
+    if command[0] != "python3":
+        raise UsageError("arguments too long to pass to a shell script", hint="pass them in a file, or use a .py script")
+    return ["python3", "-c", ARGV_BOOTSTRAP], json.dumps(list(command[1:]), ensure_ascii=False)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -140,6 +141,7 @@ class Store:
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA foreign_keys=ON")
             self._db.executescript(SCHEMA)
+            self._lock = threading.RLock()
         except sqlite3.Error as e:
             raise StoreError(f"cannot open the history database {path}: {e}", hint="check the file's permissions") from e
 
@@ -148,6 +150,11 @@ class Store:
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
+        # one connection, shared by the threads that follow a sweep's experiments: one transaction at a time
+        with self._lock:
+            yield from self._tx_unlocked()
+
+    def _tx_unlocked(self) -> Iterator[sqlite3.Connection]:
         try:
             self._db.execute("BEGIN IMMEDIATE")
             try:
@@ -243,17 +250,20 @@ class Store:
     # -- reading -------------------------------------------------------------------------
 
     def get_run(self, name: str) -> RunRecord:
-        row = self._db.execute("SELECT * FROM runs WHERE name = ?", (name,)).fetchone()
+        with self._lock:
+            row = self._db.execute("SELECT * FROM runs WHERE name = ?", (name,)).fetchone()
         if row is None:
             raise NotFoundError(f"no run named {name!r}", hint="`runner history` lists the runs")
         return _run(row)
 
     def experiments(self, run: str) -> tuple[ExperimentRecord, ...]:
-        rows = self._db.execute("SELECT * FROM experiments WHERE run = ? ORDER BY idx", (run,)).fetchall()
+        with self._lock:
+            rows = self._db.execute("SELECT * FROM experiments WHERE run = ? ORDER BY idx", (run,)).fetchall()
         return tuple(_experiment(r) for r in rows)
 
     def get_experiment(self, name: str) -> ExperimentRecord:
-        row = self._db.execute("SELECT * FROM experiments WHERE name = ?", (name,)).fetchone()
+        with self._lock:
+            row = self._db.execute("SELECT * FROM experiments WHERE name = ?", (name,)).fetchone()
         if row is None:
             raise NotFoundError(f"no experiment named {name!r}", hint="`runner status RUN` lists a run's experiments")
         return _experiment(row)

@@ -1,4 +1,5 @@
-"""``python -m runner.watch EXPERIMENT PREVIOUS_OWNER``: follow a detached experiment to its end.
+"""``python -m runner.watch EXPERIMENT PREVIOUS_OWNER``: follow a detached experiment to its end;
+``python -m runner.watch --run``: drive a detached run (see :meth:`runner.local.LocalTarget.drive`).
 
 Started by runner in its own session; it claims the experiment (compare-and-set on
 the owner), so when several runner commands try to take over only one follows.
@@ -12,7 +13,28 @@ import sys
 from runner.home import Home
 
 
+def drive_run() -> int:
+    """``--run``: drive a detached run's experiments (specs as JSON on standard input)."""
+    import json
+
+    from runner.adapters.docker_engine import ContainerSpec, DockerEngine
+    from runner.local import LocalTarget
+    from runner.store import Store
+
+    doc = json.load(sys.stdin)
+    home = Home.from_env()
+    store = Store(home.db)
+    names = [n for n in doc["experiments"] if store.claim(n, pid=os.getpid(), previous=doc["owner"])]
+    target = LocalTarget(home, store, DockerEngine())
+    specs = {n: ContainerSpec(**doc["specs"][n]) for n in names}
+    for _ in target.drive(names, specs, max_parallel=doc["max_parallel"]):
+        pass
+    return 0
+
+
 def main(argv: list[str]) -> int:
+    if argv[:1] == ["--run"]:
+        return drive_run()
     name, previous = argv[0], (int(argv[1]) if len(argv) > 1 and argv[1] else None)
     from runner.adapters.docker_engine import DockerEngine
     from runner.local import LocalTarget

@@ -14,14 +14,16 @@ Every engine error is translated here, at one choke point each, into runner's er
 from __future__ import annotations
 
 import http.client
+import io
 import json
 import os
 import socket
 import struct
 import tarfile
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import IO, Any
 from urllib.parse import quote, urlencode, urlparse
 
@@ -45,6 +47,8 @@ class ContainerSpec:
     cpus: float | None = None
     memory_bytes: int | None = None
     gpus: int = 0
+    #: files written into the container before it starts (absolute path -> text)
+    files: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -78,6 +82,7 @@ class _Api:
                 f"DOCKER_HOST {host} is not supported", hint="use a unix socket or a plain tcp:// engine address"
             )
         self._conn: http.client.HTTPConnection | None = None
+        self._lock = threading.Lock()
 
     def _connect(self) -> http.client.HTTPConnection:
         if self._url.scheme == "unix":
@@ -108,7 +113,14 @@ class _Api:
         return resp
 
     def call(self, method: str, path: str, *, what: str, query: dict[str, Any] | None = None, body: Any = None) -> Any:
-        """One request on the kept-alive connection; the decoded JSON answer (or None)."""
+        """One request on the kept-alive connection; the decoded JSON answer (or None).
+
+        The connection is shared by the threads following a sweep's experiments: one request at a time.
+        """
+        with self._lock:
+            return self._call(method, path, what=what, query=query, body=body)
+
+    def _call(self, method: str, path: str, *, what: str, query: dict[str, Any] | None, body: Any) -> Any:
         for attempt in (0, 1):
             if self._conn is None:
                 self._conn = self._connect()
@@ -122,6 +134,21 @@ class _Api:
                 if attempt or "lost the connection" not in e.message:
                     raise
         return json.loads(raw) if raw else None
+
+    def put(self, path: str, data: bytes, *, what: str, query: dict[str, Any] | None = None) -> None:
+        """A raw upload (a tar archive) on its own connection."""
+        conn = self._connect()
+        url = f"/v{API_VERSION}{path}" + (f"?{urlencode(query)}" if query else "")
+        try:
+            conn.request("PUT", url, body=data, headers={"Content-Type": "application/x-tar"})
+            resp = conn.getresponse()
+            body = resp.read()
+        except OSError as e:
+            raise EngineError(f"{what}: lost the connection to the Docker engine: {e}") from e
+        finally:
+            conn.close()
+        if resp.status >= 300:
+            raise EngineError(f"{what}: the Docker engine refused the upload: {body.decode(errors='replace').strip()}")
 
     def stream(self, method: str, path: str, *, what: str, query: dict[str, Any] | None = None) -> http.client.HTTPResponse:
         """A request on its own connection, for answers read as they come (logs, archives)."""
@@ -255,8 +282,20 @@ class DockerEngine:
         }  # fmt: skip
         created = self._api.call("POST", "/containers/create", query={"name": spec.name}, body=body, what=what)
         cid = str(created["Id"])
+        if spec.files:
+            self._put_files(cid, spec.files, what=what)
         self._api.call("POST", f"/containers/{cid}/start", what=what)
         return cid
+
+    def _put_files(self, cid: str, files: dict[str, str], *, what: str) -> None:
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            for path, text in sorted(files.items()):
+                data = text.encode("utf-8", "surrogateescape")
+                info = tarfile.TarInfo(path.lstrip("/"))
+                info.size, info.mode = len(data), 0o644
+                tar.addfile(info, io.BytesIO(data))
+        self._api.put(f"/containers/{cid}/archive", buf.getvalue(), query={"path": "/"}, what=what)
 
     def follow_logs(self, cid: str) -> Iterator[LogLine]:
         """Every line the container wrote, from its start, until it exits.

@@ -259,3 +259,50 @@ def test_inspect_shows_the_plan_without_side_effects(runner: Runner, project: Pr
     r = runner("run", "--local", str(root / "train.py"), "--lr", "0.1")
     assert r.code == 0, r.err
     assert f"image      {doc['image']} (building)" in r.err
+
+
+TIMED = """\
+import json, sys, time
+start = time.time()
+time.sleep(0.8)
+print("SPAN " + json.dumps([sys.argv[1:], start, time.time()]), flush=True)
+"""
+
+
+def test_sweep_with_max_parallel(runner: Runner, project: Project) -> None:
+    root = project({"timed.py": TIMED})
+    r = runner("run", "--local", "--sweep", "--max-parallel", "2", str(root / "timed.py"),
+               "--lr", "[0.1, 0.01]", "--layers=range(1, 3)", "plain")  # fmt: skip
+    assert r.code == 0, r.err
+    run = run_name(r.err)
+    assert "sweep      4 experiments (grid_search, at most 2 at once)" in r.err
+    spans = {}
+    for i in range(4):
+        line = next(ln for ln in runner("logs", f"{run}-exp{i}").out.splitlines() if "] SPAN " in ln)
+        args, start, end = json.loads(line.split("] SPAN ", 1)[1])
+        spans[i] = (args, start, end)
+    assert [spans[i][0] for i in range(4)] == [
+        ["--lr", "0.1", "--layers=1", "plain"], ["--lr", "0.1", "--layers=2", "plain"],
+        ["--lr", "0.01", "--layers=1", "plain"], ["--lr", "0.01", "--layers=2", "plain"],
+    ]  # fmt: skip
+    # never more than two at once: at no experiment's start were two others already running
+    for _, start, _ in spans.values():
+        assert sum(1 for _, s, e in spans.values() if s < start < e) <= 1
+    doc: Any = runner.json("status", run)
+    assert [e["params"] for e in doc["experiment_list"]] == [
+        {"--lr": "0.1", "--layers": "1"}, {"--lr": "0.1", "--layers": "2"},
+        {"--lr": "0.01", "--layers": "1"}, {"--lr": "0.01", "--layers": "2"},
+    ]  # fmt: skip
+    table = runner("status", run).out
+    assert "--lr" in table and "--layers" in table
+
+
+def test_malformed_sweep_value_names_the_argument_and_records_nothing(runner: Runner, project: Project) -> None:
+    root = project({"timed.py": TIMED})
+    r = runner("run", "--local", "--sweep", str(root / "timed.py"), "--lr", "uniform(1, 0, 3)")
+    assert r.code == 2
+    assert "argument --lr" in r.err and "Traceback" not in r.err
+    assert runner.json("history") == []
+    # without a sweep option the same text reaches the script literally
+    r = runner("run", "--local", str(root / "timed.py"), "--lr", "[1,2]")
+    assert r.code == 0 and '["--lr", "[1,2]"]' in r.out

@@ -1,0 +1,143 @@
+"""runner from Python: submit runs, follow them, read history.
+
+    import runner
+    run = runner.submit("train.py", args=["--lr", "[0.1, 0.01]"], sweep=True, memory="2G", local=True)
+    run.wait()
+    print(run.status(), run.logs())
+    run.artifacts("out/")
+
+The same options as the command line (and the same ``runner.yaml`` defaults: keywords
+win over the file), through the same application layer.  A run is submitted in the
+background: :meth:`Run.wait` blocks until it ends.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from runner.app import App
+from runner.config import CONFIG_NAME, load_config
+from runner.home import Home
+from runner.options import KubeOptions, RunArgs, resolve_options
+from runner.plan import PlanRequest, check_script
+from runner.project import find_root
+from runner.store import RunSummary
+
+
+def _app() -> App:
+    return App(Home.from_env())
+
+
+@dataclass(frozen=True)
+class Run:
+    """A submitted run, by name; every method asks history afresh."""
+
+    name: str
+    kube: KubeOptions | None = None
+
+    def summary(self) -> RunSummary:
+        return _app().run_summary(self.name, kube=self.kube)
+
+    def status(self) -> str:
+        """``building``, ``queued``, ``running``, ``completed``, ``failed`` or ``stopped``."""
+        return self.summary().state.value
+
+    @property
+    def experiments(self) -> list[str]:
+        return [e.name for e in self.summary().experiments]
+
+    def wait(self, timeout: float | None = None, *, poll: float = 0.5) -> str:
+        """Block until every experiment has ended; the run's final status.  TimeoutError after ``timeout`` s."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            summary = self.summary()
+            if not summary.active:
+                return summary.state.value
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"run {self.name} still {summary.state.value} after {timeout} s")
+            time.sleep(poll)
+
+    def logs(self, *, tail: int | None = None) -> list[str]:
+        """Every output line so far, as ``[stdout] [timestamp] text``."""
+        return list(_app().logs(self.name, tail=tail, kube=self.kube))
+
+    def artifacts(self, download_dir: str | Path) -> dict[str, list[str]]:
+        """Download the files each experiment made to ``DIR/<run>/<run>-expN/<path>``; their names per experiment."""
+        return _app().artifacts(self.name, Path(download_dir), kube=self.kube)
+
+    def stop(self) -> list[str]:
+        """Stop whatever still runs; the experiments that were stopped."""
+        return _app().stop(self.name, kube=self.kube)
+
+
+def submit(
+    script: str | Path,
+    args: Sequence[str] = (),
+    *,
+    local: bool = False,
+    cpus: float | None = None,
+    memory: str | None = None,
+    gpus: int | None = None,
+    env: Mapping[str, str] | Sequence[str] | None = None,
+    sweep: bool | str = False,
+    trials: int | None = None,
+    seed: int | None = None,
+    max_parallel: int | None = None,
+    datastore: Sequence[str] = (),
+    secrets: Sequence[str] = (),
+    registry: str | None = None,
+    context: str | None = None,
+    namespace: str | None = None,
+    timeout: int | str | None = None,
+    retries: int | None = None,
+    base_image: str | None = None,
+    python: str | None = None,
+    requirements: str | Path | None = None,
+    config: str | Path | None = None,
+) -> Run:
+    """Build (or reuse) the script's image and start it in the background, as ``runner run --detach`` does.
+
+    ``sweep``: True for a grid search, or a strategy name (``"grid_search"``,
+    ``"random_search"`` with ``trials``).  ``args`` reach the script unchanged, whatever
+    their length.  ``env``: a mapping or ``KEY=VALUE`` strings.
+    """
+    path = Path(script)
+    cfg_path = Path(config) if config is not None else find_root(check_script(path)) / CONFIG_NAME
+    cfg = load_config(cfg_path, required=config is not None)
+    env_items = [f"{k}={v}" for k, v in env.items()] if isinstance(env, Mapping) else list(env or [])
+    given = RunArgs(
+        local=local or None, detach=True, cpus=cpus, memory=memory, gpus=gpus, env=tuple(env_items),
+        context=context, namespace=namespace, registry=registry, secrets=tuple(secrets), timeout=timeout,
+        retries=retries, datastores=tuple(datastore), sweep=sweep is True, seed=seed, trials=trials,
+        strategy=sweep if isinstance(sweep, str) else None, max_parallel=max_parallel,
+    )  # fmt: skip
+    opts = resolve_options(given, cfg)
+    req = PlanRequest(
+        script=path,
+        args=tuple(args),
+        base_image=base_image or cfg.get("base_image"),
+        python=python or cfg.get("python"),
+        requirements=Path(requirements) if requirements else (Path(cfg.get("requirements")) if cfg.get("requirements") else None),
+    )
+    a = _app()
+    if opts.kube is None:
+        sub = a.submit(req, opts)
+        for _ in a.build(sub):
+            pass
+        a.launch(sub, opts)
+        return Run(sub.run.name)
+    sub, target = a.submit_kube(req, opts)
+    for _ in a.build(sub):
+        pass
+    ref, _pushed = a.push(sub, target, str(opts.kube.registry))
+    a.launch_kube(sub, target, opts, ref)
+    return Run(sub.run.name, kube=opts.kube)
+
+
+def runs(*, limit: int | None = None, context: str | None = None, namespace: str | None = None) -> list[Run]:
+    """History, newest first."""
+    kube = KubeOptions(context=context, namespace=namespace) if context or namespace else None
+    return [Run(s.run.name, kube=kube) for s in _app().history(limit=limit, kube=kube)]
