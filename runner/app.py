@@ -205,17 +205,21 @@ class App:
             pass  # the cluster is what failed: the local history has it
 
     def job_specs(self, sub: Submission, image: str, opts: RunOptions, target: KubeTarget | None) -> list[JobSpec]:
-        from runner.kube import JobSpec
+        from runner.kube import JobSpec, release_chain
         from runner.render import PROJECT_DIR
 
         ko = opts.kube or KubeOptions()
         mounts = tuple(target.resolve_datastore(d) for d in ko.datastores) if target else ()
         r = opts.resources
+        ordered = sorted(sub.experiments, key=lambda e: e.index)
+        # --max-parallel: the first P run, the rest are created suspended; each releases the one P after it
+        chain = release_chain([e.name for e in ordered], opts.max_parallel)
         return [
             JobSpec(run=sub.run.name, experiment=e.name, image=image, command=tuple(e.command), workdir=PROJECT_DIR,
                     env=dict(opts.env), secrets=ko.secrets, cpus=r.cpus, memory=r.memory, gpus=r.gpus,
-                    timeout=ko.timeout, retries=ko.retries, datastores=mounts)
-            for e in sub.experiments
+                    timeout=ko.timeout, retries=ko.retries, datastores=mounts,
+                    suspend=chain[e.name][0], release=chain[e.name][1])
+            for e in ordered
         ]  # fmt: skip
 
     def launch_kube(self, sub: Submission, target: KubeTarget, opts: RunOptions, image: str) -> None:

@@ -121,8 +121,26 @@ class KubeTarget:
         )
 
     def launch(self, specs: list[kube.JobSpec]) -> None:
-        for spec in specs:
-            self.cluster.create(kube.make_job(spec))
+        """Create the run's Jobs, concurrently: the runnable ones first, then the suspended ones (``--max-parallel``).
+
+        Runnable first because the job controller handles new Jobs in turn, at its API rate
+        limit (each suspended Job costs it a status write): behind 1,000 suspended Jobs the
+        first experiment would wait about a minute.  A launcher that ends before its
+        successor's Job exists waits for it (:func:`runner.kube.launcher.release`).  If a
+        create fails, the Jobs made are deleted again: the caller records the run as
+        failed, and no queued Job is left behind.
+        """
+        ready = [kube.make_job(s) for s in specs if not s.suspend]
+        queued = [kube.make_job(s) for s in specs if s.suspend]
+        try:
+            self.cluster.create_many(ready)
+            self.cluster.create_many(queued)
+        except ClusterError:
+            try:
+                self.cluster.delete_many("Job", [j["metadata"]["name"] for j in ready + queued])
+            except ClusterError:
+                pass
+            raise
 
     def summaries(self, *, run: str | None = None) -> list[RunSummary]:
         """Runs as the cluster shows them (one run, or all in the namespace), newest first."""
@@ -145,6 +163,24 @@ class KubeTarget:
         out.sort(key=lambda s: s.run.created_at, reverse=True)
         return out
 
+    def _write_ends(self, run: str, ends: dict[str, dict[str, Any]]) -> None:
+        """Several experiments' ends in one patch of the run ConfigMap."""
+        if ends:
+            self.cluster.patch_configmap(kube.run_configmap_name(run),
+                                         {f"{e}.json": json.dumps({**end, "final": True}, sort_keys=True) for e, end in ends.items()})  # fmt: skip
+
+    def _repair_chain(self, doc: dict[str, Any], jobs: dict[str, dict[str, Any]], ended: set[str]) -> None:
+        """``--max-parallel``: resume suspended Jobs whose releaser has ended (its launcher never got to it)."""
+        names = [e["name"] for e in sorted(doc.get("experiments") or [], key=lambda e: int(e.get("index", 0)))]
+        suspended = {n for n in names if kube.job_suspended(jobs.get(n))}
+        if not suspended:
+            return
+        for name in kube.to_release(names, (doc.get("options") or {}).get("max_parallel"), suspended=suspended, ended=ended):
+            try:
+                self.cluster.set_suspended(kube.job_name(name), False)
+            except ClusterError:
+                pass
+
     def _summary(self, cm: dict[str, Any], jobs: dict[str, dict[str, Any]], pods: dict[str, list[dict[str, Any]]]) -> RunSummary:
         data = cm.get("data") or {}
         doc = json.loads(data.get("run.json") or "{}")
@@ -154,6 +190,8 @@ class KubeTarget:
             created_at=float(doc.get("created_at") or 0), options=doc.get("options") or {}, build_log=None,
         )  # fmt: skip
         exps = []
+        derived: dict[str, dict[str, Any]] = {}
+        ended: set[str] = set()
         for e in doc.get("experiments") or []:
             name = e["name"]
             end = json.loads(data[f"{name}.json"]) if f"{name}.json" in data else None
@@ -165,15 +203,18 @@ class KubeTarget:
                 exit_code=seen.exit_code, message=seen.message, created_at=run.created_at, started_at=seen.started_at,
                 finished_at=seen.finished_at, owner_pid=None, stop_requested=bool(data.get(f"{name}.stop")),
             ))  # fmt: skip
+            if seen.final and not kube.job_suspended(jobs.get(name)) and \
+                    time.time() - (seen.finished_at or time.time()) >= kube.REPAIR_GRACE:  # fmt: skip
+                ended.add(name)  # ended and gave its slot up a while ago: see _repair_chain
             if seen.final and not (end or {}).get("final"):
                 # make the end outlive the Job and its pods (clean-up, TTL): first observer writes it down
-                try:
-                    self.record_end(run.name, name, {
-                        "state": seen.state, "exit_code": seen.exit_code, "message": seen.message,
-                        "started_at": seen.started_at, "finished_at": seen.finished_at or time.time(),
-                    })  # fmt: skip
-                except ClusterError:
-                    pass
+                derived[name] = {**(end or {}), "state": seen.state, "exit_code": seen.exit_code, "message": seen.message,
+                                 "started_at": seen.started_at, "finished_at": seen.finished_at or time.time()}  # fmt: skip
+        try:  # one patch for all of them (a 1,000-experiment sweep must not cost 1,000 requests)
+            self._write_ends(run.name, derived)
+        except ClusterError:
+            pass
+        self._repair_chain(doc, jobs, ended)
         return RunSummary(run, tuple(exps))
 
     def experiment(self, run: str, name: str) -> ExperimentRecord:
@@ -250,24 +291,43 @@ class KubeTarget:
     # -- stop --------------------------------------------------------------------------------
 
     def stop(self, run: str, experiments: list[str], *, wait: float = 90) -> None:
-        """Mark the stop, delete the Jobs (their pods get SIGTERM; the launcher saves artifacts and records "stopped")."""
+        """Mark the stop, delete the Jobs (their pods get SIGTERM; the launcher saves artifacts and records "stopped").
+
+        ``--max-parallel``: queued (suspended) Jobs are deleted like the others — stopping a
+        whole run leaves nothing behind — except those a still-waiting experiment's release
+        chain passes through (:func:`runner.kube.kept_when_stopped`): those stay suspended,
+        recorded "stopped", and hand their turn on when it comes.  A running experiment's
+        launcher releases its successor when its pod ends.
+        """
         cm = kube.run_configmap_name(run)
         self.cluster.patch_configmap(cm, {f"{e}.stop": "1" for e in experiments})
-        for e in experiments:
-            self.cluster.delete("Job", kube.job_name(e))
+        kept = self._kept_links(run, set(experiments))
+        if kept:
+            self._write_ends(run, {e: {"state": "stopped", "exit_code": None, "message": "stopped while queued",
+                                       "finished_at": time.time()} for e in kept})  # fmt: skip
+        self.cluster.delete_many("Job", [kube.job_name(e) for e in experiments if e not in kept])
         deadline = time.monotonic() + wait
-        pending = set(experiments)
+        pending = set(experiments) - kept
+        sel = f"{kube.RUN_LABEL}={run}"
         while pending and time.monotonic() < deadline:
-            for e in list(pending):
-                if not self._pods(e):
-                    pending.discard(e)
+            alive = {p["metadata"].get("labels", {}).get(kube.EXP_LABEL) for p in self.cluster.list_objects("Pod", sel)}
+            pending &= alive
             if pending:
                 time.sleep(0.5)
-        for s in self.summaries(run=run):  # writes "stopped" for those that never started
-            for exp in s.experiments:
-                if exp.name in experiments and exp.state.active:
-                    self.record_end(run, exp.name, {"state": "stopped", "exit_code": None, "message": "stopped",
-                                                    "finished_at": time.time()})  # fmt: skip
+        # Records "stopped" for those that never started: a deleted Job with a stop mark is a final
+        # "stopped" to observe (see _summary).
+        self.summaries(run=run)
+
+    def _kept_links(self, run: str, stopping: set[str]) -> set[str]:
+        cm = self.cluster.get("ConfigMap", kube.run_configmap_name(run))
+        doc = json.loads(((cm or {}).get("data") or {}).get("run.json") or "{}")
+        max_parallel = (doc.get("options") or {}).get("max_parallel")
+        if not max_parallel:
+            return set()
+        names = [e["name"] for e in sorted(doc.get("experiments") or [], key=lambda e: int(e.get("index", 0)))]
+        jobs = self.cluster.list_objects("Job", f"{kube.RUN_LABEL}={run}")
+        suspended = {j["metadata"]["labels"].get(kube.EXP_LABEL, "") for j in jobs if kube.job_suspended(j)}
+        return kube.kept_when_stopped(names, max_parallel, suspended=suspended, stopping=stopping)
 
     # -- the data volume ---------------------------------------------------------------------
 

@@ -16,6 +16,16 @@ Design, in short (docs/architecture.md has the long form):
 * **The launcher** (:mod:`runner.kube.launcher`, from a ConfigMap) is the container's
   entrypoint: it keeps logs and artifacts on the ``runner-data`` volume and records the
   end state without the CLI connected.
+* **``--max-parallel P``: a release chain of suspended Jobs** (:func:`release_chain`).  Every
+  Job of the run is created at submit time; the first P (by experiment index) run, the
+  others are created with ``spec.suspend: true`` (queued: no pod, and the Job's
+  ``activeDeadlineSeconds`` clock only starts when it is resumed).  Experiment i carries
+  ``RUNNER_RELEASE=<Job of experiment i+P>``: when it ends, however it ends, its launcher
+  records the end and then unsuspends that Job (a merge patch through the API with the
+  pod's token).  So each later experiment has exactly one releaser, at most P run at
+  once, and no process outside the cluster needs to be connected.  Observers (``status``,
+  ``stop``) repair a broken chain: a suspended Job whose releaser has a final end is
+  released by whoever sees it (:func:`to_release`).
 """
 
 from __future__ import annotations
@@ -69,6 +79,61 @@ class JobSpec:
     timeout: int | None = None
     retries: int = 0
     datastores: tuple[DatastoreMount, ...] = ()
+    suspend: bool = False  # created queued (spec.suspend): its predecessor in the release chain resumes it
+    release: str | None = None  # the experiment whose Job this one resumes when it ends (--max-parallel)
+
+
+def release_chain(experiments: list[str], max_parallel: int | None) -> dict[str, tuple[bool, str | None]]:
+    """``--max-parallel``: experiment -> (created suspended?, experiment it releases when it ends).
+
+    ``experiments`` in index order.  The first ``max_parallel`` start at once; experiment
+    i releases experiment i + max_parallel, so every suspended one has exactly one releaser.
+    """
+    p = max_parallel or len(experiments)
+    return {name: (i >= p, experiments[i + p] if i + p < len(experiments) else None)
+            for i, name in enumerate(experiments)}  # fmt: skip
+
+
+def job_suspended(job: dict[str, Any] | None) -> bool:
+    return bool(((job or {}).get("spec") or {}).get("suspend"))
+
+
+#: seconds after an experiment's end before an observer resumes its successor itself (its launcher
+#: releases it within moments; an observer that did it at once could race another launcher's release)
+REPAIR_GRACE = 30
+
+
+def to_release(experiments: list[str], max_parallel: int | None, *, suspended: set[str], ended: set[str]) -> list[str]:
+    """Suspended experiments whose releaser has ended (its launcher should have released them: repair the chain).
+
+    ``ended``: experiments with a final end at least :data:`REPAIR_GRACE` ago whose Job is not
+    suspended (a queued experiment stopped alone keeps its suspended Job and passes its turn
+    on when its releaser ends: :func:`kept_when_stopped`).
+    """
+    chain = release_chain(experiments, max_parallel)
+    return [succ for name, (_, succ) in chain.items() if succ is not None and succ in suspended and name in ended]
+
+
+def kept_when_stopped(experiments: list[str], max_parallel: int | None, *, suspended: set[str], stopping: set[str]) -> set[str]:
+    """Stopped, still-queued experiments whose suspended Job must stay: the release chain passes through them.
+
+    A queued experiment has no slot of its own: its releaser's end gives it one.  If a
+    later link of its chain still waits (suspended, not stopped), deleting it would
+    strand that one, and releasing that one now would exceed ``--max-parallel``.  So its
+    Job stays suspended, with its end recorded as "stopped"; when it is released, the
+    launcher sees the stop mark, skips the script and releases the next one.  When a whole
+    run is stopped nothing is kept.
+    """
+    chain = release_chain(experiments, max_parallel)
+    kept = set()
+    for name in stopping & suspended:
+        succ = chain.get(name, (False, None))[1]
+        while succ is not None:
+            if succ in suspended and succ not in stopping:
+                kept.add(name)
+                break
+            succ = chain[succ][1]
+    return kept
 
 
 @lru_cache(maxsize=None)
@@ -116,6 +181,8 @@ def make_job(spec: JobSpec) -> dict[str, Any]:
     labels = {**MANAGED, RUN_LABEL: spec.run, EXP_LABEL: spec.experiment}
     job["metadata"] = {"name": job_name(spec.experiment), "labels": labels}
     job["spec"]["backoffLimit"] = spec.retries
+    if spec.suspend:  # --max-parallel: queued until the experiment before it in the release chain ends
+        job["spec"] = {"suspend": True, **job["spec"]}
     if spec.timeout:
         job["spec"]["activeDeadlineSeconds"] = spec.timeout + DEADLINE_SLACK
     pod = job["spec"]["template"]
@@ -132,6 +199,10 @@ def make_job(spec: JobSpec) -> dict[str, Any]:
     ]
     if spec.timeout:
         env.append({"name": "RUNNER_TIMEOUT", "value": str(spec.timeout)})
+    if spec.suspend:  # the launcher checks for a stop request made while it was queued
+        env.append({"name": "RUNNER_QUEUED", "value": "1"})
+    if spec.release:
+        env.append({"name": "RUNNER_RELEASE", "value": job_name(spec.release)})
     container["env"] = env
     if spec.secrets:
         container["envFrom"] = [{"secretRef": {"name": s}} for s in spec.secrets]
@@ -194,6 +265,8 @@ def make_datastore_configmap(name: str, versions: list[dict[str, Any]]) -> dict[
 
 # -- state, from the objects ---------------------------------------------------------------
 
+#: why a suspended Job (``--max-parallel``) has no pod yet
+QUEUED_MESSAGE = "waiting for a free slot (--max-parallel)"
 #: waiting reasons that keep a container from ever starting until someone acts
 PULL_REASONS = ("ImagePullBackOff", "ErrImagePull", "InvalidImageName", "ErrImageNeverPull")
 CONFIG_REASONS = ("CreateContainerConfigError", "CreateContainerError", "RunContainerError")
@@ -280,7 +353,7 @@ def observe(*, end: dict[str, Any] | None, stop: bool, job: dict[str, Any] | Non
     started = _ts(((ordered[0].get("status") or {}).get("startTime"))) if ordered else None
     if job is not None and not job_done:
         if not ordered:
-            return Observed("queued", started_at=None)
+            return Observed("queued", message=QUEUED_MESSAGE if job_suspended(job) else None)
         state, code, message = _pod_why(ordered[-1])
         if state in ("completed", "failed"):  # the pod ended; the Job has not caught up, or retries
             state = "running" if state == "completed" else state

@@ -17,7 +17,15 @@ built into the image, so the image stays byte-identical to the local target's).
   to the volume, and records the end state (exit code, signal, OOM kill seen in
   the container's memory cgroup, stop, timeout) in ``end.json`` there and in the
   run's ConfigMap, through the API with the pod's service-account token, so the
-  CLI need not be connected for any of this.
+  CLI need not be connected for any of this;
+* then, with ``--max-parallel``, resumes the next experiment's Job (``RUNNER_RELEASE``,
+  created with ``spec.suspend: true``): a merge patch ``{"spec": {"suspend": false}}``.
+  After the record, so whoever sees the successor run sees this one ended.  A Job not
+  found yet is waited for (the CLI creates the runnable Jobs first); one that is gone
+  because the run was stopped is not an error.  With ``--retries`` every attempt's end
+  releases (one early release at most; the patch is idempotent).  An experiment
+  stopped while queued (``RUNNER_QUEUED``, and ``<exp>.stop`` in the run ConfigMap)
+  does not start the script when its turn comes: it only releases the next one.
 """
 
 from __future__ import annotations
@@ -31,6 +39,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 from datetime import datetime, timezone
 from typing import IO, Any
@@ -122,10 +131,53 @@ def api(method: str, path: str, body: Any = None, content_type: str = "applicati
         return json.loads(resp.read() or b"null")
 
 
-def configmap_path() -> str:
+def namespace() -> str:
     with open(f"{SA_DIR}/namespace") as f:
-        ns = f.read().strip()
-    return f"/api/v1/namespaces/{ns}/configmaps/{os.environ['RUNNER_CONFIGMAP']}"
+        return f.read().strip()
+
+
+def configmap_path() -> str:
+    return f"/api/v1/namespaces/{namespace()}/configmaps/{os.environ['RUNNER_CONFIGMAP']}"
+
+
+def release(job: str, *, experiment: str | None = None, wait_created: float = 60) -> None:
+    """Resume the suspended Job ``job`` (the next experiment, ``--max-parallel``).
+
+    Not found: the CLI may still be creating the run's Jobs (the runnable ones come first,
+    so they start at once), so it is retried for ``wait_created`` seconds — unless this
+    experiment was stopped (then the run's Jobs are being deleted: gone is fine).
+    """
+    path = f"/apis/batch/v1/namespaces/{namespace()}/jobs/{job}"
+    body = {"spec": {"suspend": False}}
+    error: Exception | None = None
+    failures = 0
+    deadline = time.monotonic() + wait_created
+    while True:
+        try:
+            api("PATCH", path, body, content_type="application/merge-patch+json")
+            return
+        except urllib.error.HTTPError as e:
+            if e.code != 404:
+                failures, error = failures + 1, e
+            elif time.monotonic() > deadline or (experiment and stop_requested(experiment)):
+                return
+            else:
+                time.sleep(1)
+                continue
+        except Exception as e:  # noqa: BLE001 - retried; then `runner status` repairs the chain
+            failures, error = failures + 1, e
+        if failures == 5:
+            sys.stderr.write(f"runner launcher: cannot start the next experiment ({job}): {error}\n")
+            return
+        time.sleep(failures)
+
+
+def finish(experiment: str, end: dict[str, Any], data_dir: str) -> None:
+    """Record the end, then hand this experiment's slot to the next one (if any)."""
+    record(experiment, end, data_dir)
+    successor = os.environ.get("RUNNER_RELEASE")
+    if successor:
+        release(successor, experiment=experiment)
 
 
 def stop_requested(experiment: str) -> bool:
@@ -158,6 +210,13 @@ def main(argv: list[str]) -> int:
     timeout = float(os.environ.get("RUNNER_TIMEOUT") or 0)
     workdir = os.getcwd()
     tee = Tee(os.path.join(data_dir, "log"))
+    if os.environ.get("RUNNER_QUEUED") and stop_requested(experiment):
+        # stopped while queued (--max-parallel): its end says "stopped" already; pass the turn on
+        tee.line("stderr", "runner: stopped while queued: not started")
+        successor = os.environ.get("RUNNER_RELEASE")
+        if successor:
+            release(successor, experiment=experiment)
+        return 0
     oom_before = oom_kills()
     started = time.time()
     env = {k: v for k, v in os.environ.items() if not k.startswith("RUNNER_")}
@@ -167,7 +226,7 @@ def main(argv: list[str]) -> int:
         tee.line("stderr", f"runner: cannot start {command[0]}: {e}")
         failed = {"state": "failed", "exit_code": 127, "reason": "Error", "message": f"cannot start: {e}",
                "started_at": started, "finished_at": time.time(), "pod": os.environ.get("HOSTNAME")}  # fmt: skip
-        record(experiment, failed, data_dir)
+        finish(experiment, failed, data_dir)
         return 127
     why: list[str] = []
 
@@ -215,7 +274,7 @@ def main(argv: list[str]) -> int:
         end.update(state="completed", reason="Completed", message=None)
     else:
         end.update(state="failed", reason="Error", message=f"killed by signal {sig}" if sig else f"exit code {code}")
-    record(experiment, end, data_dir)
+    finish(experiment, end, data_dir)
     return exit_code
 
 

@@ -276,3 +276,75 @@ def test_stopped_registry_is_a_clear_error_and_history_says_failed(kr: KubeRunne
     assert exp["status"] == "failed" and "cannot reach the image registry" in exp["message"]
     shared = {h["run"]: h for h in KubeRunner(kr.home.parent / "fresh", kr.ns).json("history")}
     assert shared[run]["status"] == "failed"
+
+
+SWEEPER = """\
+import json, sys, time
+print("START", repr(time.time()), flush=True)
+print("ARGV " + json.dumps(sys.argv[1:]), flush=True)
+time.sleep(1)
+print("END", repr(time.time()), flush=True)
+"""
+
+
+def test_sweep_with_max_parallel_queues_on_the_cluster(kr: KubeRunner, project: Project) -> None:
+    root = project({"sweeper.py": SWEEPER})
+    r = kr("run", "--sweep", "--detach", "--max-parallel", "2", str(root / "sweeper.py"),
+           "--lr", "[0.1, 0.2, 0.3]", "--bs", "range(2)")  # fmt: skip
+    assert r.code == 0, r.err
+    run = run_name(r.err)
+    names = [f"{run}-exp{i}" for i in range(6)]
+    # Created at once, the last four suspended (no CLI needs to stay connected to release them)
+    jobs = json.loads(kubectl("-n", kr.ns.name, "get", "jobs", "-l", f"runner/run={run}", "-o", "json"))["items"]
+    assert sorted(j["metadata"]["name"] for j in jobs) == names
+    releases = {j["metadata"]["name"]: next((e["value"] for e in j["spec"]["template"]["spec"]["containers"][0]["env"]
+                                             if e["name"] == "RUNNER_RELEASE"), None) for j in jobs}  # fmt: skip
+    assert releases == {names[0]: names[2], names[1]: names[3], names[2]: names[4], names[3]: names[5],
+                        names[4]: None, names[5]: None}  # fmt: skip
+    doc = kr.json("status", run)  # one row per experiment, at most 2 running
+    assert [e["name"] for e in doc["experiment_list"]] == names
+    assert sum(e["status"] == "running" for e in doc["experiment_list"]) <= 2, doc
+    # Wait watching the Jobs as admin, not with `runner status` (which would repair a broken release
+    # chain): the launchers alone must get all six through.
+    deadline = time.monotonic() + 240
+    while True:
+        jobs = json.loads(kubectl("-n", kr.ns.name, "get", "jobs", "-l", f"runner/run={run}", "-o", "json"))["items"]
+        done = [j for j in jobs if any(c["type"] == "Complete" and c["status"] == "True"
+                                       for c in j.get("status", {}).get("conditions") or [])]  # fmt: skip
+        if len(done) == 6:
+            break
+        assert time.monotonic() < deadline, jobs
+        time.sleep(1)
+    exps = kr.json("status", run)["experiment_list"]
+    assert [e["status"] for e in exps] == ["completed"] * 6, exps
+    grid = [(lr, bs) for lr in ("0.1", "0.2", "0.3") for bs in ("0", "1")]
+    assert [(str(e["params"]["--lr"]), str(e["params"]["--bs"])) for e in exps] == grid
+    # each got exactly its arguments; the scripts' own clocks (one node) show at most two at a time
+    spans = []
+    for name, (lr, bs) in zip(names, grid):
+        out = kr("logs", name).out
+        lines = [ln.split("] ", 2)[-1] for ln in out.splitlines() if ln.startswith("[stdout]")]
+        argv = next(ln for ln in lines if ln.startswith("ARGV "))
+        assert json.loads(argv[5:]) == ["--lr", lr, "--bs", bs], out
+        start = float(next(ln for ln in lines if ln.startswith("START ")).split()[1])
+        end = float(next(ln for ln in lines if ln.startswith("END ")).split()[1])
+        spans.append((start, end))
+    for start, _ in spans:
+        assert sum(s <= start < e for s, e in spans) <= 2, spans
+    # and the chain: experiment i+2 started after experiment i ended
+    for i in range(4):
+        assert spans[i + 2][0] > spans[i][1], spans
+
+
+def test_stopping_a_queued_sweep_leaves_no_job_behind(kr: KubeRunner, project: Project) -> None:
+    root = project({"sleeper.py": SLEEPER})
+    r = kr("run", "--sweep", "--detach", "--max-parallel", "1", str(root / "sleeper.py"), "[300, 301, 302]")
+    assert r.code == 0, r.err
+    run = run_name(r.err)
+    kr.wait_for(f"{run}-exp0", lambda e: e["status"] == "running")
+    states = {e["name"]: (e["status"], e["message"]) for e in kr.json("status", run)["experiment_list"]}
+    assert states[f"{run}-exp1"] == states[f"{run}-exp2"] == ("queued", "waiting for a free slot (--max-parallel)")
+    s = kr("stop", run)
+    assert s.code == 0, s.err
+    assert [e["status"] for e in kr.json("status", run)["experiment_list"]] == ["stopped"] * 3
+    assert not json.loads(kubectl("-n", kr.ns.name, "get", "jobs", "-l", f"runner/run={run}", "-o", "json"))["items"]

@@ -132,3 +132,127 @@ def test_tree_digest_depends_on_content_not_time(tmp_path: Path) -> None:
     assert tree_digest(tmp_path)[0] == first and len(files) == 1
     (tmp_path / "a" / "f.txt").write_text("2")
     assert tree_digest(tmp_path)[0] != first
+
+
+# -- --max-parallel: suspended Jobs and the release chain ------------------------------------
+
+
+def test_queued_job_is_suspended_and_releases_its_successor() -> None:
+    chain = kube.release_chain([f"calm-heron-7-exp{i}" for i in range(5)], 2)
+    specs = [kube.JobSpec(run="calm-heron-7", experiment=name, image="reg/runner/p@sha256:abc",
+                          command=("python3", "sweep.py", "--lr", str(i)), suspend=suspend, release=release)
+             for i, (name, (suspend, release)) in enumerate(chain.items())]  # fmt: skip
+    # exp0 runs now and releases exp2; exp2 waits suspended and releases exp4; exp4 releases nobody
+    check_golden("job-sweep.yaml", [kube.make_job(specs[0]), kube.make_job(specs[2]), kube.make_job(specs[4])])
+
+
+def test_release_chain_gives_each_queued_experiment_exactly_one_releaser() -> None:
+    names = [f"e{i}" for i in range(10)]
+    chain = kube.release_chain(names, 4)
+    assert [n for n, (suspended, _) in chain.items() if not suspended] == ["e0", "e1", "e2", "e3"]
+    released = [r for _, r in chain.values() if r is not None]
+    assert sorted(released) == sorted(n for n, (s, _) in chain.items() if s)  # every queued one, once
+    assert len(released) == len(set(released))
+    assert chain["e0"] == (False, "e4") and chain["e9"] == (True, None)
+
+
+@pytest.mark.parametrize("max_parallel", [None, 3, 10])
+def test_no_queue_when_everything_fits(max_parallel: int | None) -> None:
+    chain = kube.release_chain(["a", "b", "c"], max_parallel)
+    assert all(v == (False, None) for v in chain.values())
+
+
+def test_without_max_parallel_jobs_are_not_suspended_and_release_nothing() -> None:
+    job = kube.make_job(kube.JobSpec(run="r", experiment="r-exp0", image="i", command=("python3", "s.py")))
+    assert "suspend" not in job["spec"]
+    assert not any(e["name"] == "RUNNER_RELEASE" for e in job["spec"]["template"]["spec"]["containers"][0]["env"])
+
+
+def test_a_suspended_job_shows_as_queued_waiting_for_a_slot() -> None:
+    seen = kube.observe(end=None, stop=False, job={"spec": {"suspend": True, "backoffLimit": 0},
+                                                   "status": {"conditions": [{"type": "Suspended", "status": "True"}]}},
+                        pods=[], launched=True)  # fmt: skip
+    assert seen.state == "queued" and seen.message == kube.QUEUED_MESSAGE and not seen.final
+
+
+def test_observers_release_only_queued_successors_of_ended_experiments() -> None:
+    names = [f"e{i}" for i in range(6)]
+    # e0 ended but e2 is still suspended (its launcher never released it); e1 still runs
+    assert kube.to_release(names, 2, suspended={"e2", "e3", "e4", "e5"}, ended={"e0"}) == ["e2"]
+    assert kube.to_release(names, 2, suspended={"e3", "e4", "e5"}, ended={"e0"}) == []  # already released
+    assert kube.to_release(names, None, suspended=set(), ended=set(names)) == []
+
+
+def test_launcher_records_the_end_before_it_releases_and_a_gone_job_is_fine(monkeypatch: pytest.MonkeyPatch,
+                                                                             tmp_path: Path) -> None:  # fmt: skip
+    import io
+    import urllib.error
+
+    from runner.kube import launcher
+
+    calls: list[tuple[str, str, Any]] = []
+
+    def api(method: str, path: str, body: Any = None, content_type: str = "") -> Any:
+        calls.append((method, path, body))
+        if "/jobs/" in path:
+            raise urllib.error.HTTPError(path, 404, "Not Found", {}, io.BytesIO(b"{}"))  # type: ignore[arg-type]
+        return {}
+
+    monkeypatch.setattr(launcher, "api", api)
+    monkeypatch.setattr(launcher, "namespace", lambda: "ns")
+    monkeypatch.setattr(launcher, "stop_requested", lambda exp: exp == "r-exp0")
+    monkeypatch.setenv("RUNNER_CONFIGMAP", "runner-run-r")
+    monkeypatch.setenv("RUNNER_RELEASE", "r-exp2")
+    launcher.finish("r-exp0", {"state": "completed"}, str(tmp_path))
+    assert [(m, p) for m, p, _ in calls] == [("PATCH", "/api/v1/namespaces/ns/configmaps/runner-run-r"),
+                                             ("PATCH", "/apis/batch/v1/namespaces/ns/jobs/r-exp2")]  # fmt: skip
+    assert calls[1][2] == {"spec": {"suspend": False}}
+    assert len(calls) == 2  # 404 and this one was stopped: the run is being deleted, nothing to wait for
+
+
+def test_launcher_waits_for_a_successor_job_not_created_yet(monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+    import urllib.error
+
+    from runner.kube import launcher
+
+    answers = [404, 404, 200]
+
+    def api(method: str, path: str, body: Any = None, content_type: str = "") -> Any:
+        code = answers.pop(0)
+        if code == 404:
+            raise urllib.error.HTTPError(path, 404, "Not Found", {}, io.BytesIO(b"{}"))  # type: ignore[arg-type]
+        return {}
+
+    monkeypatch.setattr(launcher, "api", api)
+    monkeypatch.setattr(launcher, "namespace", lambda: "ns")
+    monkeypatch.setattr(launcher, "stop_requested", lambda exp: False)
+    monkeypatch.setattr("runner.kube.launcher.time.sleep", lambda s: None)
+    launcher.release("r-exp4", experiment="r-exp0")
+    assert answers == []  # created on the third try, then released
+
+
+def test_a_queued_experiment_stopped_alone_keeps_its_job_while_a_later_one_waits() -> None:
+    names = [f"e{i}" for i in range(6)]  # P=2: e0 -> e2 -> e4, e1 -> e3 -> e5
+    queued = {"e2", "e3", "e4", "e5"}
+    assert kube.kept_when_stopped(names, 2, suspended=queued, stopping={"e2"}) == {"e2"}  # e4 waits behind it
+    assert kube.kept_when_stopped(names, 2, suspended=queued, stopping={"e4"}) == set()  # last of its chain
+    assert kube.kept_when_stopped(names, 2, suspended=queued, stopping={"e2", "e4"}) == set()
+    assert kube.kept_when_stopped(names, 2, suspended=queued, stopping=set(names)) == set()  # the whole run: no Job stays
+
+
+def test_launcher_of_an_experiment_stopped_while_queued_only_passes_its_turn_on(monkeypatch: pytest.MonkeyPatch,
+                                                                                 tmp_path: Path) -> None:  # fmt: skip
+    from runner.kube import launcher
+
+    released: list[str] = []
+    monkeypatch.setattr(launcher, "stop_requested", lambda exp: exp == "r-exp2")
+    monkeypatch.setattr(launcher, "release", lambda job, **kw: released.append(job))
+    monkeypatch.setattr(launcher, "record", lambda *a: pytest.fail("the recorded 'stopped' end must stay"))
+    monkeypatch.setenv("RUNNER_EXPERIMENT", "r-exp2")
+    monkeypatch.setenv("RUNNER_DATA", str(tmp_path))
+    monkeypatch.setenv("RUNNER_QUEUED", "1")
+    monkeypatch.setenv("RUNNER_RELEASE", "r-exp4")
+    assert launcher.main(["--", "false-command-never-started"]) == 0
+    assert released == ["r-exp4"]
+    assert "stopped while queued" in (tmp_path / "log").read_text()
