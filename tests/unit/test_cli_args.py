@@ -32,3 +32,16 @@ def test_unknown_runner_option_before_script_is_a_usage_error() -> None:
     with pytest.raises(typer.TyperException) as e:
         parse_run(["--locl", "train.py"])
     assert e.value.exit_code == 2
+
+
+def test_large_tables_are_plain_and_aligned(capsys: pytest.CaptureFixture[str]) -> None:
+    from runner.cli import PLAIN_TABLE_ROWS, _table
+
+    rows = [[f"r-exp{i}", str(i), "queued"] for i in range(PLAIN_TABLE_ROWS + 1)]
+    _table("sweep", ["Experiment", "--x", "Status"], rows)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "sweep"
+    assert lines[1] == "Experiment  --x  Status"
+    assert lines[2] == "r-exp0      0    queued"
+    assert lines[-1] == f"r-exp{PLAIN_TABLE_ROWS}  {PLAIN_TABLE_ROWS}  queued"
+    assert len(lines) == PLAIN_TABLE_ROWS + 3
