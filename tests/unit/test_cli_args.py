@@ -43,5 +43,5 @@ def test_large_tables_are_plain_and_aligned(capsys: pytest.CaptureFixture[str]) 
     assert lines[0] == "sweep"
     assert lines[1] == "Experiment  --x  Status"
     assert lines[2] == "r-exp0      0    queued"
-    assert lines[-1] == f"r-exp{PLAIN_TABLE_ROWS}  {PLAIN_TABLE_ROWS}  queued"
+    assert lines[-1] == f"{'r-exp' + str(PLAIN_TABLE_ROWS):<10}  {PLAIN_TABLE_ROWS:<3}  queued"
     assert len(lines) == PLAIN_TABLE_ROWS + 3
