@@ -20,14 +20,11 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-KUBECONFIG = os.environ.get("KUBECONFIG") or "/var/lib/runner-cluster/kubeconfig"
-KUBECTL = shutil.which("kubectl") or "/var/lib/runner-cluster/bin/kubectl"
+from kubesetup import KUBECTL, prepare
 SCRIPT = "print('first output', flush=True)\n"
 
 
@@ -44,10 +41,6 @@ def first_output(cmd: list[str], env: dict[str, str]) -> float:
     return elapsed
 
 
-def kubectl(*args: str, input: str | None = None) -> str:
-    return subprocess.run([KUBECTL, *args], input=input, capture_output=True, text=True, check=True,
-                          env={**os.environ, "KUBECONFIG": KUBECONFIG}).stdout  # fmt: skip
-
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -56,17 +49,8 @@ def main() -> None:
     ap.add_argument("--registry", default=os.environ.get("RUNNER_REGISTRY", "127.0.0.1:5000"))
     opts = ap.parse_args()
     ns = opts.namespace
-    if subprocess.run([KUBECTL, "get", "namespace", ns], capture_output=True, env={**os.environ, "KUBECONFIG": KUBECONFIG}).returncode:
-        kubectl("create", "namespace", ns)
-    kubectl("-n", ns, "apply", "-f", "-", input=(REPO / "manifests/rbac.yaml").read_text().replace("NAMESPACE", ns))
-    home = tempfile.mkdtemp(prefix="runner-bench-")
-    proj = Path(home) / "benchproj"
-    proj.mkdir()
-    (proj / "first.py").write_text(SCRIPT)
-    env = {**os.environ, "RUNNER_HOME": home, "KUBECONFIG": KUBECONFIG, "RUNNER_NAMESPACE": ns,
-           "RUNNER_REGISTRY": opts.registry,
-           "RUNNER_HELPER_IMAGE": os.environ.get("RUNNER_HELPER_IMAGE", f"{opts.registry}/runner-cluster/busybox:1.35"),
-           "RUNNER_BASE_IMAGE": os.environ.get("RUNNER_BASE_IMAGE", "runner-python:3.11")}  # fmt: skip
+    home, script_path, env = prepare(ns, opts.registry, script_name="first.py", script=SCRIPT)
+    proj = script_path.parent
     runner = [str(Path(sys.executable).with_name("runner")), "run", str(proj / "first.py")]
     try:
         warm = subprocess.run(runner, env=env, capture_output=True, text=True)  # builds and pushes once

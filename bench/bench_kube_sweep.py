@@ -29,20 +29,13 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-KUBECONFIG = os.environ.get("KUBECONFIG") or "/var/lib/runner-cluster/kubeconfig"
-KUBECTL = shutil.which("kubectl") or "/var/lib/runner-cluster/bin/kubectl"
+from kubesetup import REPO, kubectl, prepare
 SCRIPT = "import sys\nprint('x =', sys.argv[2], flush=True)\n"
 
-
-def kubectl(*args: str, input: str | None = None, check: bool = True) -> str:
-    return subprocess.run([KUBECTL, *args], input=input, capture_output=True, text=True, check=check,
-                          env={**os.environ, "KUBECONFIG": KUBECONFIG}).stdout  # fmt: skip
 
 
 def timed_lines(cmd: list[str], env: dict[str, str]) -> tuple[float, list[tuple[float, str]], int]:
@@ -87,17 +80,8 @@ def main() -> None:
     ap.add_argument("--keep", action="store_true", help="leave the run's Jobs and ConfigMap in the cluster")
     opts = ap.parse_args()
     ns, n = opts.namespace, opts.experiments
-    if subprocess.run([KUBECTL, "get", "namespace", ns], capture_output=True, env={**os.environ, "KUBECONFIG": KUBECONFIG}).returncode:
-        kubectl("create", "namespace", ns)
-    kubectl("-n", ns, "apply", "-f", "-", input=(REPO / "manifests/rbac.yaml").read_text().replace("NAMESPACE", ns))
-    home = tempfile.mkdtemp(prefix="runner-bench-")
-    proj = Path(home) / "sweepproj"
-    proj.mkdir()
-    (proj / "x.py").write_text(SCRIPT)
-    env = {**os.environ, "RUNNER_HOME": home, "KUBECONFIG": KUBECONFIG, "RUNNER_NAMESPACE": ns,
-           "RUNNER_REGISTRY": opts.registry,
-           "RUNNER_HELPER_IMAGE": os.environ.get("RUNNER_HELPER_IMAGE", f"{opts.registry}/runner-cluster/busybox:1.35"),
-           "RUNNER_BASE_IMAGE": os.environ.get("RUNNER_BASE_IMAGE", "runner-python:3.11")}  # fmt: skip
+    home, script_path, env = prepare(ns, opts.registry, script_name="x.py", script=SCRIPT)
+    proj = script_path.parent
     runner = str(Path(sys.executable).with_name("runner"))
     # Byte-compile runner as `pip install` does (as bench_local.py): under PYTHONDONTWRITEBYTECODE=1 an
     # editable install would recompile every module on every call, which no installed runner does.
