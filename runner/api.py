@@ -13,6 +13,7 @@ background: :meth:`Run.wait` blocks until it ends.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -104,6 +105,11 @@ def submit(
     ``"random_search"`` with ``trials``).  ``args`` reach the script unchanged, whatever
     their length.  ``env``: a mapping or ``KEY=VALUE`` strings.
     """
+    # the environment variables the command line honours, with the same precedence (keyword > variable > file)
+    registry = registry or os.environ.get("RUNNER_REGISTRY") or None
+    context = context or os.environ.get("RUNNER_CONTEXT") or None
+    namespace = namespace or os.environ.get("RUNNER_NAMESPACE") or None
+    base_image = base_image or os.environ.get("RUNNER_BASE_IMAGE") or None
     path = Path(script)
     cfg_path = Path(config) if config is not None else find_root(check_script(path)) / CONFIG_NAME
     cfg = load_config(cfg_path, required=config is not None)

@@ -10,7 +10,7 @@ import dataclasses
 import io
 import os
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -206,7 +206,7 @@ class App:
 
     def job_specs(self, sub: Submission, image: str, opts: RunOptions, target: KubeTarget | None) -> list[JobSpec]:
         from runner.kube import JobSpec, release_chain
-        from runner.render import PROJECT_DIR
+        from runner.render import ARGV_BOOTSTRAP, ARGV_FILE, PROJECT_DIR, argv_through_file, exec_too_long
 
         ko = opts.kube or KubeOptions()
         mounts = tuple(target.resolve_datastore(d) for d in ko.datastores) if target else ()
@@ -214,13 +214,23 @@ class App:
         ordered = sorted(sub.experiments, key=lambda e: e.index)
         # --max-parallel: the first P run, the rest are created suspended; each releases the one P after it
         chain = release_chain([e.name for e in ordered], opts.max_parallel)
-        return [
-            JobSpec(run=sub.run.name, experiment=e.name, image=image, command=tuple(e.command), workdir=PROJECT_DIR,
-                    env=dict(opts.env), secrets=ko.secrets, cpus=r.cpus, memory=r.memory, gpus=r.gpus,
-                    timeout=ko.timeout, retries=ko.retries, datastores=mounts,
-                    suspend=chain[e.name][0], release=chain[e.name][1])
-            for e in ordered
-        ]  # fmt: skip
+
+        def command_and_env(command: tuple[str, ...]) -> tuple[tuple[str, ...], dict[str, str]]:
+            if not exec_too_long(command):
+                return command, dict(opts.env)
+            argv_through_file(command)  # refuses shell scripts, as on the local target
+            # longer than exec allows: the launcher takes the command from run.json in the run's
+            # ConfigMap and starts the script through the argv-file bootstrap
+            return (), {**opts.env, "RUNNER_ARGV_FILE": ARGV_FILE, "RUNNER_ARGV_BOOTSTRAP": ARGV_BOOTSTRAP}
+
+        specs = []
+        for e in ordered:
+            command, env = command_and_env(tuple(e.command))
+            specs.append(JobSpec(run=sub.run.name, experiment=e.name, image=image, command=command, workdir=PROJECT_DIR,
+                                 env=env, secrets=ko.secrets, cpus=r.cpus, memory=r.memory, gpus=r.gpus,
+                                 timeout=ko.timeout, retries=ko.retries, datastores=mounts,
+                                 suspend=chain[e.name][0], release=chain[e.name][1]))  # fmt: skip
+        return specs
 
     def launch_kube(self, sub: Submission, target: KubeTarget, opts: RunOptions, image: str) -> None:
         try:

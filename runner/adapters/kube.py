@@ -48,7 +48,7 @@ class ClusterInfo:
 class KubeCluster:
     def __init__(self, *, context: str | None = None, namespace: str | None = None) -> None:
         import urllib3
-        from kubernetes import client, config
+        from kubernetes import config
         from kubernetes.client import rest
 
         try:

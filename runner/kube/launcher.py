@@ -203,9 +203,24 @@ def record(experiment: str, end: dict[str, Any], data_dir: str) -> None:
             time.sleep(1 + attempt)
 
 
+def command_from_run(experiment: str) -> list[str]:
+    """Arguments longer than exec allows are not in the Job: take the command from run.json in the
+    run's ConfigMap, write its argv to RUNNER_ARGV_FILE, and start the script through the bootstrap
+    that reads it (``sys.argv`` is the same list ``python3 SCRIPT ARGS...`` would give)."""
+    doc = json.loads((api("GET", configmap_path()).get("data") or {})["run.json"])
+    command = next(e["command"] for e in doc["experiments"] if e["name"] == experiment)
+    path = os.environ["RUNNER_ARGV_FILE"]
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(command[1:], f, ensure_ascii=False)
+    return ["python3", "-c", os.environ["RUNNER_ARGV_BOOTSTRAP"]]
+
+
 def main(argv: list[str]) -> int:
     command = argv[argv.index("--") + 1 :] if "--" in argv else argv
     experiment = os.environ["RUNNER_EXPERIMENT"]
+    if os.environ.get("RUNNER_ARGV_FILE"):
+        command = command_from_run(experiment)
     data_dir = os.environ.get("RUNNER_DATA", "/runner-data")
     timeout = float(os.environ.get("RUNNER_TIMEOUT") or 0)
     workdir = os.getcwd()

@@ -11,6 +11,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+import pytest
 from typing import Any, Callable
 
 from conftest import KubeRunner
@@ -348,3 +350,21 @@ def test_stopping_a_queued_sweep_leaves_no_job_behind(kr: KubeRunner, project: P
     assert s.code == 0, s.err
     assert [e["status"] for e in kr.json("status", run)["experiment_list"]] == ["stopped"] * 3
     assert not json.loads(kubectl("-n", kr.ns.name, "get", "jobs", "-l", f"runner/run={run}", "-o", "json"))["items"]
+
+
+def test_api_arguments_longer_than_exec_allows(kr: KubeRunner, project: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    import hashlib
+
+    import runner
+
+    for key in ("RUNNER_HOME", "KUBECONFIG", "RUNNER_REGISTRY", "RUNNER_HELPER_IMAGE", "RUNNER_BASE_IMAGE"):
+        monkeypatch.setenv(key, kr.env[key])
+    root = project({"lens.py": "import hashlib, json, sys\n"
+                               "print('LENS ' + json.dumps([[len(a), hashlib.sha256(a.encode()).hexdigest()] for a in sys.argv]))\n"})
+    huge = "y" * 300_000 + "é"  # past the 128 KiB Linux allows one exec argument
+    args = ["--blob", huge, "", "a b"]
+    run = runner.submit(root / "lens.py", args=args, cpus=0.25)
+    assert run.wait(timeout=240) == "completed", run.logs()
+    line = next(ln for ln in run.logs() if "LENS " in ln)
+    seen = json.loads(line.split("LENS ", 1)[1])
+    assert seen == [[len(a), hashlib.sha256(a.encode()).hexdigest()] for a in ["lens.py", *args]]
