@@ -51,11 +51,11 @@ class LocalTarget:
         self.store = store
         self.engine = engine
 
-    def launch(self, exp: ExperimentRecord, spec: ContainerSpec, *, detach: bool) -> None:
-        """Start the container; the caller owns it unless ``detach`` hands it to a watcher."""
+    def launch(self, exp: ExperimentRecord, spec: ContainerSpec) -> bool:
+        """Start the container, owned by this process; False when a stop came first."""
         if self.store.get_experiment(exp.name).stop_requested:
             self.store.finish_experiment(exp.name, state=ExpState.STOPPED, exit_code=None, message="stopped before start")
-            return
+            return False
         try:
             cid = self.engine.create_and_start(spec)
         except RunnerError as e:
@@ -64,18 +64,24 @@ class LocalTarget:
         self.store.update_experiment(
             exp.name, handle=cid, state=ExpState.RUNNING, started_at=time.time(), owner_pid=os.getpid()
         )
-        if detach:
-            self.spawn_watcher(exp.name, previous=os.getpid())
+        return True
 
     def spawn_watcher(self, name: str, *, previous: int | None) -> None:
         """A detached process that takes the experiment over from ``previous`` and follows it to the end."""
-        log = self.home.root / "watch.log"
-        with open(log, "ab") as err:
-            subprocess.Popen(
-                [sys.executable, "-m", "runner.watch", name, "" if previous is None else str(previous)],
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
+        self._spawn([name, "" if previous is None else str(previous)])
+
+    def _spawn(self, args: list[str], *, stdin: bytes | None = None) -> None:
+        """``python -m runner.watch ARGS`` in its own session, outliving this process; its errors go to watch.log."""
+        with open(self.home.root / "watch.log", "ab") as err:
+            child = subprocess.Popen(
+                [sys.executable, "-m", "runner.watch", *args],
+                stdin=subprocess.DEVNULL if stdin is None else subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=err,
                 start_new_session=True, env={**os.environ, "RUNNER_HOME": str(self.home.root)},
             )  # fmt: skip
+        if stdin is not None:
+            assert child.stdin is not None
+            child.stdin.write(stdin)
+            child.stdin.close()
 
     def drive(self, names: Sequence[str], specs: Mapping[str, ContainerSpec], *,
               max_parallel: int | None) -> Iterator[tuple[str, LogLine]]:  # fmt: skip
@@ -105,10 +111,10 @@ class LocalTarget:
                 while pending and not interrupted and (max_parallel is None or len(running) < max_parallel):
                     name = pending.pop(0)
                     try:
-                        self.launch(self.store.get_experiment(name), specs[name], detach=False)
+                        started = self.launch(self.store.get_experiment(name), specs[name])
                     except RunnerError:
                         continue  # recorded as failed by launch(); the others still run
-                    if self.store.get_experiment(name).handle is not None:
+                    if started:
                         running.add(name)
                         threading.Thread(target=follow_one, args=(name,), daemon=True).start()
                 if not running:
@@ -137,16 +143,7 @@ class LocalTarget:
         """
         doc = {"owner": os.getpid(), "max_parallel": max_parallel, "experiments": list(names),
                "specs": {n: dataclasses.asdict(specs[n]) for n in names}}  # fmt: skip
-        log = self.home.root / "watch.log"
-        with open(log, "ab") as err:
-            child = subprocess.Popen(
-                [sys.executable, "-m", "runner.watch", "--run"],
-                stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=err,
-                start_new_session=True, env={**os.environ, "RUNNER_HOME": str(self.home.root)},
-            )  # fmt: skip
-        assert child.stdin is not None
-        child.stdin.write(json.dumps(doc).encode())
-        child.stdin.close()
+        self._spawn(["--run"], stdin=json.dumps(doc).encode())
 
     def follow(self, name: str) -> Iterator[LogLine]:
         """As the owner: stream the container's output into the log file (and to the caller), then harvest."""
