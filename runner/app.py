@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from runner.artifacts import copy_artifacts, list_artifacts
+from runner.artifacts import copy_artifacts
 from runner.errors import BuildError, NotFoundError, RunnerError, UsageError
 from runner.home import Home
 from runner.image import ContextEntry, write_context
@@ -84,8 +84,9 @@ class App:
 
         return LocalTarget(self.home, self.store, self.engine)
 
-    def kube(self, *, context: str | None = None, namespace: str | None = None) -> KubeTarget:
-        """The Kubernetes target for a kubeconfig context and namespace (imports the client: ~300 ms)."""
+    def kube(self, ko: KubeOptions | None = None) -> KubeTarget:
+        """The Kubernetes target for a kubeconfig context and namespace (None: the current ones)."""
+        context, namespace = (ko.context, ko.namespace) if ko else (None, None)
         key = (context, namespace)
         if key not in self._kube:
             from runner.adapters.kube import KubeCluster
@@ -149,7 +150,7 @@ class App:
                 hint="give --registry HOST[:PORT] (or registry in runner.yaml, or RUNNER_REGISTRY)",
             )
         experiments = expand_experiments(req.args, opts)
-        target = self.kube(context=ko.context, namespace=ko.namespace)
+        target = self.kube(ko)
         target.cluster.check()
         target.check_secrets(ko.secrets)
         for ds in ko.datastores:
@@ -182,8 +183,10 @@ class App:
             raise
         return f"{remote.rpartition(':')[0]}@{digest}", pushed
 
-    def _run_doc(self, sub: Submission, image: str, *, launched: bool) -> dict[str, object]:
-        run = self.store.get_run(sub.run.name)
+    @staticmethod
+    def _run_doc(sub: Submission, image: str, *, launched: bool) -> dict[str, object]:
+        """What the run's ConfigMap records: the run, and each experiment's command and params."""
+        run = sub.run
         return {
             "name": run.name, "project": run.project, "root": run.root, "script": run.script, "args": list(run.args),
             "image": image, "cached": run.cached, "created_at": run.created_at, "options": run.options,
@@ -285,13 +288,10 @@ class App:
             for e in expand_experiments(req.args, opts)
         )
         sub = Submission(run, plan, image, False, exps)
-        target = self.kube(context=ko.context, namespace=ko.namespace) if ko.datastores else None
+        target = self.kube(ko) if ko.datastores else None
         specs = self.job_specs(sub, ref, opts, target)
-        doc = {"name": name, "project": plan.project, "root": str(plan.root), "script": plan.script,
-               "args": list(plan.args), "image": ref, "created_at": run.created_at, "options": run.options,
-               "launched": True, "experiments": [{"name": e.name, "index": e.index, "command": list(e.command),
-                                                   "params": e.params} for e in exps]}  # fmt: skip
-        objects = [kube.make_data_pvc(), kube.make_launcher_configmap(), kube.make_run_configmap(doc),
+        objects = [kube.make_data_pvc(), kube.make_launcher_configmap(),
+                   kube.make_run_configmap(self._run_doc(sub, ref, launched=True)),
                    *(kube.make_job(s) for s in specs)]  # fmt: skip
         return yaml.safe_dump_all(objects, sort_keys=False, allow_unicode=True), notes
 
@@ -378,9 +378,11 @@ class App:
             return seen
         return exp
 
-    def _kube_of(self, run: RunRecord) -> KubeTarget:
+    def _kube_of(self, run: RunRecord, ko: KubeOptions | None = None) -> KubeTarget:
+        """The cluster a run went to; --context/--namespace given now override what the run recorded."""
         o = run.options
-        return self.kube(context=o.get("context"), namespace=o.get("namespace"))
+        return self.kube(KubeOptions(context=(ko.context if ko else None) or o.get("context"),
+                                     namespace=(ko.namespace if ko else None) or o.get("namespace")))  # fmt: skip
 
     def _cache(self, exp: ExperimentRecord) -> None:
         """Keep the local copy of a Kubernetes experiment's state current (for when the cluster is away)."""
@@ -423,9 +425,8 @@ class App:
         """Local runs from the history database; Kubernetes runs from the cluster (the cache when it is away)."""
         if ko is None and not kube_configured() and not any(s.run.target == KUBE for s in cached):
             return cached  # no cluster in sight: do not even import the client
-        ko = ko or KubeOptions()
         try:
-            live = self.kube(context=ko.context, namespace=ko.namespace).summaries()
+            live = self.kube(ko).summaries()
         except RunnerError as e:
             self.notes.append(f"Kubernetes runs as last seen (cannot read the cluster: {e.message})")
             return cached
@@ -443,7 +444,7 @@ class App:
         run, _ = self.select(name, kube=kube)
         if run.target == KUBE:
             try:
-                found = self._kube_for(run, kube).summaries(run=run.name)
+                found = self._kube_of(run, kube).summaries(run=run.name)
             except RunnerError as err:
                 self.notes.append(f"as last seen (cannot read the cluster: {err.message})")
                 found = []
@@ -452,11 +453,6 @@ class App:
                     self._cache(e)
                 return found[0]
         return RunSummary(run, self.store.experiments(run.name))
-
-    def _kube_for(self, run: RunRecord, ko: KubeOptions | None) -> KubeTarget:
-        if ko and (ko.context or ko.namespace):
-            return self.kube(context=ko.context or run.options.get("context"), namespace=ko.namespace or run.options.get("namespace"))
-        return self._kube_of(run)
 
     def select(self, name: str, *, kube: KubeOptions | None = None) -> tuple[RunRecord, tuple[ExperimentRecord, ...]]:
         """A run name selects all its experiments; ``RUN-expN`` selects one.  Runs only the cluster knows are found there."""
@@ -471,9 +467,8 @@ class App:
         except NotFoundError:
             if kube is None and not kube_configured():
                 raise
-        ko = kube or KubeOptions()
-        run_name, index = split_experiment(name)
-        target = self.kube(context=ko.context, namespace=ko.namespace)
+        run_name, _ = split_experiment(name)
+        target = self.kube(kube)
         for candidate, pick in ((name, None), (run_name, name)):
             found = target.summaries(run=candidate)
             if found:
@@ -516,7 +511,7 @@ class App:
             yield from (f"[build] {ln}" for ln in read_lines(build_log))
         if build:
             return
-        target = self._kube_for(run, ko)
+        target = self._kube_of(run, ko)
         found = target.summaries(run=run.name)
         for exp in found[0].experiments if found else exps:
             if exp.name not in {e.name for e in exps}:
@@ -535,7 +530,7 @@ class App:
         self.reconcile()
         run, exps = self.select(name, kube=kube)
         if run.target == KUBE:
-            target = self._kube_for(run, kube)
+            target = self._kube_of(run, kube)
             found = target.summaries(run=run.name)
             live = {e.name: e for e in found[0].experiments} if found else {}
             active = [e.name for e in exps if e.name in live and live[e.name].state.active]
@@ -558,7 +553,7 @@ class App:
         run, exps = self.select(name, kube=kube)
         out = {}
         if run.target == KUBE:
-            target = self._kube_for(run, kube)
+            target = self._kube_of(run, kube)
             for exp in exps:
                 out[exp.name] = target.artifacts(run.name, exp.name, download_dir / run.name / exp.name)
             return out
@@ -567,24 +562,16 @@ class App:
             out[exp.name] = copy_artifacts(src, download_dir / run.name / exp.name)
         return out
 
-    def artifact_list(self, name: str) -> dict[str, list[str]]:
-        run, exps = self.select(name)
-        return {e.name: list_artifacts(self.home.artifacts(run.name, e.name)) for e in exps}
-
-
     # -- datastores ----------------------------------------------------------------------
 
     def datastore_create(self, source: Path, name: str, *, kube: KubeOptions | None = None) -> tuple[DatastoreVersion, bool]:
-        ko = kube or KubeOptions()
-        return self.kube(context=ko.context, namespace=ko.namespace).datastore_create(name, source)
+        return self.kube(kube).datastore_create(name, source)
 
     def datastore_list(self, *, kube: KubeOptions | None = None) -> list[DatastoreVersion]:
-        ko = kube or KubeOptions()
-        return self.kube(context=ko.context, namespace=ko.namespace).datastores()
+        return self.kube(kube).datastores()
 
     def datastore_delete(self, name: str, version: int | None, *, kube: KubeOptions | None = None) -> list[DatastoreVersion]:
-        ko = kube or KubeOptions()
-        return self.kube(context=ko.context, namespace=ko.namespace).datastore_delete(name, version)
+        return self.kube(kube).datastore_delete(name, version)
 
 
 def kube_configured() -> bool:
