@@ -20,11 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from runner.app import App
-from runner.config import CONFIG_NAME, load_config
 from runner.home import Home
-from runner.options import KubeOptions, RunArgs, resolve_options
-from runner.plan import PlanRequest, check_script
-from runner.project import find_root
+from runner.options import KubeOptions, RunArgs, plan_request, resolve_options
 from runner.store import RunSummary
 
 
@@ -110,9 +107,9 @@ def submit(
     context = context or os.environ.get("RUNNER_CONTEXT") or None
     namespace = namespace or os.environ.get("RUNNER_NAMESPACE") or None
     base_image = base_image or os.environ.get("RUNNER_BASE_IMAGE") or None
-    path = Path(script)
-    cfg_path = Path(config) if config is not None else find_root(check_script(path)) / CONFIG_NAME
-    cfg = load_config(cfg_path, required=config is not None)
+    req, cfg = plan_request(Path(script), args, base_image=base_image, python=python,
+                            requirements=Path(requirements) if requirements else None,
+                            config_file=Path(config) if config is not None else None)  # fmt: skip
     env_items = [f"{k}={v}" for k, v in env.items()] if isinstance(env, Mapping) else list(env or [])
     given = RunArgs(
         local=local or None, detach=True, cpus=cpus, memory=memory, gpus=gpus, env=tuple(env_items),
@@ -121,13 +118,6 @@ def submit(
         strategy=sweep if isinstance(sweep, str) else None, max_parallel=max_parallel,
     )  # fmt: skip
     opts = resolve_options(given, cfg)
-    req = PlanRequest(
-        script=path,
-        args=tuple(args),
-        base_image=base_image or cfg.get("base_image"),
-        python=python or cfg.get("python"),
-        requirements=Path(requirements) if requirements else (Path(cfg.get("requirements")) if cfg.get("requirements") else None),
-    )
     a = _app()
     if opts.kube is None:
         sub = a.submit(req, opts)

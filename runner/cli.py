@@ -109,23 +109,10 @@ RequirementsOpt = Annotated[
 
 def _plan_request(script: Path, args: list[str] | None, base_image: str | None, python: str | None,
                   requirements: Path | None, config_file: Path | None = None) -> tuple[PlanRequest, Config]:  # fmt: skip
-    from runner.config import CONFIG_NAME, load_config
-    from runner.plan import PlanRequest, check_script
-    from runner.project import find_root
+    from runner.options import plan_request
 
-    if config_file is not None:
-        config = load_config(config_file, required=True)
-    else:
-        config = load_config(find_root(check_script(script)) / CONFIG_NAME)
-    req_file = requirements or (Path(config.get("requirements")) if config.get("requirements") else None)
-    req = PlanRequest(
-        script=script,
-        args=tuple(args or ()),
-        base_image=base_image or config.get("base_image"),
-        python=python or config.get("python"),
-        requirements=req_file,
-    )
-    return req, config
+    return plan_request(script, args or (), base_image=base_image, python=python, requirements=requirements,
+                        config_file=config_file)  # fmt: skip
 
 
 @app.command(context_settings={"allow_interspersed_args": False})

@@ -6,11 +6,17 @@ gave wins, then the file's, then the default (:func:`runner.config.resolve`).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from runner.config import Config, SweepSettings, env_items, parse_timeout, resolve, resolve_items, sweep_settings
+from runner.config import (
+    CONFIG_NAME, Config, SweepSettings, env_items, load_config, parse_timeout, resolve, resolve_items, sweep_settings,
+)
 from runner.errors import UsageError
+from runner.plan import PlanRequest, check_script
+from runner.project import find_root
 from runner.resources import Resources, make_resources, parse_env
 from runner.sweep import Strategy
 
@@ -106,6 +112,27 @@ def resolve_options(given: RunArgs, config: Config) -> RunOptions:
                              config=config),  # fmt: skip
         max_parallel=max_parallel,
     )
+
+
+def plan_request(script: Path, args: Sequence[str], *, base_image: str | None, python: str | None,
+                 requirements: Path | None, config_file: Path | None = None) -> tuple[PlanRequest, Config]:  # fmt: skip
+    """What to plan, and the settings file that applies (``--config``, else runner.yaml at the project root).
+
+    A value given wins over the file's.
+    """
+    if config_file is not None:
+        config = load_config(config_file, required=True)
+    else:
+        config = load_config(find_root(check_script(script)) / CONFIG_NAME)
+    from_file = config.get("requirements")
+    req = PlanRequest(
+        script=script,
+        args=tuple(args),
+        base_image=base_image or config.get("base_image"),
+        python=python or config.get("python"),
+        requirements=requirements or (Path(from_file) if from_file else None),
+    )
+    return req, config
 
 
 def describe_sweep(options: RunOptions) -> dict[str, Any]:
