@@ -527,6 +527,36 @@ def artifacts(
     typer.echo(f"{total} file(s) in {download_dir}")
 
 
+@app.command()
+def ui(
+    host: Annotated[str, typer.Option("--host", help="Address to listen on; any but 127.0.0.1/localhost needs the printed token.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port to listen on (0: any free one).")] = 8765,
+    open_browser: Annotated[bool, typer.Option("--open/--no-open", help="Open the page in a web browser.")] = False,
+    context: ContextOpt = None,
+    namespace: NamespaceOpt = None,
+) -> None:
+    """A web view of the same history: runs, experiments, live output, artifacts, metric plots (the ui extra)."""
+    try:
+        from runner.ui import server
+    except ModuleNotFoundError as e:  # only runner ui needs the web packages
+        raise UsageError(f"runner ui needs the ui extra ({e.name} is not installed)",
+                         hint="pip install 'runner[ui]'") from e  # fmt: skip
+    from runner.home import Home
+
+    srv = server.bind(home=Home.from_env(), host=host, port=port, kube=_kube_opts(context, namespace))
+    _err(f"runner ui  {srv.url}  (Ctrl-C to stop)")
+    if srv.settings.token:
+        _err("note: not a loopback address: every request needs the token in that URL")
+    if open_browser:
+        import webbrowser
+
+        webbrowser.open(srv.url)
+    try:
+        srv.serve()
+    except KeyboardInterrupt:
+        pass
+
+
 # -- datastores (Kubernetes) -------------------------------------------------------------
 
 datastore_app = typer.Typer(help="Read-only data sets in the cluster, mounted with `runner run --datastore NAME`.",
