@@ -245,6 +245,11 @@ class UI:
                            artifacts_pending=folder is None, notes=list(a.notes),
                            duration=views.fmt_duration(views.exp_duration(exp, time.time())), title=name)  # fmt: skip
 
+    def experiment_state(self, request: Request) -> Response:
+        _, exp = self._experiment(request.path_params["exp"])
+        return JSONResponse({"state": exp.state.value, "active": exp.state.active, "exit_code": exp.exit_code,
+                             "message": exp.message})  # fmt: skip
+
     def _artifacts_dir(self, run: RunRecord, exp: ExperimentRecord) -> Path | None:
         """Where the experiment's artifacts are on this machine; None while a Kubernetes experiment runs.
 
@@ -393,6 +398,7 @@ def make_app(settings: Settings) -> Starlette:
         Route("/stop/{name}", ui.stop, methods=["POST"]),
         Route("/experiments/{exp}", ui.experiment_page),
         Route("/experiments/{exp}/log", ui.log_stream),
+        Route("/experiments/{exp}/state", ui.experiment_state),
         Route("/experiments/{exp}/metrics", ui.experiment_metrics),
         Route("/experiments/{exp}/artifacts/{path:path}", ui.download),
         Route("/static/plotly.min.js", ui.plotly),

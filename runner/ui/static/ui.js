@@ -74,6 +74,25 @@ function followLog() {
   source.onerror = () => { if (pre.dataset.ended !== "1") finish("disconnected from runner ui"); };
 }
 
+function followState() {
+  const el = document.getElementById("exp-state");
+  const pre = document.getElementById("log");
+  if (!el || !pre || pre.dataset.active !== "1") return;
+  const tick = async () => {
+    try {
+      const r = await fetch(pre.dataset.stream.replace(/\/log$/, "/state"));
+      if (r.ok) {
+        const doc = await r.json();
+        el.textContent = doc.state;
+        el.className = "state " + doc.state;
+        if (!doc.active) return;
+      }
+    } catch (e) { /* try again */ }
+    setTimeout(tick, POLL_MS);
+  };
+  setTimeout(tick, 500);
+}
+
 function loadPlotly() {
   return new Promise((resolve, reject) => {
     if (window.Plotly) return resolve(window.Plotly);
@@ -127,5 +146,6 @@ document.addEventListener("DOMContentLoaded", () => {
   pollTables();
   stopButtons();
   followLog();
+  followState();
   drawMetrics();
 });
