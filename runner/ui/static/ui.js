@@ -133,10 +133,14 @@ async function drawMetrics() {
     div.id = `metric-${i}`;
     div.dataset.metric = m.name;
     box.appendChild(div);
-    const traces = m.series.map((s) => ({ x: s.x, y: s.y, name: asText(s.experiment), type: "scatter", mode: "lines+markers" }));
+    // a big sweep: plain lines and no legend (a legend of hundreds of names costs seconds); hover names them
+    const many = m.series.length > 20;
+    const traces = m.series.map((s) => ({ x: s.x, y: s.y, name: asText(s.experiment), type: "scatter",
+      mode: many ? "lines" : "lines+markers", line: many ? { width: 1 } : undefined }));
     Plotly.newPlot(div, traces, {
       title: { text: asText(m.name) }, height: 320, margin: { t: 40, r: 20, b: 40, l: 60 },
-      xaxis: { title: { text: asText(m.x_label) } }, showlegend: m.series.length > 1,
+      xaxis: { title: { text: asText(m.x_label) } }, showlegend: m.series.length > 1 && !many,
+      hovermode: "closest",
     }, { responsive: true, displaylogo: false });
   });
   box.dataset.ready = "1";
