@@ -115,3 +115,34 @@ def test_token_on_every_request(home: Home) -> None:
     assert c.get("/experiments/calm-fox-001-exp0").status_code == 200  # the cookie from now on
     c.cookies.clear()
     assert c.get("/experiments/calm-fox-001-exp0").status_code == 403
+
+
+def test_without_the_extra_runner_ui_says_what_to_install(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from runner.cli import main
+
+    import sys
+
+    # as if the extra were not installed: its first import fails, and runner.ui.server is imported anew
+    monkeypatch.setitem(sys.modules, "jinja2", None)
+    monkeypatch.delitem(sys.modules, "runner.ui.server", raising=False)
+    monkeypatch.delattr(sys.modules["runner.ui"], "server", raising=False)
+    with pytest.raises(SystemExit) as e:
+        main(["ui", "--no-open"])
+    assert e.value.code == 2
+    assert "runner ui needs the ui extra (jinja2 is not installed) (pip install 'runner[ui]')" in capsys.readouterr().err
+
+
+def test_another_address_prints_a_token_and_a_busy_port_is_one_line(home: Home) -> None:
+    from runner.errors import UsageError
+    from runner.ui.server import bind
+
+    srv = bind(home=home, host="0.0.0.0", port=0)
+    try:
+        assert srv.settings.token and srv.url.endswith(f"/?token={srv.settings.token}")
+        with pytest.raises(UsageError, match="cannot listen on 0.0.0.0"):
+            bind(home=home, host="0.0.0.0", port=srv.sock.getsockname()[1])
+    finally:
+        srv.sock.close()
+    local = bind(home=home, host="127.0.0.1", port=0)
+    local.sock.close()
+    assert local.settings.token is None and "token" not in local.url
