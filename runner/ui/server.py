@@ -57,6 +57,8 @@ from runner.ui.metrics import Series, metric_files, read_metrics
 
 HERE = Path(__file__).parent
 COOKIE = "runner_ui_token"
+#: an experiment page starts with at most this many lines of output (all of it: `runner logs`)
+LOG_TAIL = 10_000
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -193,10 +195,9 @@ class UI:
 
     def _summary(self, name: str) -> tuple[Any, list[str]]:
         a = self.app
-        run, exps = a.select(name, kube=self.s.kube)
-        if len(exps) == 1 and exps[0].name == name and run.name != name:
+        s = a.run_summary(name, kube=self.s.kube)
+        if s.run.name != name:  # an experiment's name selects its run: not this page's address
             raise NotFoundError(f"{name!r} is an experiment, not a run")
-        s = a.run_summary(run.name, kube=self.s.kube)
         return s, list(a.notes)
 
     def run_page(self, request: Request) -> Response:
@@ -210,6 +211,7 @@ class UI:
         params = views.param_columns(s)
         response = self.render("run_rows.html", rows=views.exp_rows(s, params))
         response.headers["x-run-active"] = "1" if s.active else "0"
+        response.headers["x-run-state"] = s.state.value
         return response
 
     def stop(self, request: Request) -> Response:
@@ -299,7 +301,7 @@ class UI:
             # its own App: this thread reads history while the server's threads serve other requests
             a = App(self.s.home)
             try:
-                for line in a.logs(name, follow=True, kube=self.s.kube):
+                for line in a.logs(name, tail=LOG_TAIL, follow=True, kube=self.s.kube):
                     if stop.is_set():
                         return
                     parsed = parse_line(line)
@@ -404,7 +406,7 @@ def make_app(settings: Settings) -> Starlette:
         Route("/static/plotly.min.js", ui.plotly),
         Mount("/static", StaticFiles(directory=HERE / "static")),
     ]
-    middleware = [Middleware(SecurityHeaders), Middleware(GZipMiddleware, minimum_size=2048)]
+    middleware = [Middleware(SecurityHeaders), Middleware(GZipMiddleware, minimum_size=2048, compresslevel=6)]
     if settings.token:
         middleware.insert(1, Middleware(TokenGate, token=settings.token))
     else:  # loopback: only requests addressed to it (a page elsewhere cannot rebind a name to 127.0.0.1)

@@ -153,6 +153,7 @@ def test_live_output_within_a_second_and_stop_from_the_page(runner: Runner, proj
         assert status["experiment_list"][0]["status"] == "stopped"
         # the table follows by itself
         wait("the table to show it", lambda: table_rows(browser, "#experiments")[0]["state"] == "stopped", timeout=10)
+        wait("the run's state to follow", lambda: browser.find_element(By.ID, "run-state").text == "stopped", timeout=5)
         screenshot(browser, "run-stopped")
         no_alert(browser)
         # and its output ends: the log says no more ticks come

@@ -12,7 +12,12 @@ function pollTables() {
         const r = await fetch(url, { headers: { "X-Runner-UI": "1" } });
         if (r.ok) {
           body.innerHTML = await r.text(); // rendered (and escaped) by the server's templates
-          if (r.headers.get("x-run-active") === "0") return; // a run that ended changes no more
+          const state = r.headers.get("x-run-state"), head = document.getElementById("run-state");
+          if (state && head) { head.textContent = state; head.className = "state " + state; }
+          if (r.headers.get("x-run-active") === "0") { // a run that ended changes no more
+            for (const b of document.querySelectorAll("button[data-stop]")) b.disabled = true;
+            return;
+          }
         }
       } catch (e) { /* the server may be restarting: try again */ }
       setTimeout(tick, POLL_MS);
