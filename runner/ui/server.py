@@ -314,8 +314,11 @@ class UI:
                 put(("fail", e.message))
             except Exception as e:  # noqa: BLE001 - the page says so rather than waiting forever
                 put(("fail", f"{type(e).__name__}: {e}"))
+            finally:
+                a.store.close()
 
-        # a thread of its own, not one of the server's: following a quiet experiment can block for long
+        # a thread of its own, not one of the server's: following a quiet experiment blocks until it prints
+        # or ends (a page closed meanwhile is noticed at its next line)
         threading.Thread(target=pump, name=f"follow-{name}", daemon=True).start()
 
         async def events() -> AsyncIterator[str]:
@@ -437,7 +440,7 @@ class Server:
 def bind(*, home: Home, host: str, port: int, kube: KubeOptions | None = None) -> Server:
     """Listen on host:port (0: any free port).  Another address than a loopback one gets a token."""
     if not 0 <= port <= 65535:
-        raise UsageError(f"--port {port}: not a port number", hint="give 0 to 65535 (0: any free port)")
+        raise UsageError(f"--port {port}: not a port number", hint="give 0 to 65535; 0 picks a free one")
     plotly_js()  # a missing extra is told now, not on the first page
     token = None if is_local(host) else secrets.token_urlsafe(24)
     try:
@@ -450,6 +453,7 @@ def bind(*, home: Home, host: str, port: int, kube: KubeOptions | None = None) -
     except OSError as e:
         raise UsageError(f"cannot listen on {host}:{port}: {e.strerror or e}", hint="give another --port or --host") from e
     real_port = sock.getsockname()[1]
-    shown = f"[{host}]" if ":" in host else host
+    shown = socket.gethostname() if host in ("0.0.0.0", "::", "") else host  # all addresses: a name others can use
+    shown = f"[{shown}]" if ":" in shown else shown
     url = f"http://{shown}:{real_port}/" + (f"?token={token}" if token else "")
     return Server(sock, url, Settings(home=home, kube=kube, token=token, host=host))
