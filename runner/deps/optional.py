@@ -1,0 +1,178 @@
+"""Installed optional dependencies of the imported distributions (issue 9, point 8).
+
+A library may import another installed distribution at run time without requiring
+it: xgboost imports scikit-learn lazily (an extra), torch imports numpy, pandas
+imports matplotlib for ``.plot()``.  Locally those imports work, so in the image they
+must too.  For each distribution the script imports, this finds the *installed*
+distributions that
+
+* its own code imports (guarded and lazy imports included): the ``.py`` files its
+  RECORD lists, read from disk by runner (no subprocess), test folders left out;
+* or its extras name (``Provides-Extra`` + ``Requires-Dist: x; extra == "e"``),
+  except development extras (test, dev, docs, lint...).
+
+Never anything that is not installed.  What each distribution's code imports is
+cached by its RECORD's stat (an upgrade rewrites RECORD), so only a new or changed
+distribution is read again.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from runner.deps.interp import Distribution, Environment, normalize
+
+__all__ = ["Optional", "DEV_EXTRAS", "code_imports", "optional_dependencies"]
+
+#: extras that are for working *on* a library, not for using it
+DEV_EXTRAS = frozenset(
+    {
+        "test", "tests", "testing", "dev", "devel", "develop", "development", "doc", "docs", "documentation",
+        "lint", "linting", "typing", "types", "mypy", "style", "format", "qa", "check", "benchmark", "benchmarks",
+        "bench", "build", "release", "ci", "coverage", "all", "full", "complete",
+    }
+)  # fmt: skip
+# Folders inside a distribution whose imports are not the library's (pytest, hypothesis...).
+_SKIP_PARTS = frozenset({"tests", "test", "testing", "_testing", "benchmarks", "examples", "docs", "conftest.py"})
+# ``import a.b, c as d`` / ``from a.b import c`` at any indentation (guarded and lazy imports too)
+_IMPORT = re.compile(rb"^[ \t]*(?:from[ \t]+([A-Za-z_][\w.]*)[ \t]+import\b|import[ \t]+([A-Za-z_][\w.]*(?:[ \t]*(?:as[ \t]+\w+)?[ \t]*,[ \t]*[A-Za-z_][\w.]*)*))", re.M)
+_SCHEMA = 1
+
+
+@dataclass(frozen=True)
+class Optional:
+    name: str  # the optional distribution
+    of: str  # the imported distribution that brings it
+    detail: str  # "imported at xgboost/sklearn.py:12" or "extra scikit-learn"
+
+
+def _record_files(dist: Distribution) -> list[str]:
+    try:
+        with open(dist.record, encoding="utf-8", errors="replace") as fh:
+            lines = fh.read().splitlines()
+    except OSError:
+        return []
+    out = []
+    for line in lines:
+        path = line.rsplit(",", 2)[0]
+        if not path.endswith(".py") or path.startswith(("..", "/")):
+            continue
+        parts = path.split("/")
+        if ".dist-info" in parts[0] or any(p in _SKIP_PARTS for p in parts[:-1]) or parts[-1] in _SKIP_PARTS:
+            continue
+        out.append(path)
+    return sorted(out)
+
+
+def _file_imports(data: bytes) -> list[tuple[str, int]]:
+    """Top-level module names a source imports, with the line of the first import of each.
+
+    A line match rather than a parse: a large library (torch: thousands of files) is
+    read in well under a second; the rare false hit (an ``import x`` line inside a
+    docstring) can only add a distribution that is installed anyway.
+    """
+    out: dict[str, int] = {}
+    for m in _IMPORT.finditer(data):
+        line = data.count(b"\n", 0, m.start()) + 1
+        if m.group(1) is not None:
+            names = [m.group(1)]
+        else:
+            names = [part.strip().split()[0] for part in m.group(2).split(b",") if part.strip()]
+        for raw in names:
+            top = raw.split(b".", 1)[0].decode("ascii", "replace")
+            if top and top not in out:
+                out[top] = line
+    return sorted(out.items())
+
+
+def code_imports(dist: Distribution, cache: Mapping[str, Any] | None) -> tuple[dict[str, str], Any]:
+    """Top-level names ``dist``'s own code imports -> ``file:line`` of the first such import.
+
+    ``cache`` is this distribution's previous entry (or None); the second value is the
+    entry to store (keyed by the RECORD's size and mtime).
+    """
+    try:
+        st = os.stat(dist.record)
+        stamp: list[Any] = [_SCHEMA, st.st_size, st.st_mtime_ns]
+    except OSError:
+        return {}, None
+    if isinstance(cache, dict) and cache.get("stamp") == stamp and isinstance(cache.get("imports"), dict):
+        return {str(k): str(v) for k, v in cache["imports"].items()}, cache
+    found: dict[str, str] = {}
+    for rel in _record_files(dist):
+        try:
+            with open(os.path.join(dist.location, rel), "rb") as fh:
+                data = fh.read()
+        except OSError:
+            continue
+        if b"import" not in data:
+            continue
+        for top, line in _file_imports(data):
+            found.setdefault(top, f"{rel}:{line}")
+    return found, {"stamp": stamp, "imports": found}
+
+
+def _extra_names(env: Environment, dist: Distribution, marker_env: Mapping[str, str]) -> list[tuple[str, str]]:
+    """(installed distribution, extra) pairs the non-development extras of ``dist`` name."""
+    from runner.deps.pin import parse_requirement
+
+    out: list[tuple[str, str]] = []
+    for text in dist.requires:
+        req = parse_requirement(text)
+        if req is None or req.marker is None or "extra" not in str(req.marker):
+            continue
+        dep = normalize(req.name)
+        if dep not in env.dists or dep == dist.name:
+            continue
+        try:
+            if req.marker.evaluate({**marker_env, "extra": ""}):
+                continue  # not extra-only: a plain requirement, already in the closure
+            for extra in dist.extras:
+                if normalize(extra) in DEV_EXTRAS:
+                    continue
+                if req.marker.evaluate({**marker_env, "extra": extra}):
+                    out.append((dep, extra))
+                    break
+        except Exception:  # packaging's marker errors: such a line names nothing usable
+            continue
+    return out
+
+
+def optional_dependencies(
+    env: Environment,
+    imported: list[str],
+    required: frozenset[str],
+    marker_env: Mapping[str, str],
+    cache: dict[str, Any],
+) -> tuple[list[Optional], bool]:
+    """Installed distributions that ``imported`` may import at run time, beyond ``required``.
+
+    ``cache`` (RECORD path -> entry) is updated in place; the flag says it changed.
+    """
+    out: dict[str, Optional] = {}
+    changed = False
+    for name in sorted(imported):
+        dist = env.dists.get(name)
+        if dist is None:
+            continue
+        own = set(dist.top)
+        if dist.record:
+            found, entry = code_imports(dist, cache.get(dist.record))
+            if entry is not cache.get(dist.record):
+                cache[dist.record] = entry
+                changed = True
+            for top, at in sorted(found.items()):
+                if top in own or top in env.stdlib or top in env.builtin:
+                    continue
+                owners = env.by_top.get(top, ())
+                # a shared namespace (google, azure) names no one distribution: left alone
+                if len(owners) == 1 and owners[0] not in required and owners[0] != name and owners[0] not in out:
+                    out[owners[0]] = Optional(name=owners[0], of=name, detail=f"imported at {at}")
+        for dep, extra in _extra_names(env, dist, marker_env):
+            if dep not in required and dep not in out:
+                out[dep] = Optional(name=dep, of=name, detail=f"extra {extra}")
+    return [out[k] for k in sorted(out)], changed
