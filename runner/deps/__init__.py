@@ -128,6 +128,7 @@ def lock_project(
     cache_dir: Path | None = None,
     offline: bool = False,
     index: IndexLookup | None = None,
+    optional: bool | None = None,
 ) -> Lock:
     """The dependency lock of the project at ``root`` run as ``script`` (relative to ``root``).
 
@@ -135,8 +136,11 @@ def lock_project(
     ``.pyw`` and ``.ipynb`` files are scanned.  ``python`` is the interpreter whose
     packages are pinned (default: ``python`` on PATH).  ``requirements`` overrides
     every declared file.  ``index`` replaces the package index (tests); ``offline``
-    never asks it.
+    never asks it.  ``optional``: add the installed optional dependencies of imported
+    distributions (default: yes, unless ``RUNNER_OPTIONAL_DEPS=0``).
     """
+    if optional is None:
+        optional = os.environ.get("RUNNER_OPTIONAL_DEPS", "1").strip().lower() not in ("0", "false", "no", "off")
     root = Path(root)
     cache = _Cache(Path(cache_dir) if cache_dir is not None else None)
     where = "" if offline else (index.where if index is not None else pip_settings().index_url)
@@ -163,6 +167,7 @@ def lock_project(
             [[os.fspath(c), _stat(os.fspath(c))] for c in candidates],
             offline,
             where,
+            optional,
         ]
     )
     lock_name = f"lock-{digest([os.fspath(root), script, python, None if requirements is None else os.fspath(requirements), offline])}.json"
@@ -210,7 +215,7 @@ def lock_project(
         index = SimpleIndex()  # asked only for declared lines that are not installed
     lock = compose_lock(
         root, resolved, declared, env, python_cmd, scan_warnings, explicit=requirements is not None,
-        index=None if offline else index, offline=offline, where=where, cache=cache, expires=expires,
+        index=None if offline else index, offline=offline, where=where, cache=cache, expires=expires, optional=optional,
     )  # fmt: skip
     stamps.extend([s.source, _stat(s.source)] for s in lock.ship)
     cache.write(

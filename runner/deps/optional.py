@@ -26,7 +26,7 @@ from typing import Any
 
 from runner.deps.interp import Distribution, Environment, normalize
 
-__all__ = ["Optional", "DEV_EXTRAS", "code_imports", "optional_dependencies"]
+__all__ = ["Optional", "DEV_EXTRAS", "DEV_TOOLS", "code_imports", "optional_dependencies", "is_dev_extra"]
 
 #: extras that are for working *on* a library, not for using it
 DEV_EXTRAS = frozenset(
@@ -36,6 +36,11 @@ DEV_EXTRAS = frozenset(
         "bench", "build", "release", "ci", "coverage", "all", "full", "complete",
     }
 )  # fmt: skip
+# Test and documentation tools: libraries import them in their test helpers (networkx's
+# backends import pytest, numpy.testing too), never on the path a script runs.
+DEV_TOOLS = frozenset(
+    {"pytest", "hypothesis", "nose", "coverage", "sphinx", "mypy", "black", "flake8", "pylint", "ruff", "tox", "pre-commit"}
+)
 # Folders inside a distribution whose imports are not the library's (pytest, hypothesis...).
 _SKIP_PARTS = frozenset({"tests", "test", "testing", "_testing", "benchmarks", "examples", "docs", "conftest.py"})
 # ``import a.b, c as d`` / ``from a.b import c`` at any indentation (guarded and lazy imports too)
@@ -116,6 +121,12 @@ def code_imports(dist: Distribution, cache: Mapping[str, Any] | None) -> tuple[d
     return found, {"stamp": stamp, "imports": found}
 
 
+def is_dev_extra(extra: str) -> bool:
+    """``test``, ``docs``, ``test-extra``, ``dev_tools``...: an extra for working on the library."""
+    name = normalize(extra)
+    return name in DEV_EXTRAS or any(part in DEV_EXTRAS for part in name.split("-"))
+
+
 def _extra_names(env: Environment, dist: Distribution, marker_env: Mapping[str, str]) -> list[tuple[str, str]]:
     """(installed distribution, extra) pairs the non-development extras of ``dist`` name."""
     from runner.deps.pin import parse_requirement
@@ -132,7 +143,7 @@ def _extra_names(env: Environment, dist: Distribution, marker_env: Mapping[str, 
             if req.marker.evaluate({**marker_env, "extra": ""}):
                 continue  # not extra-only: a plain requirement, already in the closure
             for extra in dist.extras:
-                if normalize(extra) in DEV_EXTRAS:
+                if is_dev_extra(extra):
                     continue
                 if req.marker.evaluate({**marker_env, "extra": extra}):
                     out.append((dep, extra))
@@ -170,9 +181,11 @@ def optional_dependencies(
                     continue
                 owners = env.by_top.get(top, ())
                 # a shared namespace (google, azure) names no one distribution: left alone
-                if len(owners) == 1 and owners[0] not in required and owners[0] != name and owners[0] not in out:
+                if len(owners) != 1 or owners[0] in DEV_TOOLS:
+                    continue
+                if owners[0] not in required and owners[0] != name and owners[0] not in out:
                     out[owners[0]] = Optional(name=owners[0], of=name, detail=f"imported at {at}")
         for dep, extra in _extra_names(env, dist, marker_env):
-            if dep not in required and dep not in out:
+            if dep not in required and dep not in out and dep not in DEV_TOOLS:
                 out[dep] = Optional(name=dep, of=name, detail=f"extra {extra}")
     return [out[k] for k in sorted(out)], changed
