@@ -195,7 +195,7 @@ def compose_lock(
         required = frozenset(closure(env, {k: frozenset(v) for k, v in roots.items()}, marker_env).dists)
         loaded = cache.read("dist-imports.json")
         dist_cache: dict[str, Any] = loaded if isinstance(loaded, dict) else {}
-        found, changed = optional_dependencies(env, sorted(resolved.direct), required, marker_env, dist_cache)
+        found, changed = optional_dependencies(env, resolved.direct, required, marker_env, dist_cache)
         if changed:
             cache.write("dist-imports.json", dist_cache)
         for opt in found:

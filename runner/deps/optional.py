@@ -42,10 +42,14 @@ DEV_TOOLS = frozenset(
     {"pytest", "hypothesis", "nose", "coverage", "sphinx", "mypy", "black", "flake8", "pylint", "ruff", "tox", "pre-commit"}
 )
 # Folders inside a distribution whose imports are not the library's (pytest, hypothesis...).
-_SKIP_PARTS = frozenset({"tests", "test", "testing", "_testing", "benchmarks", "examples", "docs", "conftest.py"})
+# Vendored copies (pkg_resources/_vendor/pyparsing) import their own siblings, not installed distributions.
+_SKIP_PARTS = frozenset(
+    {"tests", "test", "testing", "_testing", "benchmarks", "examples", "docs", "conftest.py",
+     "_vendor", "vendor", "_vendored", "vendored", "extern", "_extern", "externals"}
+)  # fmt: skip
 # ``import a.b, c as d`` / ``from a.b import c`` at any indentation (guarded and lazy imports too)
 _IMPORT = re.compile(rb"^[ \t]*(?:from[ \t]+([A-Za-z_][\w.]*)[ \t]+import\b|import[ \t]+([A-Za-z_][\w.]*(?:[ \t]*(?:as[ \t]+\w+)?[ \t]*,[ \t]*[A-Za-z_][\w.]*)*))", re.M)
-_SCHEMA = 1
+_SCHEMA = 2
 
 
 @dataclass(frozen=True)
@@ -94,8 +98,8 @@ def _file_imports(data: bytes) -> list[tuple[str, int]]:
     return sorted(out.items())
 
 
-def code_imports(dist: Distribution, cache: Mapping[str, Any] | None) -> tuple[dict[str, str], Any]:
-    """Top-level names ``dist``'s own code imports -> ``file:line`` of the first such import.
+def code_imports(dist: Distribution, cache: Mapping[str, Any] | None) -> tuple[dict[str, dict[str, str]], Any]:
+    """What ``dist``'s own code imports, by its top-level module: top -> {imported top name -> ``file:line``}.
 
     ``cache`` is this distribution's previous entry (or None); the second value is the
     entry to store (keyed by the RECORD's size and mtime).
@@ -105,9 +109,9 @@ def code_imports(dist: Distribution, cache: Mapping[str, Any] | None) -> tuple[d
         stamp: list[Any] = [_SCHEMA, st.st_size, st.st_mtime_ns]
     except OSError:
         return {}, None
-    if isinstance(cache, dict) and cache.get("stamp") == stamp and isinstance(cache.get("imports"), dict):
-        return {str(k): str(v) for k, v in cache["imports"].items()}, cache
-    found: dict[str, str] = {}
+    if isinstance(cache, dict) and cache.get("stamp") == stamp and isinstance(cache.get("by_top"), dict):
+        return {str(t): {str(k): str(v) for k, v in m.items()} for t, m in cache["by_top"].items()}, cache
+    found: dict[str, dict[str, str]] = {}
     for rel in _record_files(dist):
         try:
             with open(os.path.join(dist.location, rel), "rb") as fh:
@@ -116,9 +120,10 @@ def code_imports(dist: Distribution, cache: Mapping[str, Any] | None) -> tuple[d
             continue
         if b"import" not in data:
             continue
+        own = found.setdefault(rel.split("/", 1)[0].removesuffix(".py"), {})
         for top, line in _file_imports(data):
-            found.setdefault(top, f"{rel}:{line}")
-    return found, {"stamp": stamp, "imports": found}
+            own.setdefault(top, f"{rel}:{line}")
+    return found, {"stamp": stamp, "by_top": found}
 
 
 def is_dev_extra(extra: str) -> bool:
@@ -155,14 +160,16 @@ def _extra_names(env: Environment, dist: Distribution, marker_env: Mapping[str, 
 
 def optional_dependencies(
     env: Environment,
-    imported: list[str],
+    imported: Mapping[str, tuple[str, ...]],
     required: frozenset[str],
     marker_env: Mapping[str, str],
     cache: dict[str, Any],
 ) -> tuple[list[Optional], bool]:
-    """Installed distributions that ``imported`` may import at run time, beyond ``required``.
+    """Installed distributions that ``imported`` (distribution -> import names) may import at run time, beyond ``required``.
 
-    ``cache`` (RECORD path -> entry) is updated in place; the flag says it changed.
+    Only the code of the modules the script imports counts (``import pkg_resources``
+    reads pkg_resources/, not the rest of setuptools).  ``cache`` (RECORD path -> entry)
+    is updated in place; the flag says it changed.
     """
     out: dict[str, Optional] = {}
     changed = False
@@ -172,10 +179,15 @@ def optional_dependencies(
             continue
         own = set(dist.top)
         if dist.record:
-            found, entry = code_imports(dist, cache.get(dist.record))
+            by_top, entry = code_imports(dist, cache.get(dist.record))
             if entry is not cache.get(dist.record):
                 cache[dist.record] = entry
                 changed = True
+            used = {i.split(".", 1)[0] for i in imported[name]}
+            found: dict[str, str] = {}
+            for top in sorted(used):
+                for k, v in by_top.get(top, {}).items():
+                    found.setdefault(k, v)
             for top, at in sorted(found.items()):
                 if top in own or top in env.stdlib or top in env.builtin:
                     continue
