@@ -154,7 +154,7 @@ def compose_lock(
             for dist in project_distributions(env, os.fspath(root)):
                 add_root(dist, PinSource.DECLARED, Origin(PinSource.DECLARED, at=declared.origin, detail="the project"))
         lookups = _Index(index, where, cache, expires, env.version)
-        for r in declared.requirements:
+        for r in sorted(declared.requirements, key=lambda r: _line_order(r, declared.origin)):
             at = r.provenance[0].at if r.provenance else declared.origin
             req = parse_requirement(r.line) if not r.line.startswith("-") else None
             if req is None or req.url:
@@ -162,7 +162,8 @@ def compose_lock(
                 kept.append(_with(r, Origin(PinSource.DECLARED, at=at)))
                 continue
             if req.marker is not None and not _marker_holds(req, marker_env):
-                dropped.append(Dropped(what=r.line, at=at, reason="its marker is false in the image (Linux, this Python)"))
+                written = (r.provenance[0].detail if r.provenance else "") or r.line
+                dropped.append(Dropped(what=written, at=at, reason="its marker is false in the image (Linux, this Python)"))
                 continue
             declared_names.add(r.name)
             line = _declared_line(r, req, at, env, explicit, warnings, dropped, lookups, offline, declared.exact)
@@ -245,6 +246,13 @@ def compose_lock(
     )
 
 
+def _line_order(r: Requirement, origin: str) -> tuple[str, int, str]:
+    """Sort key: the declared file, then its line number (messages follow the file)."""
+    at = r.provenance[0].at if r.provenance else origin
+    file, _, number = at.rpartition(":")
+    return (file, int(number), r.line) if number.isdigit() else (at, 0, r.line)
+
+
 def _marker_holds(req: PackagingRequirement, marker_env: dict[str, str]) -> bool:
     try:
         return bool(req.marker is None or req.marker.evaluate({**marker_env, "extra": ""}))
@@ -283,17 +291,18 @@ def _declared_line(
                 f"(pass --requirements to make the declared bound win)"
             )
         return [dist.name]
+    written = (r.provenance[0].detail if r.provenance else "") or r.line  # as in the file (pkg_resources)
     module = req.name.replace("-", "_")  # the line's name is normalised (pkg-resources): modules use "_"
     if module in env.stdlib or module in env.builtin:
-        warnings.append(f"{at}: '{r.line}' names the standard-library module {module}, not a distribution: dropped")
-        dropped.append(Dropped(what=r.line, at=at, reason=f"names the standard-library module {module}"))
+        warnings.append(f"{at}: '{written}' names the standard-library module {module}, not a distribution: dropped")
+        dropped.append(Dropped(what=written, at=at, reason=f"names the standard-library module {module}"))
         return None
     owners = env.by_top.get(module) or next((v for k, v in sorted(env.by_top.items()) if k.lower() == module.lower()), ())
     if owners:
         module = next(k for k, v in sorted(env.by_top.items()) if k.lower() == module.lower())
         names = ", ".join(owners)
-        warnings.append(f"{at}: '{r.line}' names the module {module} of {names}, not a distribution: {names} pinned instead")
-        dropped.append(Dropped(what=r.line, at=at, reason=f"names the module {module} of {names}, pinned instead"))
+        warnings.append(f"{at}: '{written}' names the module {module} of {names}, not a distribution: {names} pinned instead")
+        dropped.append(Dropped(what=written, at=at, reason=f"names the module {module} of {names}, pinned instead"))
         return list(owners)
     if exact:
         return _with(r, Origin(PinSource.DECLARED, at=at))  # a lock file's own exact pin
@@ -308,8 +317,8 @@ def _declared_line(
         return _with(r, Origin(PinSource.DECLARED, at=at))
     if version is None:
         reason = f"neither installed locally nor on {lookups.where}" + (f" in a version {spec} allows" if spec else "")
-        warnings.append(f"{at}: '{r.line}' is {reason}: dropped")
-        dropped.append(Dropped(what=r.line, at=at, reason=reason))
+        warnings.append(f"{at}: '{written}' is {reason}: dropped")
+        dropped.append(Dropped(what=written, at=at, reason=reason))
         return None
     extras = f"[{','.join(sorted(req.extras))}]" if req.extras else ""
     line = f"{r.name}{extras}=={version}"

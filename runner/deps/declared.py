@@ -205,7 +205,10 @@ def _add_line(text: str, *, base: Path, root: Path, out: Declared, where: str) -
         return
     version = _exact_version(str(req.specifier)) if len(req.specifier) == 1 else None
     out.requirements.append(
-        Requirement(name=name, version=version, line=line, source=PinSource.DECLARED, provenance=(Origin(PinSource.DECLARED, at=where),))
+        Requirement(
+            name=name, version=version, line=line, source=PinSource.DECLARED,
+            provenance=(Origin(PinSource.DECLARED, at=where, detail=text.strip()),),  # the line as written
+        )  # fmt: skip
     )
 
 

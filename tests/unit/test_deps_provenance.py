@@ -53,10 +53,10 @@ def test_inspect_json_has_provenance_and_dropped_lines(fake_python: Path, tmp_pa
     assert sk["source"] == "optional"
     assert sk["provenance"] == [{"kind": "optional", "at": "", "via": "boostlib", "detail": "extra scikit-learn"}]
     assert [(d["what"], d["at"], d["kind"], d["reason"]) for d in doc["dropped"]] == [
-        ("os", "requirements.txt:2", "declared", "names the standard-library module os"),
-        ("pkg-resources", "requirements.txt:4", "declared", "names the module pkg_resources of setuptools, pinned instead"),
-        ("subprocess", "requirements.txt:3", "declared", "names the standard-library module subprocess"),
         ("sys", "requirements.txt:1", "declared", "names the standard-library module sys"),
+        ("os", "requirements.txt:2", "declared", "names the standard-library module os"),
+        ("subprocess", "requirements.txt:3", "declared", "names the standard-library module subprocess"),
+        ("pkg_resources", "requirements.txt:4", "declared", "names the module pkg_resources of setuptools, pinned instead"),
         ("time", "requirements.txt:5", "declared", "names the standard-library module time"),
         ("wandb", "more.py:3", "import", "not installed locally"),
     ]
