@@ -210,7 +210,14 @@ def compose_lock(
         sources=sources,
     )
     as_written = {r.name for r in kept}
-    requirements = list(kept)
+    # a line kept as written may be imported too: it says so
+    requirements = [
+        Requirement(
+            name=r.name, version=r.version, line=r.line, source=r.source, imports=r.imports,
+            provenance=(*r.provenance, *(o for o in prov.get(r.name, ()) if o not in r.provenance)),
+        )
+        for r in kept
+    ]  # fmt: skip
     for r in pinned.requirements:
         if r.name in as_written or r.name in overridden:
             continue

@@ -215,6 +215,7 @@ def test_requirements_option_is_evidence_whose_bounds_win(env_python: Path, tmp_
     custom.write_text("PyYAML<6\n")
     lock = lock_project(project, files, "train.py", python=str(env_python), requirements=custom, offline=True)
     assert lock.text() == "pyyaml<6\nsix==1.16.0\n"
+    assert [o.text() for o in lock.requirements[0].provenance] == [f"declared at {custom}:1", "import yaml at train.py:1"]
     assert list(lock.warnings) == [
         f"{custom}:1 asks for pyyaml<6, but PyYAML 6.0.1 is installed locally: "
         "the --requirements bound wins, pip picks the version in the image"
