@@ -23,7 +23,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +64,7 @@ def scan_file_bytes(path: str, data: bytes) -> FileScan:
 
 __all__ = ["lock_project", "write_lock", "SHIP_DIR"]
 
-_SCHEMA = 3
+_SCHEMA = 4  # 4: Requires-Python in the probe and the lock
 _INDEX_TTL = 24 * 3600.0
 _SCANNED = (".py", ".pyw", ".ipynb")
 
@@ -194,6 +194,7 @@ def lock_project(
 
             index = SimpleIndex()
         lock = _scan_lock(root, resolved, env, python_cmd, scan_warnings, None if offline else index, where, cache, expires)
+    lock = _with_requires_python(lock, env)
     stamps.extend([s.source, _stat(s.source)] for s in lock.ship)
     cache.write(
         lock_name,
@@ -214,7 +215,12 @@ def lock_project(
 def _environment(python_cmd: str, fp: Mapping[str, Any], cache: _Cache) -> Environment:
     name = f"probe-{digest(fp)}.json"
     cached = cache.read(name)
-    if isinstance(cached, dict) and cached.get("fingerprint") == fp and isinstance(cached.get("probe"), dict):
+    if (
+        isinstance(cached, dict)
+        and cached.get("v") == _SCHEMA  # an older probe lacks fields (Requires-Python)
+        and cached.get("fingerprint") == fp
+        and isinstance(cached.get("probe"), dict)
+    ):
         probe = cached["probe"]
         try:
             if stamps_valid(probe["stamps"]):
@@ -222,8 +228,22 @@ def _environment(python_cmd: str, fp: Mapping[str, Any], cache: _Cache) -> Envir
         except (KeyError, TypeError, ValueError):
             pass
     probe = run_probe(python_cmd)
-    cache.write(name, {"fingerprint": fp, "probe": probe})
+    cache.write(name, {"v": _SCHEMA, "fingerprint": fp, "probe": probe})
     return parse_probe(python_cmd, probe)
+
+
+def _with_requires_python(lock: Lock, env: Environment) -> Lock:
+    """The lock with the Requires-Python of each line pinned to the installed version.
+
+    Lines the local install does not back (an index pin, another version) get none:
+    their metadata is not here, and pip reports a mismatch for them itself.
+    """
+    found = []
+    for r in lock.requirements:
+        dist = env.dists.get(r.name)
+        if dist is not None and dist.requires_python and r.version in (dist.version, None):
+            found.append((r.name, dist.requires_python))
+    return replace(lock, requires_python=tuple(sorted(set(found))))
 
 
 # --------------------------------------------------------------------------- scan

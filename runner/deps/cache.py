@@ -55,6 +55,7 @@ def lock_to_json(lock: Lock) -> dict[str, Any]:
         "python_version": lock.python_version,
         "notes": list(lock.notes),
         "pip_options": list(lock.pip_options),
+        "requires_python": [list(p) for p in lock.requires_python],
     }
 
 
@@ -77,4 +78,5 @@ def lock_from_json(d: dict[str, Any]) -> Lock:
         python_version=str(d["python_version"]),
         notes=tuple(str(n) for n in d["notes"]),
         pip_options=tuple(str(o) for o in d["pip_options"]),
+        requires_python=tuple((str(n), str(spec)) for n, spec in d["requires_python"]),
     )

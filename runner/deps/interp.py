@@ -236,9 +236,14 @@ for dist in md.distributions():
             return dist.read_text(n)
         except Exception:
             return None
+    try:
+        requires_python = dist.metadata["Requires-Python"]
+    except Exception:
+        requires_python = None
     dists.append({
         "name": name,
         "version": dist.version or "",
+        "requires_python": requires_python or None,
         "requires": list(dist.requires or []),
         "top": sorted(tops),
         "dotted": sorted(dotted),
@@ -293,6 +298,7 @@ class Distribution:
     direct_url: str | None = None
     installer: str | None = None
     location: str = ""
+    requires_python: str | None = None  # the installed version's Requires-Python, as written
 
 
 @dataclass(frozen=True)
@@ -422,6 +428,7 @@ def parse_probe(python: str, data: Mapping[str, Any]) -> Environment:
             direct_url=raw.get("direct_url"),
             installer=raw.get("installer"),
             location=str(raw.get("location") or ""),
+            requires_python=str(raw["requires_python"]).strip() or None if raw.get("requires_python") else None,
         )
         dists.setdefault(dist.name, dist)
     by_top: dict[str, set[str]] = {}
