@@ -307,6 +307,12 @@ class App:
         if base_id is None:
             raise UsageError(f"base image {plan.base_image} is not present, so the image tag is not known yet")
         image = plan.image_ref(base_id)
+        check = self.check_python(plan, base_id)  # as a real run would, before anything is built
+        if check is not None and check.errors:
+            from runner.errors import DependencyError
+
+            raise DependencyError(check.errors[0])
+        notes += list(check.warnings) if check is not None else []
         ref = f"{ko.registry.rstrip('/')}/{image}" if ko.registry else image
         digest = None
         if ko.registry:
