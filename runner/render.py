@@ -61,24 +61,21 @@ def render_dockerfile(spec: DockerfileSpec) -> str:
         ]
     else:
         lines.append(f"FROM {spec.base_image}")
-    # No bytecode files: they would show up as artifacts the script "created".
-    lines.append("ENV PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1")
     if spec.runtime:  # before the code: it changes with runner, not with the project
         lines += [f"COPY .runner/runtime/ {RUNTIME_DIR}/", "ENV RUNNER_RUNTIME=1"]
+    # No bytecode files: they would show up as artifacts the script "created".
     lines += [
+        "ENV PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1",
         f"WORKDIR {PROJECT_DIR}",
         f"COPY project/ {PROJECT_DIR}/",
     ]
-    path = []
     if spec.install_project:
         # The project is an editable install locally.  Installing it here would need
         # the package index (and its CA) in the final stage; putting its source on
         # the path gives the same imports without that.
-        path += [f"{PROJECT_DIR}/src", PROJECT_DIR]
-    if spec.runtime:
-        path.append(RUNTIME_DIR)
-    if path:
-        lines.append(f"ENV PYTHONPATH={':'.join(path)}")
+        lines.append(f"ENV PYTHONPATH={PROJECT_DIR}/src:{PROJECT_DIR}")
+    if spec.runtime:  # last on the path (after the base image's and the project's own entries)
+        lines.append(f"ENV PYTHONPATH=${{PYTHONPATH:+$PYTHONPATH:}}{RUNTIME_DIR}")
     return "\n".join(lines) + "\n"
 
 

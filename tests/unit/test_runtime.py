@@ -73,7 +73,7 @@ def test_dockerfile_ships_the_runtime_after_the_project_folders() -> None:
     text = render_dockerfile(DockerfileSpec(base_image="b", has_requirements=False, install_project=True, runtime=True))
     assert "COPY .runner/runtime/ /opt/runner/runtime/\n" in text
     assert text.index("COPY .runner/runtime/") < text.index("COPY project/")
-    assert text.endswith("ENV PYTHONPATH=/project/src:/project:/opt/runner/runtime\n")
+    assert text.endswith("ENV PYTHONPATH=/project/src:/project\nENV PYTHONPATH=${PYTHONPATH:+$PYTHONPATH:}/opt/runner/runtime\n")
     assert "runtime" not in render_dockerfile(DockerfileSpec(base_image="b", has_requirements=False))
 
 
@@ -84,7 +84,7 @@ def test_plan_ships_the_runtime_only_when_the_project_imports_runner(tmp_path: P
     plan = make_plan(PlanRequest(script=tmp_path / "worker.py", python=sys.executable), cache_dir=None)
     entries = {e.arcname: e for e in plan.entries}
     assert entries[RUNTIME_ENTRY].source == RUNTIME_SOURCE
-    assert "ENV PYTHONPATH=/opt/runner/runtime" in plan.dockerfile
+    assert "ENV PYTHONPATH=${PYTHONPATH:+$PYTHONPATH:}/opt/runner/runtime" in plan.dockerfile
     assert not [r for r in plan.lock.requirements if r.name in ("runner", "typer", "docker", "kubernetes")]
     (tmp_path / "worker.py").write_text("print('no runner')\n")
     plain = make_plan(PlanRequest(script=tmp_path / "plain.py", python=sys.executable), cache_dir=None)
