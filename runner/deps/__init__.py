@@ -10,6 +10,8 @@ Entry point: :func:`lock_project`.  Steps (each a module):
 ``declared``  requirements.txt / pyproject / environment.yml / uv.lock / poetry.lock
 ``cache``     the file cache that keeps an unchanged ``runner run`` free of
               subprocesses and parsing
+``pycheck``   the base image's Python against the lock's Requires-Python (used by the app,
+              once the image's version is known)
 
 Cache layout under ``cache_dir/deps/``: ``lock-<project>.json`` (the last lock of a
 (root, script, options) with the key of its inputs and the sys.path stamps it was

@@ -68,9 +68,9 @@ def check_python(lock: Lock, image_python: str, *, image: str) -> PythonCheck:
     if unmet:
         listed = ", ".join(unmet[:_LISTED]) + (f" and {len(unmet) - _LISTED} more" if len(unmet) > _LISTED else "")
         fix = (
-            f"pass --base-image with Python {local} or newer (e.g. python:{local_minor}-slim), "
+            f"pass --base-image with a Python that satisfies it (the local {local} does: e.g. python:{local_minor}-slim), "
             if local
-            else "pass --base-image with a newer Python, "
+            else "pass --base-image with a Python that satisfies it, "
         )
         errors.append(
             f"the base image {image} has Python {image_python}, which the lock does not support: {listed}; "
