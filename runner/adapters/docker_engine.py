@@ -205,13 +205,16 @@ class DockerEngine:
             key, _, value = str(item).partition("=")
             if key == "PYTHON_VERSION" and value.strip():
                 return value.strip()
-        spec = ContainerSpec(
-            image=ref, command=["python3", "-c", "import platform; print('PYTHON ' + platform.python_version())"],
-            name=f"runner-python-probe-{os.getpid()}-{os.urandom(4).hex()}", labels={"runner/probe": "python"},
-            env={}, workdir="/",
-        )  # fmt: skip
-        cid = self.create_and_start(spec)
+        what = f"ask {ref} for its Python"
+        body = {"Image": ref, "Cmd": ["python3", "-c", "import platform; print('PYTHON ' + platform.python_version())"],
+                "Labels": {"runner/probe": "python"}, "WorkingDir": "/", "HostConfig": {"Init": True}}  # fmt: skip
+        name = f"runner-python-probe-{os.getpid()}-{os.urandom(4).hex()}"
+        cid = str(self._api.call("POST", "/containers/create", query={"name": name}, body=body, what=what)["Id"])
         try:
+            try:
+                self._api.call("POST", f"/containers/{cid}/start", what=what)
+            except EngineError:
+                return None  # no python3 in it: the image cannot tell (the answer is cached as such)
             end = self.wait(cid)
             lines = [line.text for line in self.follow_logs(cid) if line.stream == "stdout"]
         finally:

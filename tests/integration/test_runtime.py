@@ -154,3 +154,19 @@ def test_the_base_image_is_asked_for_its_python_once(runner: Runner, tmp_path: P
     assert len(list(events)) == 1  # the base image has no PYTHON_VERSION: one throwaway python3, then the cache
     cached = json.loads((runner.home / "cache" / "base-python.json").read_text())
     assert list(cached["images"].values()) == [_image_python(BASE_IMAGE)]
+
+
+def test_an_image_without_python_cannot_tell_and_leaves_no_container(docker_api: Any, tmp_path: Path) -> None:
+    from runner.adapters.docker_engine import DockerEngine
+
+    (tmp_path / "ctx").mkdir()
+    (tmp_path / "ctx" / "hello.txt").write_text("no python here\n")
+    (tmp_path / "ctx" / "Dockerfile").write_text("FROM scratch\nCOPY hello.txt /\n")
+    image, _ = docker_api.images.build(path=str(tmp_path / "ctx"), tag="runner-test-nopython:1", rm=True)
+    try:
+        engine = DockerEngine()
+        assert engine.image_python(image.id) is None
+        assert engine.image_python("runner-python:3.11") == _image_python(BASE_IMAGE)
+        assert docker_api.containers.list(all=True, filters={"label": "runner/probe=python"}) == []
+    finally:
+        docker_api.images.remove(image.id, force=True)
