@@ -196,7 +196,7 @@ def lock_project(
 
             index = SimpleIndex()
         lock = _scan_lock(root, resolved, env, python_cmd, scan_warnings, None if offline else index, where, cache, expires)
-    lock = _with_requires_python(lock, env)
+    lock = _with_requires_python(_without_runner(lock), env)
     stamps.extend([s.source, _stat(s.source)] for s in lock.ship)
     cache.write(
         lock_name,
@@ -232,6 +232,22 @@ def _environment(python_cmd: str, fp: Mapping[str, Any], cache: _Cache) -> Envir
     probe = run_probe(python_cmd)
     cache.write(name, {"v": _SCHEMA, "fingerprint": fp, "probe": probe})
     return parse_probe(python_cmd, probe)
+
+
+def _without_runner(lock: Lock) -> Lock:
+    """A declared ``runner`` line (the starter needs runner locally) stays out of the image.
+
+    ``import runner`` in the image is runner's in-container runtime; installing runner
+    there would bring its own dependencies (or an unrelated index project of that name).
+    """
+    from runner.deps.resolve import RUNTIME_MODULE
+
+    dropped = [r for r in lock.requirements if r.name == RUNTIME_MODULE and r.source is PinSource.DECLARED]
+    if not dropped:
+        return lock
+    note = (f"{RUNTIME_MODULE}: listed in {lock.origin}, left out of the image "
+            f"(`import runner` there is runner's in-container runtime)")  # fmt: skip
+    return replace(lock, requirements=tuple(r for r in lock.requirements if r not in dropped), notes=(*lock.notes, note))
 
 
 def _with_requires_python(lock: Lock, env: Environment) -> Lock:

@@ -89,3 +89,19 @@ def test_plan_ships_the_runtime_only_when_the_project_imports_runner(tmp_path: P
     (tmp_path / "worker.py").write_text("print('no runner')\n")
     plain = make_plan(PlanRequest(script=tmp_path / "plain.py", python=sys.executable), cache_dir=None)
     assert RUNTIME_ENTRY not in {e.arcname for e in plain.entries} and "runtime" not in plain.dockerfile
+
+
+def test_a_declared_runner_line_stays_out_of_the_image(tmp_path: Path) -> None:
+    """The seed's requirements.txt lists runner (the starter needs it locally): the image gets the runtime instead."""
+    from runner.deps import lock_project
+    from runner.project import list_files
+
+    from test_deps_fixtures import FIXTURES, FakeIndex, fakeenv  # noqa: E402  (same folder)
+
+    python = fakeenv.build(tmp_path / "venv")  # runner is installed there, with typer, docker...
+    project = fakeenv.copy_fixture(FIXTURES / "runner_declared" / "project", tmp_path / "p")
+    lock = lock_project(project, list_files(project).files, "worker.py", python=str(python), index=FakeIndex({}))
+    assert lock.origin == "requirements.txt"
+    assert lock.text() == "pyyaml==6.0.1\n"
+    assert any(n.startswith("runner: listed in requirements.txt, left out of the image") for n in lock.notes)
+    assert lock.uses_runtime
