@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from runner.artifacts import copy_artifacts
-from runner.errors import BuildError, NotFoundError, RunnerError, UsageError
+from runner.errors import BuildError, NotFoundError, RunnerError, UsageError, clip
 from runner.home import Home
 from runner.image import ContextEntry, write_context
 from runner.logs import LogLine, file_size, follow_file, read_lines
@@ -24,7 +24,7 @@ from runner.options import KubeOptions, RunOptions, describe_sweep
 from runner.plan import Plan, PlanRequest, make_plan
 from runner.render import container_command
 from runner.resources import Resources
-from runner.store import ExperimentRecord, ExpState, RunRecord, RunSummary, Store
+from runner.store import ExperimentRecord, ExpState, RepairReport, RunRecord, RunSummary, Store
 from runner.sweep import Experiment, expand
 
 if TYPE_CHECKING:
@@ -67,7 +67,7 @@ class App:
     @property
     def store(self) -> Store:
         if self._store is None:
-            self._store = Store(self.home.db)
+            self._store = Store(self.home.db, records=self.home.runs)
         return self._store
 
     @property
@@ -98,7 +98,16 @@ class App:
     # -- inspect, run -----------------------------------------------------------------
 
     def plan(self, req: PlanRequest) -> Plan:
-        return make_plan(req, cache_dir=self.home.cache)
+        try:
+            return make_plan(req, cache_dir=self.home.cache)
+        except PermissionError as e:
+            where = str(e.filename or "")
+            if where.startswith(str(self.home.root)):
+                raise RunnerError(f"cannot write {clip(where)}: permission denied",
+                                  hint="check the permissions of RUNNER_HOME") from e  # fmt: skip
+            # a file of the project that cannot be read: an error naming it, not a project built without it
+            raise UsageError(f"cannot read {clip(where or '?')} in the project: permission denied",
+                             hint="make it readable, or leave it out with .runnerignore") from e  # fmt: skip
 
     def inspect(self, req: PlanRequest) -> Inspection:
         """The plan, and the image tag if the engine can tell the base image's id.  No side effects."""
@@ -551,6 +560,7 @@ class App:
         """Copy the collected files to ``DIR/<run>/<experiment>/<path>``; returns the files per experiment."""
         self.reconcile()
         run, exps = self.select(name, kube=kube)
+        _writable_folder(download_dir, "--download-dir")
         out = {}
         if run.target == KUBE:
             target = self._kube_of(run, kube)
@@ -559,12 +569,34 @@ class App:
             return out
         for exp in exps:
             src = self.home.artifacts(run.name, exp.name)
-            out[exp.name] = copy_artifacts(src, download_dir / run.name / exp.name)
+            try:
+                out[exp.name] = copy_artifacts(src, download_dir / run.name / exp.name)
+            except OSError as e:
+                raise RunnerError(f"cannot copy the artifacts of {exp.name} to {clip(str(download_dir))}: "
+                                  f"{e.strerror or e}") from e  # fmt: skip
         return out
+
+    # -- repair ---------------------------------------------------------------------------
+
+    def repair(self) -> RepairReport:
+        """Rebuild a damaged or lost history database from the records kept in ``runs/``."""
+        from runner.store import repair
+
+        try:
+            return repair(self.home.db, self.home.runs)
+        except OSError as e:
+            raise RunnerError(f"cannot repair the history database {self.home.db}: {e.strerror or e}") from e
 
     # -- datastores ----------------------------------------------------------------------
 
     def datastore_create(self, source: Path, name: str, *, kube: KubeOptions | None = None) -> tuple[DatastoreVersion, bool]:
+        from runner.config import datastore_name_problem
+
+        problem = datastore_name_problem(name)  # checked before the cluster is asked anything
+        if problem:
+            raise UsageError(f"--name: {problem}")
+        if not source.is_dir():
+            raise UsageError(f"--source {clip(str(source))} is not a folder")
         return self.kube(kube).datastore_create(name, source)
 
     def datastore_list(self, *, kube: KubeOptions | None = None) -> list[DatastoreVersion]:
@@ -572,6 +604,20 @@ class App:
 
     def datastore_delete(self, name: str, version: int | None, *, kube: KubeOptions | None = None) -> list[DatastoreVersion]:
         return self.kube(kube).datastore_delete(name, version)
+
+
+def _writable_folder(folder: Path, option: str) -> None:
+    """Make ``folder`` (and its parents) or say in one line why it cannot be written."""
+    shown = clip(str(folder))
+    existing = next((p for p in (folder, *folder.absolute().parents) if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        raise UsageError(f"{option} {shown}: {clip(str(existing))} is a file, not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"{option} {shown}: cannot make the folder ({e.strerror or e})") from e
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UsageError(f"{option} {shown}: the folder is not writable", hint="choose another --download-dir")
 
 
 def kube_configured() -> bool:

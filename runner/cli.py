@@ -276,8 +276,11 @@ def _waiting(name: str) -> Callable[[str], None]:
 
 
 def _kube_opts(context: str | None, namespace: str | None) -> KubeOptions | None:
+    from runner.config import check_context, check_namespace
     from runner.options import KubeOptions
 
+    check_namespace(namespace)
+    check_context(context)
     return KubeOptions(context=context, namespace=namespace) if context or namespace else None
 
 
@@ -527,6 +530,17 @@ def artifacts(
     typer.echo(f"{total} file(s) in {download_dir}")
 
 
+@app.command()
+def repair() -> None:
+    """Rebuild a damaged or lost history database (runner.db) from the records kept in RUNNER_HOME/runs/."""
+    r = _app().repair()
+    if r.damaged:
+        typer.echo(f"the history database was damaged ({r.damaged}); kept as {r.moved_to}")
+    rebuilt = r.from_records + r.from_database + r.from_folders
+    typer.echo(f"history has {r.kept + rebuilt} run(s): {r.kept} already there, {r.from_records} from their records, "
+               f"{r.from_database} read back from the damaged database, {r.from_folders} from their folders only")  # fmt: skip
+
+
 # -- datastores (Kubernetes) -------------------------------------------------------------
 
 datastore_app = typer.Typer(help="Read-only data sets in the cluster, mounted with `runner run --datastore NAME`.",
@@ -593,7 +607,7 @@ def main(argv: list[str] | None = None) -> NoReturn:
     except RunnerError as e:
         if debug:
             raise
-        _err(f"runner: error: {e}")
+        _err(f"runner: error: {_bounded(str(e))}")
         if e.detail:
             _err(e.detail)
         sys.exit(e.exit_code)
@@ -602,8 +616,16 @@ def main(argv: list[str] | None = None) -> NoReturn:
     except Exception as e:  # noqa: BLE001 - the one place that turns surprises into a line
         if debug:
             raise
-        _err(f"runner: internal error: {type(e).__name__}: {e} (rerun with --debug for the traceback)")
+        _err(f"runner: internal error: {type(e).__name__}: {_bounded(str(e))} (rerun with --debug for the traceback)")
         sys.exit(1)
+
+
+#: a message longer than this repeats input it should have cut (the last guard: messages clip what they quote)
+MAX_MESSAGE = 2000
+
+
+def _bounded(text: str) -> str:
+    return text if len(text) <= MAX_MESSAGE else f"{text[:MAX_MESSAGE]}... ({len(text):,} characters)"
 
 
 def _first_command(argv: list[str]) -> int:

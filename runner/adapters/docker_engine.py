@@ -282,9 +282,21 @@ class DockerEngine:
         }  # fmt: skip
         created = self._api.call("POST", "/containers/create", query={"name": spec.name}, body=body, what=what)
         cid = str(created["Id"])
-        if spec.files:
-            self._put_files(cid, spec.files, what=what)
-        self._api.call("POST", f"/containers/{cid}/start", what=what)
+        try:
+            if spec.files:
+                self._put_files(cid, spec.files, what=what)
+            self._api.call("POST", f"/containers/{cid}/start", what=what)
+        except EngineError as e:
+            # a container that never started is no use to anyone: not left behind in "Created"
+            try:
+                self.remove(cid)
+            except EngineError:
+                pass
+            if spec.gpus and "device driver" in e.message:
+                raise EngineError(f"--gpus {spec.gpus}: this Docker engine has no GPU runtime",
+                                  hint="install the NVIDIA Container Toolkit and restart the engine, or leave out "
+                                  "--gpus") from e  # fmt: skip
+            raise
         return cid
 
     def _put_files(self, cid: str, files: dict[str, str], *, what: str) -> None:
