@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from runner.artifacts import copy_artifacts
-from runner.errors import BuildError, NotFoundError, RunnerError, UsageError, clip
+from runner.errors import BuildError, NotFoundError, RunnerError, StoreError, UsageError, clip
 from runner.home import Home
 from runner.image import ContextEntry, write_context
 from runner.logs import LogLine, file_size, follow_file, read_lines
@@ -58,6 +58,7 @@ class App:
         self.home = home
         self._store: Store | None = None
         self._engine: DockerEngine | None = None
+        self._local: LocalTarget | None = None
         self._kube: dict[tuple[str | None, str | None], KubeTarget] = {}
         #: things worth telling the user that are not errors (a cluster that could not be read for history)
         self.notes: list[str] = []
@@ -80,9 +81,11 @@ class App:
 
     @property
     def local(self) -> LocalTarget:
-        from runner.local import LocalTarget
+        if self._local is None:
+            from runner.local import LocalTarget
 
-        return LocalTarget(self.home, self.store, self.engine)
+            self._local = LocalTarget(self.home, self.store, self.engine)
+        return self._local
 
     def kube(self, ko: KubeOptions | None = None) -> KubeTarget:
         """The Kubernetes target for a kubeconfig context and namespace (None: the current ones)."""
@@ -379,7 +382,16 @@ class App:
         return self.local.follow(experiment)
 
     def experiment(self, name: str) -> ExperimentRecord:
-        exp = self.store.get_experiment(name)
+        """An experiment as it is now; for one this process followed, how it ended even if history could not say."""
+        ended = self._local.ends.get(name) if self._local is not None else None
+        try:
+            exp = self.store.get_experiment(name)
+        except StoreError:
+            if ended is None:
+                raise
+            return ended
+        if ended is not None and exp.state.active:
+            return ended
         run = self.store.get_run(exp.run)
         if run.target == KUBE:
             seen = self._kube_of(run).experiment(run.name, name)

@@ -222,8 +222,15 @@ def _exit_code(a: App, sub: Submission) -> int:
     from runner.store import ExpState
 
     codes = []
-    for exp in (a.experiment(e.name) for e in sub.experiments):
-        if exp.state is ExpState.STOPPED:
+    exps = [a.experiment(e.name) for e in sub.experiments]
+    if sub.run.target != "kubernetes":
+        for note in a.local.notes:
+            _err(f"warning: {note}")
+    for exp in exps:
+        if exp.state.active:  # the follower stopped before the end: never an exit code of 0
+            _err(f"{exp.name} is still {exp.state.value}: runner stopped following it ({exp.message or 'no end seen'})")
+            codes.append(1)
+        elif exp.state is ExpState.STOPPED:
             _err(f"{exp.name} stopped")
             codes.append(130)
         elif exp.state is ExpState.FAILED:

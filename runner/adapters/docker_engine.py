@@ -309,16 +309,14 @@ class DockerEngine:
                 tar.addfile(info, io.BytesIO(data))
         self._api.put(f"/containers/{cid}/archive", buf.getvalue(), query={"path": "/"}, what=what)
 
-    def follow_logs(self, cid: str) -> Iterator[LogLine]:
-        """Every line the container wrote, from its start, until it exits.
+    def follow_logs(self, cid: str, *, since: int | None = None) -> Iterator[LogLine]:
+        """Every line the container wrote, from its start (or from the second ``since``), until it exits.
 
         One stream carries stdout and stderr as frames, each with an 8-byte header
         naming its stream and length; with timestamps each log entry starts with its time.
         """
-        resp = self._api.stream(
-            "GET", f"/containers/{cid}/logs", what=f"logs of {cid[:12]}",
-            query={"follow": 1, "stdout": 1, "stderr": 1, "timestamps": 1},
-        )  # fmt: skip
+        query = {"follow": 1, "stdout": 1, "stderr": 1, "timestamps": 1, **({"since": since} if since else {})}
+        resp = self._api.stream("GET", f"/containers/{cid}/logs", what=f"logs of {cid[:12]}", query=query)
         pending = {1: b"", 2: b""}
         names = {1: "stdout", 2: "stderr"}
         try:
