@@ -76,7 +76,7 @@ def _not_negative(v: Any) -> str | None:
 
 def _one_of(*allowed: str) -> Callable[[Any], str | None]:
     def check(v: Any) -> str | None:
-        return None if v in allowed else f"must be one of {', '.join(allowed)}, not {v!r}"
+        return None if v in allowed else f"must be one of {', '.join(allowed)}, not {clip(v)}"
 
     return check
 
@@ -96,6 +96,12 @@ def check_namespace(value: str | None, *, option: str = "--namespace") -> None:
     problem = None if value is None else _namespace(value)
     if problem:
         raise UsageError(f"{option} {problem}")
+
+
+def check_secret(value: str) -> None:
+    if _secrets([value]):
+        raise UsageError(f"--secret {clip(value)} is not a Kubernetes Secret name",
+                         hint="lower-case letters, digits, '-' and '.', at most 253")  # fmt: skip
 
 
 def check_context(value: str | None) -> None:
@@ -129,13 +135,13 @@ def _memory(v: Any) -> str | None:
 
 def _env(v: Any) -> str | None:
     if isinstance(v, dict):
-        bad = [f"{k!r}" for k in v if not isinstance(k, str) or not re.fullmatch(_ENV_KEY, k)]
+        bad = [clip(k) for k in v if not isinstance(k, str) or not re.fullmatch(_ENV_KEY, k)]
         if bad:
-            return f"has keys that are not variable names: {', '.join(bad)}"
+            return f"has keys that are not variable names: {', '.join(bad[:5])}"
         nested = [k for k, x in v.items() if isinstance(x, (dict, list))]
         return f"values must be text or numbers, not for {', '.join(nested)}" if nested else None
-    bad = [f"{x!r}" for x in v if not isinstance(x, str) or "=" not in x or not re.fullmatch(_ENV_KEY, x.split("=")[0])]
-    return f"items must be KEY=VALUE, not {', '.join(bad)}" if bad else None
+    bad = [clip(x) for x in v if not isinstance(x, str) or "=" not in x or not re.fullmatch(_ENV_KEY, x.split("=")[0])]
+    return f"items must be KEY=VALUE, not {', '.join(bad[:5])}" if bad else None
 
 
 def _secrets(v: Any) -> str | None:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from runner.config import (
-    CONFIG_NAME, Config, SweepSettings, check_context, check_datastore, check_namespace, env_items, load_config,
+    CONFIG_NAME, Config, SweepSettings, check_context, check_datastore, check_namespace, check_secret, env_items, load_config,
     parse_timeout, resolve, resolve_items, sweep_settings,
 )
 from runner.errors import UsageError
@@ -90,6 +90,8 @@ def resolve_options(given: RunArgs, config: Config) -> RunOptions:
     check_context(given.context)
     for ds in given.datastores:
         check_datastore(ds)
+    for name in given.secrets:
+        check_secret(name)
     if not local:
         kube = KubeOptions(
             context=resolve("context", given.context, config, None),
