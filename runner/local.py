@@ -72,9 +72,9 @@ class GuardedLog:
     follows, and the space left keeps history and the end state.
     """
 
-    def __init__(self, path: Path, *, reserve: int = DISK_RESERVE) -> None:
+    def __init__(self, path: Path, *, reserve: int | None = None) -> None:
         self.path = path
-        self.reserve = reserve
+        self.reserve = DISK_RESERVE if reserve is None else reserve
         self._since_check = DISK_CHECK_EVERY  # look at the free space before the first line
         self._writer: LogWriter | None = None
         self._problem: str | None = None
