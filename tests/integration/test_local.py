@@ -234,9 +234,41 @@ def test_no_secrets_in_image_or_history(runner: Runner, project: Project, docker
     assert "No such file or directory" in probe
 
 
-def test_inspect_shows_the_plan_without_side_effects(runner: Runner, project: Project) -> None:
-    import yaml as local_yaml  # the user's interpreter has PyYAML; its version is what must be pinned
+def _user_venv(where: Path, dists: dict[str, tuple[str, str]]) -> Path:
+    """A virtual environment made from the user's `python`, holding given distributions (name: (version, module)).
 
+    Each is installed as its metadata plus a one-line module, so no index is needed to make it;
+    what the image then gets is the real release of that version.
+    """
+    subprocess.run(["python", "-m", "venv", "--without-pip", str(where)], check=True)
+    site = next(where.glob("lib/python3*/site-packages"))
+    for name, (version, module) in dists.items():
+        (site / f"{module}.py").write_text(f"__version__ = {version!r}\n")
+        info = site / f"{name}-{version}.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+        (info / "top_level.txt").write_text(module + "\n")
+        (info / "RECORD").write_text(f"{module}.py,,\n")
+        (info / "INSTALLER").write_text("test\n")
+    return where / "bin" / "python"
+
+
+def test_the_users_interpreter_decides_the_versions_not_runners_own(runner: Runner, project: Project,
+                                                                   tmp_path: Path) -> None:  # fmt: skip
+    # six is not in runner's venv at all, and `python` on PATH may have another version: --python's wins
+    python = _user_venv(tmp_path / "uservenv", {"six": ("1.15.0", "six")})
+    root = project({"app.py": "import six\nprint('SIX', six.__version__)\n"})
+    doc: Any = json.loads(runner("inspect", "--json", "--python", str(python), str(root / "app.py")).out)
+    assert "six==1.15.0\n" in doc["lock"]
+    r = runner("run", "--local", "--python", str(python), str(root / "app.py"))
+    assert r.code == 0, r.err
+    assert "SIX 1.15.0" in r.out  # the real release of the user's version, installed in the image
+
+
+def test_inspect_shows_the_plan_without_side_effects(runner: Runner, project: Project) -> None:
+    # what must be pinned is the version in the user's interpreter (`python` on PATH), not in runner's venv
+    user_yaml = subprocess.run(["python", "-c", "import yaml; print(yaml.__version__)"], capture_output=True, text=True,
+                               check=True).stdout.strip()  # fmt: skip
     marker = f"# {uuid.uuid4()}\n"
     root = project({"train.py": marker + "import os, yaml\nimport helpers\n", "helpers.py": "import json\n",
                     ".env": "TOKEN=x\n", "data/big.csv": "1,2\n", ".runnerignore": "data/\n"})  # fmt: skip
@@ -250,7 +282,7 @@ def test_inspect_shows_the_plan_without_side_effects(runner: Runner, project: Pr
     kinds = {i["name"]: (i["kind"], i["distributions"]) for i in doc["imports"]}
     assert kinds["yaml"] == ("third_party", ["pyyaml"])
     assert kinds["helpers"][0] == "local" and kinds["os"][0] == "stdlib"
-    assert f"pyyaml=={local_yaml.__version__}\n" in doc["lock"]
+    assert f"pyyaml=={user_yaml}\n" in doc["lock"]
     assert "COPY project/ /project/" in doc["dockerfile"]
     assert doc["image"].startswith("runner/proj:")
     # nothing recorded, nothing built
