@@ -151,6 +151,8 @@ class Store:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise StoreError(f"cannot make the folder of the history database {path.parent}: {e.strerror or e}") from e
+        #: opened read-only because the disk is full: reads work, writes say why they cannot
+        self.read_only = False
         try:
             # autocommit; transactions are explicit (BEGIN IMMEDIATE) where several statements must agree
             self._db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
@@ -161,7 +163,11 @@ class Store:
             if not self._db.execute("SELECT 1 FROM sqlite_master WHERE name = 'experiments_state'").fetchone():
                 self._db.executescript(SCHEMA)  # only a new database: a full disk must not stop read-only commands
         except sqlite3.Error as e:
-            raise store_error(e, path, "cannot open the history database") from e
+            if not (path.exists() and disk_full(path.parent)):
+                raise store_error(e, path, "cannot open the history database") from e
+            # WAL needs room for its -wal and -shm files; with none left, read the file as it is
+            self._db = _open_read_only(path, e)
+            self.read_only = True
 
     def close(self) -> None:
         self._db.close()
@@ -173,6 +179,9 @@ class Store:
             yield from self._tx_unlocked()
 
     def _tx_unlocked(self) -> Iterator[sqlite3.Connection]:
+        if self.read_only:
+            raise StoreError(f"cannot write history: the disk under {self.path.parent} is full",
+                             hint="free some space; status, history and logs still read")  # fmt: skip
         try:
             self._db.execute("BEGIN IMMEDIATE")
             try:
@@ -410,10 +419,33 @@ def _experiment(row: Sequence[Any]) -> ExperimentRecord:
 # -- errors ------------------------------------------------------------------------------------
 
 
+def disk_full(folder: Path) -> bool:
+    try:
+        st = os.statvfs(folder)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < 64 * 1024
+
+
+def _open_read_only(path: Path, cause: sqlite3.Error) -> sqlite3.Connection:
+    wal = Path(f"{path}-wal")
+    # without a -wal file the database file is complete: "immutable" reads it without any lock file
+    uri = f"file:{path}?immutable=1" if not wal.exists() or wal.stat().st_size == 0 else f"file:{path}?mode=ro"
+    try:
+        db = sqlite3.connect(uri, uri=True, timeout=30, isolation_level=None, check_same_thread=False)
+        db.execute("SELECT count(*) FROM runs").fetchone()
+    except sqlite3.Error as e:
+        raise StoreError(f"cannot read the history database {path}: the disk under {path.parent} is full ({cause})",
+                         hint="free some space") from e  # fmt: skip
+    return db
+
+
 def store_error(e: sqlite3.Error, path: Path, what: str) -> StoreError:
     """One message per kind of trouble, naming it, and what to do about it."""
     text = str(e)
     low = text.lower()
+    if "disk i/o error" in low and disk_full(path.parent):
+        low = "disk is full"
     if isinstance(e, sqlite3.DatabaseError) and any(
         w in low for w in ("malformed", "not a database", "corrupt", "disk i/o error", "database schema")
     ):

@@ -338,3 +338,60 @@ def test_malformed_sweep_value_names_the_argument_and_records_nothing(runner: Ru
     # without a sweep option the same text reaches the script literally
     r = runner("run", "--local", str(root / "timed.py"), "--lr", "[1,2]")
     assert r.code == 0 and '["--lr", "[1,2]"]' in r.out
+
+
+def test_gpus_without_a_gpu_runtime_is_one_line_and_leaves_no_container(runner: Runner, project: Project,
+                                                                       docker_api: Any) -> None:  # fmt: skip
+    root = project({"hello.py": "print(1)\n"})
+    r = runner("run", "--local", "--gpus", "1", str(root / "hello.py"))
+    assert r.code == 1
+    assert "--gpus 1: this Docker engine has no GPU runtime" in r.err and "NVIDIA Container Toolkit" in r.err
+    run = run_name(r.err)
+    assert docker_api.containers.list(all=True, filters={"label": f"runner/run={run}"}) == []
+    assert runner.json("status", run)["status"] == "failed"  # type: ignore[index]
+
+
+NOISY = """\
+import sys
+line = "y" * 1000
+for i in range(40_000):  # about 40 MB: more than the disk under RUNNER_HOME holds
+    print(i, line)
+open("done.txt", "w").write("ok")
+sys.exit(3)
+"""
+
+
+def test_a_full_disk_under_runner_home(runner: Runner, project: Project, tmp_path: Path, docker_api: Any) -> None:
+    # a small filesystem of our own for RUNNER_HOME (root only; removed at the end)
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=12m", "tmpfs", str(mnt)], check=True)
+    try:
+        small = Runner(mnt / "home")
+        root = project({"noisy.py": NOISY})
+        r = small("run", "--local", str(root / "noisy.py"))
+        assert r.code == 3, r.err[-2000:]  # the script's exit code, not 0
+        assert "the log file" in r.err and "stops here" in r.err  # said once, in one line
+        assert "Exception in thread" not in r.err and "Traceback" not in r.err
+        assert r.out.count("\n") == 40_000  # the terminal still got every line
+        run = run_name(r.err)
+        assert docker_api.containers.list(all=True, filters={"label": f"runner/run={run}"}) == []
+        status: Any = small.json("status", run)
+        assert status["status"] == "failed" and status["experiment_list"][0]["exit_code"] == 3
+        assert small.json("status", run)["experiment_list"][0]["message"] == "exit code 3"  # type: ignore[index]
+        # now fill it to the last byte: read-only commands still work
+        with open(mnt / "filler", "wb", buffering=0) as f:
+            try:
+                while True:
+                    f.write(b"\0" * 65536)
+            except OSError:
+                pass
+        assert small("history").code == 0
+        r = small("run", "--local", str(root / "noisy.py"))
+        assert r.code == 1 and "the disk under" in r.err and "is full" in r.err and r.err.count("\n") == 1, r.err
+        s = small("status", run)
+        assert s.code == 0 and run in s.out, s.err
+        logs = small("logs", run)
+        assert logs.code == 0 and "[stdout]" in logs.out
+    finally:
+        subprocess.run(["umount", str(mnt)], check=False)
