@@ -7,6 +7,7 @@ leaves no history behind.  Messages never echo unbounded input.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -227,3 +228,31 @@ def test_runner_home_is_a_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, 
 
 def test_the_catalogue_is_big_enough() -> None:
     assert len(CLI) + len(YAML) + len(API) + 1 >= 60
+
+
+def test_an_unreadable_project_file_is_named(tmp_path: Path) -> None:
+    """A file the user cannot read: a clear error naming it, for inspect and run, and nothing recorded.
+
+    The tests run as root, who reads anything: runner runs here without the capabilities
+    that let root ignore permissions, as any user would.
+    """
+    import shutil
+    import subprocess
+    import sys
+
+    setpriv = shutil.which("setpriv")
+    assert setpriv, "setpriv (util-linux) is needed to drop root's permission override"
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    (proj / "q.py").write_text("print(1)\n")
+    (proj / "secret.csv").write_text("1,2\n")
+    (proj / "secret.csv").chmod(0)
+    drop = "-dac_override,-dac_read_search"
+    env = {**os.environ, "RUNNER_HOME": str(tmp_path / "home")}
+    for argv in (["inspect", str(proj / "q.py")], ["run", "--local", str(proj / "q.py")]):
+        p = subprocess.run([setpriv, f"--bounding-set={drop}", f"--inh-caps={drop}", sys.executable, "-m", "runner", *argv],
+                           capture_output=True, text=True, env=env, timeout=120)  # fmt: skip
+        assert p.returncode == 2, p.stderr
+        assert f"cannot read '{proj / 'secret.csv'}' in the project: permission denied" in p.stderr
+        assert p.stderr.count("\n") == 1
+    _nothing_recorded(str(tmp_path / "home"))
