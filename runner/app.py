@@ -499,7 +499,7 @@ class App:
                 exps = tuple(e for e in s.experiments if pick is None or e.name == pick)
                 if exps:
                     return rec, exps
-        raise NotFoundError(f"no run or experiment named {name!r}", hint="`runner history` lists the runs")
+        raise NotFoundError(f"no run or experiment named {clip(name)}", hint="`runner history` lists the runs")
 
     # -- logs, stop, artifacts --------------------------------------------------------
 
