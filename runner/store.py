@@ -269,14 +269,14 @@ class Store:
         raise StoreError("could not find a free run name after 50 tries")
 
     def update_run(self, name: str, **fields: Any) -> None:
-        self._update("runs", _RUN_FIELDS, name, fields)
-        self._keep_run(name)
+        if self._update("runs", _RUN_FIELDS, name, fields):
+            self._keep_run(name)
 
     def update_experiment(self, name: str, **fields: Any) -> None:
-        self._update("experiments", _EXP_FIELDS, name, fields)
-        self._keep_experiment(name)
+        if self._update("experiments", _EXP_FIELDS, name, fields):
+            self._keep_experiment(name)
 
-    def _update(self, table: str, allowed: set[str], name: str, fields: dict[str, Any]) -> None:
+    def _update(self, table: str, allowed: set[str], name: str, fields: dict[str, Any]) -> bool:
         unknown = set(fields) - allowed
         if unknown:
             raise ValueError(f"unknown {table} fields: {sorted(unknown)}")
@@ -284,18 +284,22 @@ class Store:
             json.dumps(v) if isinstance(v, dict) else v.value if isinstance(v, Enum) else v for v in fields.values()
         ]
         sets = ", ".join(f"{k} = ?" for k in fields)
+        same = " AND ".join(f"{k} IS ?" for k in fields)
         with self._tx() as db:
-            db.execute(f"UPDATE {table} SET {sets} WHERE name = ?", (*values, name))
+            # a row that already holds these values is not written again (nor is its record)
+            cur = db.execute(f"UPDATE {table} SET {sets} WHERE name = ? AND NOT ({same})", (*values, name, *values))
+            return cur.rowcount == 1
 
     def finish_experiment(self, name: str, *, state: ExpState, exit_code: int | None, message: str | None) -> None:
         """Record an end state, unless the experiment already has one (first writer wins)."""
         with self._tx() as db:
-            db.execute(
+            cur = db.execute(
                 "UPDATE experiments SET state = ?, exit_code = ?, message = ?, finished_at = ?"
                 " WHERE name = ? AND state IN ('queued', 'building', 'running')",
                 (state.value, exit_code, message, time.time(), name),
             )
-        self._keep_experiment(name)
+        if cur.rowcount == 1:
+            self._keep_experiment(name)
 
     def claim(self, name: str, *, pid: int, previous: int | None) -> bool:
         """Become the experiment's owner if its owner is still ``previous`` (compare-and-set)."""

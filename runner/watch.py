@@ -51,4 +51,10 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    try:
+        sys.exit(main(sys.argv[1:]))
+    except Exception as e:  # noqa: BLE001 - one line in watch.log, not a traceback
+        if os.environ.get("RUNNER_DEBUG"):
+            raise
+        sys.stderr.write(f"runner watch {' '.join(sys.argv[1:2])}: {type(e).__name__}: {e}\n")
+        sys.exit(1)
