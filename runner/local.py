@@ -260,7 +260,9 @@ class LocalTarget:
                                                          f"{self.engine_wait:g} s for it to come back")  # fmt: skip
                     log.write(waiting)
                     yield waiting
-                    self._wait_for_engine(cid)  # EngineError when it does not come back
+                    state = self._wait_for_engine(cid)  # EngineError when it does not come back
+                    if state is not None and state.get("Running"):
+                        outage = None  # the container lived through it (live-restore, or only the connection broke)
                     back = LogLine(NOTICE, now_iso(), "runner: the Docker engine answers again; following on")
                     log.write(back)
                     yield back
@@ -275,9 +277,9 @@ class LocalTarget:
             log.close()
         self.harvest(name, outage=outage)
 
-    def _wait_for_engine(self, cid: str) -> None:
+    def _wait_for_engine(self, cid: str) -> dict[str, object] | None:
         """Ask the engine about the container, with backoff, until it answers or :attr:`engine_wait` passes."""
-        self._retrying(lambda: self.engine.state(cid))
+        return self._retrying(lambda: self.engine.state(cid))  # type: ignore[return-value]
 
     def _retrying(self, call: Callable[[], object]) -> object:
         deadline = time.monotonic() + self.engine_wait
@@ -337,8 +339,8 @@ class LocalTarget:
             state, message = ExpState.FAILED, "OOMKilled: the container ran out of its memory limit"
         else:
             state, message = ExpState.FAILED, end.error or f"exit code {end.exit_code}"
-            if outage:
-                message += " (the Docker engine stopped while it ran: with live-restore off, a restart stops containers)"
+            if outage and end.exit_code in (137, 143):
+                message += " (stopped by the Docker engine going away: with live-restore off, a restart stops containers)"
         if problems:
             message = "; ".join([*([message] if message else []), *problems])
         if self._end(name, state, end.exit_code, message):

@@ -395,3 +395,111 @@ def test_a_full_disk_under_runner_home(runner: Runner, project: Project, tmp_pat
         assert logs.code == 0 and "[stdout]" in logs.out
     finally:
         subprocess.run(["umount", str(mnt)], check=False)
+
+
+class EngineProxy:
+    """A unix socket that forwards to the real engine, and can drop every connection and stop answering.
+
+    To the runner behind it, that is the engine going away and coming back; the shared
+    engine itself (and the container) never notice.
+    """
+
+    def __init__(self, path: Path, engine: str = "/var/run/docker.sock") -> None:
+        self.path, self.engine = path, engine
+        self.server: Any = None
+        self.conns: list[Any] = []
+
+    def start(self) -> None:
+        import socket
+        import threading
+
+        self.path.unlink(missing_ok=True)
+        self.server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.server.bind(str(self.path))
+        self.server.listen(64)
+        threading.Thread(target=self._accept, args=(self.server,), daemon=True).start()
+
+    def _accept(self, server: Any) -> None:
+        import socket
+        import threading
+
+        while True:
+            try:
+                client, _ = server.accept()
+            except OSError:
+                return
+            upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            upstream.connect(self.engine)
+            self.conns += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(src: Any, dst: Any) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.close()
+                except OSError:
+                    pass
+
+    def stop(self) -> None:
+        import socket
+
+        self.server.close()
+        self.path.unlink(missing_ok=True)
+        for c in self.conns:
+            try:
+                c.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        self.conns.clear()
+
+
+TICKING = """\
+import sys, time
+for i in range(30):
+    print("tick", i, flush=True)
+    time.sleep(0.25)
+open("end.txt", "w").write("done")
+sys.exit(3)
+"""
+
+
+def test_following_rides_out_an_engine_that_goes_away(runner: Runner, project: Project, tmp_path: Path,
+                                                      docker_api: Any) -> None:  # fmt: skip
+    proxy = EngineProxy(tmp_path / "engine.sock")
+    proxy.start()
+    root = project({"tick.py": TICKING})
+    away = Runner(runner.home, env={"DOCKER_HOST": f"unix://{proxy.path}"})
+    p = away.popen("run", "--local", str(root / "tick.py"))
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline:  # until the script is a few lines in
+            logs = list((runner.home / "runs").glob("*/*-exp0.log")) if (runner.home / "runs").exists() else []
+            if logs and logs[0].read_text().count("tick") >= 5:
+                break
+            time.sleep(0.1)
+        proxy.stop()  # the engine "goes away" for 3 s
+        time.sleep(3)
+        proxy.start()
+        out, err = p.communicate(timeout=120)
+    finally:
+        if p.poll() is None:
+            p.kill()
+        proxy.stop()
+    assert p.returncode == 3, err  # the script's exit code
+    assert [ln for ln in out.splitlines()] == [f"tick {i}" for i in range(30)]  # every line, once
+    assert "runner: lost the Docker engine" in err and "waiting up to 300 s" in err and "answers again" in err
+    assert "Traceback" not in err and "Exception in thread" not in err
+    run = run_name(err)
+    exp: Any = runner.json("status", run)["experiment_list"][0]  # type: ignore[index]
+    assert exp["exit_code"] == 3 and exp["status"] == "failed" and exp["message"] == "exit code 3"  # it lived through
+    r = runner("artifacts", run, "--download-dir", str(tmp_path / "dl"))
+    assert r.code == 0 and (tmp_path / "dl" / run / f"{run}-exp0" / "end.txt").read_text() == "done"
+    assert docker_api.containers.list(all=True, filters={"label": f"runner/run={run}"}) == []

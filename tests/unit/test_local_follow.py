@@ -25,7 +25,7 @@ LINES = [LogLine("stdout", f"2026-01-01T00:00:0{i}.000000+00:00", f"line {i}") f
 class Engine:
     """Streams LINES; the first stream breaks after ``break_after`` lines; ``down`` more state() calls fail."""
 
-    def __init__(self, *, break_after: int | None, down: int, exit_code: int = 3) -> None:
+    def __init__(self, *, break_after: int | None, down: int, exit_code: int = 143) -> None:
         self.break_after, self.down, self.exit_code = break_after, down, exit_code
         self.removed: list[str] = []
         self.since: list[int | None] = []
@@ -81,8 +81,8 @@ def test_an_engine_outage_is_waited_out_and_nothing_is_lost(tmp_path: Path) -> N
     assert "answers again" in notices[1]
     assert engine.since == [None, local._seconds(LINES[2].time)]  # from the second of the last line seen
     exp = store.get_experiment(name)
-    assert (exp.state, exp.exit_code) == (ExpState.FAILED, 3)  # the script's own exit code
-    assert exp.message is not None and "the Docker engine stopped while it ran" in exp.message
+    assert (exp.state, exp.exit_code) == (ExpState.FAILED, 143)  # what the engine says, with the cause named
+    assert exp.message is not None and "stopped by the Docker engine going away" in exp.message
     assert engine.removed == ["c0ffee"]
     log = target.home.experiment_log("a-b-100", name).read_text()
     assert log.count("line 3") == 1 and "[runner]" in log
@@ -100,7 +100,7 @@ def test_an_engine_that_does_not_come_back_is_a_failure_not_a_success(tmp_path: 
 
 def test_a_full_disk_cuts_the_log_not_the_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(local, "DISK_RESERVE", 2**62)  # "less than that is free": the disk is full
-    engine = Engine(break_after=None, down=0)
+    engine = Engine(break_after=None, down=0, exit_code=3)
     target, store, name = _target(tmp_path, engine)
     seen = list(target.follow(name))
     assert [ln.text for ln in seen if ln.stream == "stdout"] == [f"line {i}" for i in range(6)]
@@ -112,7 +112,7 @@ def test_a_full_disk_cuts_the_log_not_the_run(tmp_path: Path, monkeypatch: pytes
 
 
 def test_history_that_cannot_be_written_keeps_the_end_and_the_container(tmp_path: Path) -> None:
-    engine = Engine(break_after=None, down=0)
+    engine = Engine(break_after=None, down=0, exit_code=3)
     target, store, name = _target(tmp_path, engine)
     store._db.execute("PRAGMA query_only = 1")  # every write now fails, as on a full disk
     list(target.follow(name))
