@@ -12,6 +12,7 @@ import uuid
 from pathlib import Path
 from typing import Any, Callable
 
+import pytest
 from support import ARGECHO, TRICKY, Runner, run_name
 
 Project = Callable[[dict[str, str]], Path]
@@ -471,13 +472,14 @@ sys.exit(3)
 """
 
 
+@pytest.mark.parametrize("detach", [False, True], ids=["foreground", "detached"])
 def test_following_rides_out_an_engine_that_goes_away(runner: Runner, project: Project, tmp_path: Path,
-                                                      docker_api: Any) -> None:  # fmt: skip
+                                                      docker_api: Any, detach: bool) -> None:  # fmt: skip
     proxy = EngineProxy(tmp_path / "engine.sock")
     proxy.start()
     root = project({"tick.py": TICKING})
     away = Runner(runner.home, env={"DOCKER_HOST": f"unix://{proxy.path}"})
-    p = away.popen("run", "--local", str(root / "tick.py"))
+    p = away.popen("run", "--local", *(["--detach"] if detach else []), str(root / "tick.py"))
     try:
         deadline = time.time() + 120
         while time.time() < deadline:  # until the script is a few lines in
@@ -489,15 +491,21 @@ def test_following_rides_out_an_engine_that_goes_away(runner: Runner, project: P
         time.sleep(3)
         proxy.start()
         out, err = p.communicate(timeout=120)
+        run = run_name(err)
+        if detach:  # the watcher follows: wait for its end
+            while runner.json("status", run)["status"] == "running":  # type: ignore[index]
+                time.sleep(0.2)
+            log = runner("logs", run).out
+            out = "\n".join(ln.split("] ", 2)[2] for ln in log.splitlines() if ln.startswith("[stdout]"))
+            err = "\n".join(ln.split("] ", 2)[2] for ln in log.splitlines() if ln.startswith("[runner]"))
     finally:
         if p.poll() is None:
             p.kill()
         proxy.stop()
-    assert p.returncode == 3, err  # the script's exit code
+    assert p.returncode == (0 if detach else 3), err  # the script's exit code
     assert [ln for ln in out.splitlines()] == [f"tick {i}" for i in range(30)]  # every line, once
     assert "runner: lost the Docker engine" in err and "waiting up to 300 s" in err and "answers again" in err
     assert "Traceback" not in err and "Exception in thread" not in err
-    run = run_name(err)
     exp: Any = runner.json("status", run)["experiment_list"][0]  # type: ignore[index]
     assert exp["exit_code"] == 3 and exp["status"] == "failed" and exp["message"] == "exit code 3"  # it lived through
     r = runner("artifacts", run, "--download-dir", str(tmp_path / "dl"))
