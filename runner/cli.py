@@ -605,8 +605,11 @@ def main(argv: list[str] | None = None) -> NoReturn:
     except typer.Exit as e:
         sys.exit(e.exit_code)
     except typer.TyperException as e:  # typer's own (vendored click) usage errors: exit 2
-        show = getattr(e, "show", None)
-        show() if callable(show) else _err(f"runner: error: {e.format_message()}")
+        import io
+
+        show, shown = getattr(e, "show", None), io.StringIO()
+        show(file=shown) if callable(show) else shown.write(f"runner: error: {e.format_message()}\n")
+        _err(_bounded(shown.getvalue().rstrip("\n"), 600))  # click repeats the value it refused: cut it
         sys.exit(e.exit_code)
     except typer.Abort:
         _err("aborted")
@@ -631,8 +634,8 @@ def main(argv: list[str] | None = None) -> NoReturn:
 MAX_MESSAGE = 2000
 
 
-def _bounded(text: str) -> str:
-    return text if len(text) <= MAX_MESSAGE else f"{text[:MAX_MESSAGE]}... ({len(text):,} characters)"
+def _bounded(text: str, limit: int = MAX_MESSAGE) -> str:
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"
 
 
 def _first_command(argv: list[str]) -> int:

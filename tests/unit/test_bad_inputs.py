@@ -43,6 +43,7 @@ CLI = [
     Case("cpus-huge", _run("--cpus", "1e9"), 2, "is more than any machine has"),
     Case("cpus-tiny", _run("--cpus", "0.00001"), 2, "less than the smallest share"),
     Case("cpus-text", _run("--cpus", "many"), 2, "Invalid value for '--cpus'"),
+    Case("cpus-huge-text", _run("--cpus", HUGE), 2, "(100,"),
     Case("memory-one-byte", _run("--memory", "1"), 2, "--memory '1' is too little to start a container"),
     Case("memory-3mi", _run("--memory", "3Mi"), 2, "too little to start a container"),
     Case("memory-words", _run("--memory", "lots"), 2, "--memory 'lots' is not a size"),
