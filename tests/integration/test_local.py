@@ -511,3 +511,27 @@ def test_following_rides_out_an_engine_that_goes_away(runner: Runner, project: P
     r = runner("artifacts", run, "--download-dir", str(tmp_path / "dl"))
     assert r.code == 0 and (tmp_path / "dl" / run / f"{run}-exp0" / "end.txt").read_text() == "done"
     assert docker_api.containers.list(all=True, filters={"label": f"runner/run={run}"}) == []
+
+
+def test_a_truncated_history_names_the_problem_and_runner_repair_brings_it_back(runner: Runner,
+                                                                                project: Project) -> None:  # fmt: skip
+    root = project({"argecho.py": ARGECHO})
+    runs = [run_name(runner("run", "--local", str(root / "argecho.py"), str(i)).err) for i in range(2)]
+    before: Any = runner.json("history")
+    db = runner.home / "runner.db"
+    with open(db, "r+b") as f:
+        f.truncate(4096)
+    for suffix in ("-wal", "-shm"):
+        Path(f"{db}{suffix}").unlink(missing_ok=True)
+    for argv in (["history"], ["status", runs[0]], ["logs", runs[0]]):
+        r = runner(*argv)
+        assert r.code == 1 and r.err.count("\n") == 1, r.err
+        assert "is damaged" in r.err and "`runner repair`" in r.err and "permission" not in r.err
+    r = runner("repair")
+    assert r.code == 0 and "2 from their records" in r.out, r.err
+    after: Any = runner.json("history")
+    assert [(h["run"], h["status"], h["created_at"]) for h in after] == [(h["run"], h["status"], h["created_at"])
+                                                                        for h in before]  # fmt: skip
+    assert "ARGV" in runner("logs", runs[0]).out
+    assert runner("artifacts", runs[1], "--download-dir", str(runner.home.parent / "dl")).code == 0
+    assert list(runner.home.glob("runner.db.damaged-*"))  # the damaged file is kept, not deleted
