@@ -332,6 +332,11 @@ class App:
                 if isinstance(e, BuildError):
                     e.hint = f"full build log: runner logs {sub.run.name} --build"
                 raise
+            except OSError as e:  # the build log could not be written (a full disk): a failure, not a stop
+                message = f"cannot write the build log {log_path}: {e.strerror or e}"
+                for exp in sub.experiments:
+                    self.store.finish_experiment(exp.name, state=ExpState.FAILED, exit_code=None, message=message)
+                raise RunnerError(message) from e
             except BaseException:
                 for exp in sub.experiments:
                     self.store.finish_experiment(exp.name, state=ExpState.STOPPED, exit_code=None, message="interrupted")

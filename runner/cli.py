@@ -8,6 +8,7 @@ first positional argument).
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 import sys
 from enum import Enum
@@ -626,9 +627,17 @@ def main(argv: list[str] | None = None) -> NoReturn:
     except Exception as e:  # noqa: BLE001 - the one place that turns surprises into a line
         if debug:
             raise
+        if isinstance(e, OSError) and e.errno in _ENVIRONMENT_ERRNOS:
+            # the machine, not runner: a full disk, a read-only folder, no permission
+            where = f" ({_bounded(str(e.filename), 200)})" if e.filename else ""
+            _err(f"runner: error: {e.strerror or e}{where}")
+            sys.exit(1)
         _err(f"runner: internal error: {type(e).__name__}: {_bounded(str(e))} (rerun with --debug for the traceback)")
         sys.exit(1)
 
+
+#: errors of the machine, not of runner: reported as one line, not as an internal error
+_ENVIRONMENT_ERRNOS = {errno.ENOSPC, errno.EACCES, errno.EROFS, errno.EDQUOT, errno.EPERM}
 
 #: a message longer than this repeats input it should have cut (the last guard: messages clip what they quote)
 MAX_MESSAGE = 2000

@@ -257,3 +257,19 @@ def test_an_unreadable_project_file_is_named(tmp_path: Path) -> None:
         assert f"cannot read '{proj / 'secret.csv'}' in the project: permission denied" in p.stderr
         assert p.stderr.count("\n") == 1
     _nothing_recorded(str(tmp_path / "home"))
+
+
+@pytest.mark.parametrize(("error", "line"), [
+    (OSError(28, "No space left on device", "/home/u/.runner/x"), "runner: error: No space left on device (/home/u/.runner/x)\n"),
+    (OSError(5, "Input/output error"), "runner: internal error: OSError: [Errno 5] Input/output error"),
+])  # fmt: skip
+def test_errors_of_the_machine_are_one_line(error: OSError, line: str, monkeypatch: pytest.MonkeyPatch,
+                                            capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    import runner.cli
+
+    def broken() -> None:
+        raise error
+
+    monkeypatch.setattr(runner.cli, "_app", broken)
+    code, err = _cli(["history"], capsys)
+    assert code == 1 and err.startswith(line) and err.count("\n") == 1
