@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from runner.artifacts import copy_artifacts
-from runner.errors import BuildError, NotFoundError, RunnerError, UsageError
+from runner.errors import BuildError, NotFoundError, RunnerError, StoreError, UsageError, clip
 from runner.home import Home
 from runner.image import ContextEntry, write_context
 from runner.logs import LogLine, file_size, follow_file, read_lines
@@ -25,7 +25,7 @@ from runner.plan import Plan, PlanRequest, make_plan
 from runner.render import container_command
 from runner.resources import Resources
 from runner.runtime import EXPERIMENT_VAR
-from runner.store import ExperimentRecord, ExpState, RunRecord, RunSummary, Store
+from runner.store import ExperimentRecord, ExpState, RepairReport, RunRecord, RunSummary, Store
 from runner.sweep import Experiment, expand
 
 if TYPE_CHECKING:
@@ -65,6 +65,7 @@ class App:
         self.home = home
         self._store: Store | None = None
         self._engine: DockerEngine | None = None
+        self._local: LocalTarget | None = None
         self._kube: dict[tuple[str | None, str | None], KubeTarget] = {}
         #: things worth telling the user that are not errors (a cluster that could not be read for history)
         self.notes: list[str] = []
@@ -74,7 +75,7 @@ class App:
     @property
     def store(self) -> Store:
         if self._store is None:
-            self._store = Store(self.home.db)
+            self._store = Store(self.home.db, records=self.home.runs)
         return self._store
 
     @property
@@ -87,9 +88,11 @@ class App:
 
     @property
     def local(self) -> LocalTarget:
-        from runner.local import LocalTarget
+        if self._local is None:
+            from runner.local import LocalTarget
 
-        return LocalTarget(self.home, self.store, self.engine)
+            self._local = LocalTarget(self.home, self.store, self.engine)
+        return self._local
 
     def kube(self, ko: KubeOptions | None = None) -> KubeTarget:
         """The Kubernetes target for a kubeconfig context and namespace (None: the current ones)."""
@@ -105,7 +108,16 @@ class App:
     # -- inspect, run -----------------------------------------------------------------
 
     def plan(self, req: PlanRequest) -> Plan:
-        return make_plan(req, cache_dir=self.home.cache)
+        try:
+            return make_plan(req, cache_dir=self.home.cache)
+        except PermissionError as e:
+            where = str(e.filename or "")
+            if where.startswith(str(self.home.root)):
+                raise RunnerError(f"cannot write {clip(where)}: permission denied",
+                                  hint="check the permissions of RUNNER_HOME") from e  # fmt: skip
+            # a file of the project that cannot be read: an error naming it, not a project built without it
+            raise UsageError(f"cannot read {clip(where or '?')} in the project: permission denied",
+                             hint="make it readable, or leave it out with .runnerignore") from e  # fmt: skip
 
     def inspect(self, req: PlanRequest) -> Inspection:
         """The plan, and the image tag if the engine can tell the base image's id.  No side effects."""
@@ -369,6 +381,11 @@ class App:
                 if isinstance(e, BuildError):
                     e.hint = f"full build log: runner logs {sub.run.name} --build"
                 raise
+            except OSError as e:  # the build log could not be written (a full disk): a failure, not a stop
+                message = f"cannot write the build log {log_path}: {e.strerror or e}"
+                for exp in sub.experiments:
+                    self.store.finish_experiment(exp.name, state=ExpState.FAILED, exit_code=None, message=message)
+                raise RunnerError(message) from e
             except BaseException:
                 for exp in sub.experiments:
                     self.store.finish_experiment(exp.name, state=ExpState.STOPPED, exit_code=None, message="interrupted")
@@ -419,7 +436,16 @@ class App:
         return self.local.follow(experiment)
 
     def experiment(self, name: str) -> ExperimentRecord:
-        exp = self.store.get_experiment(name)
+        """An experiment as it is now; for one this process followed, how it ended even if history could not say."""
+        ended = self._local.ends.get(name) if self._local is not None else None
+        try:
+            exp = self.store.get_experiment(name)
+        except StoreError:
+            if ended is None:
+                raise
+            return ended
+        if ended is not None and exp.state.active:
+            return ended
         run = self.store.get_run(exp.run)
         if run.target == KUBE:
             seen = self._kube_of(run).experiment(run.name, name)
@@ -527,7 +553,7 @@ class App:
                 exps = tuple(e for e in s.experiments if pick is None or e.name == pick)
                 if exps:
                     return rec, exps
-        raise NotFoundError(f"no run or experiment named {name!r}", hint="`runner history` lists the runs")
+        raise NotFoundError(f"no run or experiment named {clip(name)}", hint="`runner history` lists the runs")
 
     # -- logs, stop, artifacts --------------------------------------------------------
 
@@ -600,6 +626,7 @@ class App:
         """Copy the collected files to ``DIR/<run>/<experiment>/<path>``; returns the files per experiment."""
         self.reconcile()
         run, exps = self.select(name, kube=kube)
+        _writable_folder(download_dir, "--download-dir")
         out = {}
         if run.target == KUBE:
             target = self._kube_of(run, kube)
@@ -608,12 +635,34 @@ class App:
             return out
         for exp in exps:
             src = self.home.artifacts(run.name, exp.name)
-            out[exp.name] = copy_artifacts(src, download_dir / run.name / exp.name)
+            try:
+                out[exp.name] = copy_artifacts(src, download_dir / run.name / exp.name)
+            except OSError as e:
+                raise RunnerError(f"cannot copy the artifacts of {exp.name} to {clip(str(download_dir))}: "
+                                  f"{e.strerror or e}") from e  # fmt: skip
         return out
+
+    # -- repair ---------------------------------------------------------------------------
+
+    def repair(self) -> RepairReport:
+        """Rebuild a damaged or lost history database from the records kept in ``runs/``."""
+        from runner.store import repair
+
+        try:
+            return repair(self.home.db, self.home.runs)
+        except OSError as e:
+            raise RunnerError(f"cannot repair the history database {self.home.db}: {e.strerror or e}") from e
 
     # -- datastores ----------------------------------------------------------------------
 
     def datastore_create(self, source: Path, name: str, *, kube: KubeOptions | None = None) -> tuple[DatastoreVersion, bool]:
+        from runner.config import datastore_name_problem
+
+        problem = datastore_name_problem(name)  # checked before the cluster is asked anything
+        if problem:
+            raise UsageError(f"--name: {problem}")
+        if not source.is_dir():
+            raise UsageError(f"--source {clip(str(source))} is not a folder")
         return self.kube(kube).datastore_create(name, source)
 
     def datastore_list(self, *, kube: KubeOptions | None = None) -> list[DatastoreVersion]:
@@ -628,6 +677,20 @@ def _runtime_env(sub: Submission, exp: ExperimentRecord) -> dict[str, str]:
     from runner.runtime import env_for
 
     return env_for(sub.run.name, exp.name, exp.params)
+
+
+def _writable_folder(folder: Path, option: str) -> None:
+    """Make ``folder`` (and its parents) or say in one line why it cannot be written."""
+    shown = clip(str(folder))
+    existing = next((p for p in (folder, *folder.absolute().parents) if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        raise UsageError(f"{option} {shown}: {clip(str(existing))} is a file, not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"{option} {shown}: cannot make the folder ({e.strerror or e})") from e
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UsageError(f"{option} {shown}: the folder is not writable", hint="choose another --download-dir")
 
 
 def kube_configured() -> bool:

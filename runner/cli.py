@@ -8,6 +8,7 @@ first positional argument).
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 import sys
 from enum import Enum
@@ -222,8 +223,15 @@ def _exit_code(a: App, sub: Submission) -> int:
     from runner.store import ExpState
 
     codes = []
-    for exp in (a.experiment(e.name) for e in sub.experiments):
-        if exp.state is ExpState.STOPPED:
+    exps = [a.experiment(e.name) for e in sub.experiments]
+    if sub.run.target != "kubernetes":
+        for note in a.local.notes:
+            _err(f"warning: {note}")
+    for exp in exps:
+        if exp.state.active:  # the follower stopped before the end: never an exit code of 0
+            _err(f"{exp.name} is still {exp.state.value}: runner stopped following it ({exp.message or 'no end seen'})")
+            codes.append(1)
+        elif exp.state is ExpState.STOPPED:
             _err(f"{exp.name} stopped")
             codes.append(130)
         elif exp.state is ExpState.FAILED:
@@ -276,8 +284,11 @@ def _waiting(name: str) -> Callable[[str], None]:
 
 
 def _kube_opts(context: str | None, namespace: str | None) -> KubeOptions | None:
+    from runner.config import check_context, check_namespace
     from runner.options import KubeOptions
 
+    check_namespace(namespace)
+    check_context(context)
     return KubeOptions(context=context, namespace=namespace) if context or namespace else None
 
 
@@ -564,6 +575,17 @@ def artifacts(
     typer.echo(f"{total} file(s) in {download_dir}")
 
 
+@app.command()
+def repair() -> None:
+    """Rebuild a damaged or lost history database (runner.db) from the records kept in RUNNER_HOME/runs/."""
+    r = _app().repair()
+    if r.damaged:
+        typer.echo(f"the history database was damaged ({r.damaged}); kept as {r.moved_to}")
+    rebuilt = r.from_records + r.from_database + r.from_folders
+    typer.echo(f"history has {r.kept + rebuilt} run(s): {r.kept} already there, {r.from_records} from their records, "
+               f"{r.from_database} read back from the damaged database, {r.from_folders} from their folders only")  # fmt: skip
+
+
 # -- datastores (Kubernetes) -------------------------------------------------------------
 
 datastore_app = typer.Typer(help="Read-only data sets in the cluster, mounted with `runner run --datastore NAME`.",
@@ -621,8 +643,11 @@ def main(argv: list[str] | None = None) -> NoReturn:
     except typer.Exit as e:
         sys.exit(e.exit_code)
     except typer.TyperException as e:  # typer's own (vendored click) usage errors: exit 2
-        show = getattr(e, "show", None)
-        show() if callable(show) else _err(f"runner: error: {e.format_message()}")
+        import io
+
+        show, shown = getattr(e, "show", None), io.StringIO()
+        show(file=shown) if callable(show) else shown.write(f"runner: error: {e.format_message()}\n")
+        _err(_bounded(shown.getvalue().rstrip("\n"), 600))  # click repeats the value it refused: cut it
         sys.exit(e.exit_code)
     except typer.Abort:
         _err("aborted")
@@ -630,7 +655,7 @@ def main(argv: list[str] | None = None) -> NoReturn:
     except RunnerError as e:
         if debug:
             raise
-        _err(f"runner: error: {e}")
+        _err(f"runner: error: {_bounded(str(e))}")
         if e.detail:
             _err(e.detail)
         sys.exit(e.exit_code)
@@ -639,8 +664,24 @@ def main(argv: list[str] | None = None) -> NoReturn:
     except Exception as e:  # noqa: BLE001 - the one place that turns surprises into a line
         if debug:
             raise
-        _err(f"runner: internal error: {type(e).__name__}: {e} (rerun with --debug for the traceback)")
+        if isinstance(e, OSError) and e.errno in _ENVIRONMENT_ERRNOS:
+            # the machine, not runner: a full disk, a read-only folder, no permission
+            where = f" ({_bounded(str(e.filename), 200)})" if e.filename else ""
+            _err(f"runner: error: {e.strerror or e}{where}")
+            sys.exit(1)
+        _err(f"runner: internal error: {type(e).__name__}: {_bounded(str(e))} (rerun with --debug for the traceback)")
         sys.exit(1)
+
+
+#: errors of the machine, not of runner: reported as one line, not as an internal error
+_ENVIRONMENT_ERRNOS = {errno.ENOSPC, errno.EACCES, errno.EROFS, errno.EDQUOT, errno.EPERM}
+
+#: a message longer than this repeats input it should have cut (the last guard: messages clip what they quote)
+MAX_MESSAGE = 2000
+
+
+def _bounded(text: str, limit: int = MAX_MESSAGE) -> str:
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"
 
 
 def _first_command(argv: list[str]) -> int:

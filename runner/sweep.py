@@ -60,7 +60,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeAlias
 
-from runner.errors import UsageError
+from runner.errors import UsageError, clip
+
 # typecast lives in the in-container runtime (standard library only), so a script's
 # runner.typecast is the same function in a container as on this machine: one source of truth
 from runner.runtime import typecast as typecast
@@ -150,7 +151,7 @@ def parse_value(text: str) -> Domain | None:
     try:
         return _parse(text)
     except _Bad as e:
-        raise UsageError(f"{text!r} is not a sweep value: {e}", hint=_FORMS_HINT) from None
+        raise UsageError(f"{clip(text)} is not a sweep value: {e}", hint=_FORMS_HINT) from None
 
 
 def is_sweep_value(text: str) -> bool:
@@ -380,7 +381,7 @@ def _find(args: tuple[str, ...]) -> list[_Swept]:
         try:
             found.append(_Swept(i, name, prefix, text, _parse(text)))
         except _Bad as e:
-            problems.append(f"argument {name}: {text!r} is not a sweep value: {e}")
+            problems.append(f"argument {clip(name)[1:-1]}: {clip(text)} is not a sweep value: {str(e)[:200]}")
     if problems:
         raise UsageError("; ".join(problems), hint=_FORMS_HINT + "; to pass text starting with '[' as it is, "
                          "write it as a one-item list: \"['[text]']\"")  # fmt: skip
@@ -399,7 +400,7 @@ def _grid_columns(swept: list[_Swept], seed: int) -> list[Sequence[Value]]:
     sizes: list[int] = []
     for s in swept:
         if isinstance(s.domain, Distribution) and s.domain.n is None:
-            raise UsageError(f"argument {s.name}: {s.text!r} needs n, the number of values for grid search",
+            raise UsageError(f"argument {clip(s.name)[1:-1]}: {clip(s.text)} needs n, the number of values for grid search",
                              hint=f"like {s.domain.kind}(..., n=5), or use --strategy random_search")  # fmt: skip
         sizes.append(len(s.domain.values) if isinstance(s.domain, Values) else s.domain.n or 0)
     total = math.prod(sizes)  # before any value is drawn or listed: range(10**9) stays lazy
