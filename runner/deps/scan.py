@@ -431,10 +431,10 @@ class _Paths:
                 return None
             if isinstance(node.op, ast.Div):
                 return _join(left, right)
-            if isinstance(node.op, ast.Add) and right[0] == "C" and isinstance(node.right, ast.Constant):
-                raw = node.right.value
-                if isinstance(raw, str) and raw.startswith("/"):
-                    return left[0], posixpath.normpath(left[1] + raw)
+            # HERE + "/shared": string concatenation of a folder and a separator-led literal
+            raw = node.right.value if isinstance(node.right, ast.Constant) else None
+            if isinstance(node.op, ast.Add) and isinstance(raw, str) and raw.startswith("/"):
+                return left[0], posixpath.normpath(left[1] + raw)
             return None
         if isinstance(node, ast.Attribute):
             if node.attr == "parent":
