@@ -139,13 +139,21 @@ def run_pipreqs(python: Path, shim: Path, project: Path, *, use_local: bool) -> 
     return Result(tool, project.name, found, seconds, False)
 
 
+# What `runner inspect SCRIPT` does for the lock, launched from the project folder: the
+# script's import closure, the root, the build-context walk, the lock (offline: the fixtures'
+# missing imports are not looked up).
 RUNNER_DRIVER = """
 import sys, json
 from pathlib import Path
-from runner.project import list_files
 from runner.deps import lock_project
+from runner.plan import _root
+from runner.project import list_files
 root, script, python, cache = sys.argv[1:5]
-lock = lock_project(Path(root), list_files(Path(root)).files, script, python=python, cache_dir=Path(cache), offline=True)
+path = Path(root).resolve() / script
+choice, closure, search = _root(path, path.parent, Path(cache))
+files = sorted({*list_files(choice.root).files, *closure})
+lock = lock_project(choice.root, files, path.relative_to(choice.root).as_posix(), python=python,
+                    cache_dir=Path(cache), offline=True, scan=closure, search=search)
 sys.stdout.write(lock.text())
 """
 
