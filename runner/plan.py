@@ -17,7 +17,7 @@ from runner.deps.model import Lock
 from runner.errors import UsageError
 from runner.image import ContextEntry, DigestCache, FileDigest, TagInputs, digest_entries, image_tag, normal_mode
 from runner.names import image_repository
-from runner.project import ProjectFiles, RootChoice, choose_root, git_root, list_files
+from runner.project import ProjectFiles, RootChoice, base_root, choose_root, list_files
 from runner.render import PROJECT_DIR, DockerfileSpec, container_command, render_dockerfile
 
 SCRIPT_TYPES = (".py", ".sh")
@@ -146,7 +146,7 @@ def _root(script: Path, cwd: Path, cache_dir: Path | None) -> tuple[RootChoice, 
     if script.suffix != ".py":
         choice = choose_root(script, cwd=cwd)
         return choice, [], []
-    base = git_root(script) or cwd
+    base = base_root(script, cwd=cwd)
     closure = project_closure(script, cwd=cwd, roots=[base], cache_dir=cache_dir)
     needs: list[tuple[Path, str]] = []
     for folder, by, line in closure.path_dirs:

@@ -43,7 +43,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["ProjectFiles", "RootChoice", "choose_root", "find_root", "git_root", "list_files", "IgnoreRules", "compile_gitignore"]
+__all__ = ["ProjectFiles", "RootChoice", "base_root", "choose_root", "find_root", "git_root", "list_files", "IgnoreRules", "compile_gitignore"]
 
 # Folders never part of a build context, whatever the ignore files say.
 _SKIP_DIRS = frozenset(
@@ -147,6 +147,17 @@ def _inside(path: Path, folder: Path) -> bool:
     return path == folder or folder in path.parents
 
 
+def base_root(script: Path, *, cwd: Path) -> Path:
+    """The root before widening: the git work tree, else the launch folder -- unless that is
+    the home folder or ``/`` (or would take one in with the script): then the script's folder."""
+    git = git_root(script)
+    if git is not None:
+        return git
+    if _too_wide(cwd) or (not _inside(script, cwd) and _too_wide(_common([cwd, script.parent]))):
+        return script.parent
+    return cwd
+
+
 def choose_root(script: Path, *, cwd: Path, needs: Sequence[tuple[Path, str]] = ()) -> RootChoice:
     """The build context's root, and where the script runs inside it (issue 9).
 
@@ -163,18 +174,10 @@ def choose_root(script: Path, *, cwd: Path, needs: Sequence[tuple[Path, str]] = 
     """
     from runner.errors import UsageError
 
-    git = git_root(script)
+    base = base_root(script, cwd=cwd)
     notices: list[str] = []
     items = [(script, "the script"), *needs]
-    mirror = True
-    if git is not None:
-        base = git
-        mirror = _inside(cwd, git)
-    elif _too_wide(cwd) or not _inside(script, cwd) and _too_wide(_common([cwd, script.parent])):
-        base = script.parent
-        mirror = False
-    else:
-        base = cwd
+    mirror = _inside(cwd, base)
     root = _common([base, *(p for p, _ in items)])
     if root != base:
         outside = [(p, why) for p, why in items if not _inside(p, base)]

@@ -3,9 +3,9 @@
 Starting from the script, every import that Python would resolve to a local file is
 followed: absolute imports against the folders on the script's ``sys.path`` (the
 script's folder, the folders it adds to ``sys.path`` with a literal or an
-``os.path``/``pathlib`` built path, then the project root and the launch folder,
-the way ``python -m`` layouts see them) and, as a last resort, the importing
-file's own folder; relative imports against the importing file's package.  A
+``os.path``/``pathlib`` built path, then the project root and its ``src/``, the
+way ``python -m`` and editable layouts see them) and, as a last resort, the
+importing file's own folder; relative imports against the importing file's package.  A
 package's ``__init__.py`` comes along with any of its modules.  Files that are not
 reached (a ``docs/conf.py``, sibling projects, tools) are not scanned at all.
 
@@ -148,7 +148,7 @@ def import_closure(
 
     def search(importer: str) -> list[str]:
         out: list[str] = []
-        for d in (script_dir, *path_dirs, *roots, cwd, os.path.dirname(importer)):
+        for d in (script_dir, *path_dirs, *roots, os.path.dirname(importer)):
             if d not in out:
                 out.append(d)
         return out
@@ -208,5 +208,5 @@ def import_closure(
         files=(files[0], *sorted(files[1:])),
         path_dirs=tuple((d, f, n) for d, (f, n) in path_dirs.items()),
         reached=tuple((p, f, n) for p, (f, n) in sorted(reached.items())),
-        search=tuple(dict.fromkeys((script_dir, *path_dirs, *given_roots, cwd))),
+        search=tuple(dict.fromkeys((script_dir, *path_dirs, *given_roots))),
     )
