@@ -153,10 +153,12 @@ def _root(script: Path, cwd: Path, cache_dir: Path | None) -> tuple[RootChoice, 
         needs.append((Path(folder), f"added to sys.path at {_at(by, line, script.parent)}"))
     for reached, by, line in closure.reached:
         needs.append((Path(reached), f"named at {_at(by, line, script.parent)}"))
-    needs += [(Path(f), "imported") for f in closure.files[1:]]
+    inside = f"{base}{os.sep}"
+    needs += [(Path(f), "imported") for f in closure.files[1:] if not f.startswith(inside)]
     choice = choose_root(script, cwd=cwd, needs=needs)
     root = choice.root
-    files = [Path(f).relative_to(root).as_posix() for f in closure.files]
+    prefix = len(f"{root}{os.sep}") if root != Path(root.anchor) else len(root.anchor)
+    files = [f[prefix:] for f in closure.files]  # all under root: it was widened to hold them
     search: list[str] = []
     for entry in closure.search[1:]:
         path = Path(entry)

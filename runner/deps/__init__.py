@@ -28,6 +28,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from stat import S_ISDIR
 from typing import Any
 
 from typing import TYPE_CHECKING
@@ -267,6 +268,7 @@ class _ScanStore:
         self.new: dict[str, Any] = {}
         self.changed = False
         self.unreadable: dict[str, str] = {}
+        self.decoded: dict[str, FileFacts] = {}
 
     def entry(self, path: str, stat: list[int] | None = None) -> list[Any] | None:
         """[stat, imports, errors, relative, path_adds, paths] of ``path`` (None: unreadable)."""
@@ -279,7 +281,7 @@ class _ScanStore:
         hit = self.old.get(path)
         if isinstance(hit, list) and len(hit) == 6 and hit[0] == stat:
             try:
-                _facts(hit)
+                self.decoded[path] = _facts(hit)
                 self.new[path] = hit
                 return hit
             except (TypeError, ValueError):
@@ -305,19 +307,72 @@ class _ScanStore:
 
     def facts(self, path: str) -> FileFacts | None:
         entry = self.entry(path)
-        return None if entry is None else _facts(entry)
+        if entry is None:
+            return None
+        if path not in self.decoded:
+            self.decoded[path] = _facts(entry)
+        return self.decoded[path]
 
     def save(self) -> None:
         if self.changed or set(self.new) != set(self.old):
             self.cache.write(self.name, {"v": _SCAN_V, "files": self.new})
 
 
+def _dir_stamp(path: str) -> int | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_mtime_ns if S_ISDIR(st.st_mode) else None
+
+
 def project_closure(script: Path, *, cwd: Path, roots: Sequence[Path], cache_dir: Path | None = None) -> Closure:
     """The import closure of ``script`` (absolute): the local files it can import, the
-    folders it adds to ``sys.path`` and the relative paths it names (``runner.deps.closure``)."""
-    store = _ScanStore(_Cache(Path(cache_dir) if cache_dir is not None else None), os.path.dirname(os.fspath(script)))
+    folders it adds to ``sys.path`` and the relative paths it names (``runner.deps.closure``).
+
+    Cached with what it depends on: each closure file's (size, mtime), the mtime of every
+    folder it listed (a module added or removed there changes it) and the existence of
+    every path it tested.  A warm run only stats those.
+    """
+    cache = _Cache(Path(cache_dir) if cache_dir is not None else None)
+    inputs = [_SCAN_V, os.fspath(script), os.fspath(cwd), [os.fspath(r) for r in roots]]
+    name = f"closure-{digest(inputs)}.json"
+    entry = cache.read(name)
+    if isinstance(entry, dict) and entry.get("inputs") == inputs:
+        try:
+            if (
+                all(_stat(p) == s for p, s in entry["files"])
+                and all(_dir_stamp(d) == m for d, m in entry["listed"])
+                and all(os.path.lexists(p) == e for p, e in entry["tested"])
+            ):
+                r = entry["result"]
+                return Closure(
+                    files=tuple(r["files"]),
+                    path_dirs=tuple((str(d), str(f), int(n)) for d, f, n in r["path_dirs"]),
+                    reached=tuple((str(d), str(f), int(n)) for d, f, n in r["reached"]),
+                    search=tuple(r["search"]),
+                )
+        except (KeyError, TypeError, ValueError):
+            pass
+    store = _ScanStore(cache, os.path.dirname(os.fspath(script)))
+    # every stamp is taken before what it guards is read: a change during the walk is a miss next time
     closure = import_closure(os.fspath(script), cwd=os.fspath(cwd), roots=[os.fspath(r) for r in roots], scan=store.facts)
     store.save()
+    cache.write(
+        name,
+        {
+            "inputs": inputs,
+            "files": [[p, store.new[p][0] if p in store.new else None] for p in closure.files],
+            "listed": [list(x) for x in closure.listed],
+            "tested": [[p, os.path.lexists(p)] for p in closure.tested],
+            "result": {
+                "files": list(closure.files),
+                "path_dirs": [list(x) for x in closure.path_dirs],
+                "reached": [list(x) for x in closure.reached],
+                "search": list(closure.search),
+            },
+        },
+    )
     return closure
 
 

@@ -57,6 +57,10 @@ class Closure:
     reached: tuple[Origin, ...] = ()
     #: folders searched for absolute imports, in order (absolute)
     search: tuple[str, ...] = ()
+    #: what the result depends on besides the files' content: every folder listed and every
+    #: path whose existence was tested (a cache of the closure checks them for changes)
+    listed: tuple[tuple[str, int | None], ...] = ()  # (folder, its mtime in ns before it was listed)
+    tested: tuple[str, ...] = ()
 
 
 @dataclass
@@ -66,13 +70,18 @@ class _Walk:
     listings: dict[str, frozenset[str] | None] = field(default_factory=dict)
     files: dict[str, None] = field(default_factory=dict)  # insertion-ordered set
     queue: list[str] = field(default_factory=list)
+    memo: dict[tuple[str, tuple[str, ...], tuple[str, ...]], tuple[bool, tuple[str, ...]]] = field(default_factory=dict)
+    tested: dict[str, None] = field(default_factory=dict)
+    stamps: dict[str, int | None] = field(default_factory=dict)
 
     def entries(self, folder: str) -> frozenset[str] | None:
         """Names in ``folder`` (None: not a readable folder), each folder listed once."""
         if folder not in self.listings:
             try:
+                self.stamps[folder] = os.stat(folder).st_mtime_ns  # before the listing: see Closure.listed
                 self.listings[folder] = frozenset(os.listdir(folder))
             except OSError:
+                self.stamps[folder] = None  # not a folder (or unreadable)
                 self.listings[folder] = None
         return self.listings[folder]
 
@@ -88,20 +97,32 @@ class _Walk:
             return None
         for suffix in _SOURCE_SUFFIXES:
             if name + suffix in entries:
-                return "module", os.path.join(folder, name + suffix)
+                return "module", f"{folder}/{name}{suffix}"
         if name in entries:
-            sub = self.entries(os.path.join(folder, name))
+            sub = self.entries(f"{folder}/{name}")
             if sub is not None:
                 if "__init__.py" in sub:
-                    return "package", os.path.join(folder, name, "__init__.py")
+                    return "package", f"{folder}/{name}/__init__.py"
                 return "namespace", None
         return None
 
-    def follow(self, folder: str, dotted: Sequence[str], names: Sequence[str]) -> bool:
+    def follow(self, folder: str, dotted: tuple[str, ...], names: tuple[str, ...]) -> bool:
         """Add what ``import a.b.c`` (then ``from a.b.c import names``) runs, starting in ``folder``.
 
-        True when the first part is found there as a module or regular package.
+        True when the first part is found there as a module or regular package.  Memoised:
+        the same import from another file costs a lookup.
         """
+        key = (folder, dotted, names)
+        hit = self.memo.get(key)
+        if hit is None:
+            added: list[str] = []
+            found = self._follow(folder, dotted, names, added)
+            hit = self.memo[key] = (found, tuple(added))
+        for path in hit[1]:
+            self.add(path)
+        return hit[0]
+
+    def _follow(self, folder: str, dotted: tuple[str, ...], names: tuple[str, ...], added: list[str]) -> bool:
         found_regular = False
         here = folder
         for depth, part in enumerate(dotted):
@@ -114,14 +135,14 @@ class _Walk:
             if depth == 0:
                 found_regular = kind != "namespace"
             if path is not None:
-                self.add(path)
+                added.append(path)
             if kind == "module":
                 return found_regular  # anything further is an attribute of the module
-            here = os.path.join(here, part)
+            here = f"{here}/{part}"
         for name in names:  # ``from pkg import sub``: sub may be a submodule
             hit = self.module_in(here, name)
             if hit is not None and hit[1] is not None:
-                self.add(hit[1])
+                added.append(hit[1])
         return found_regular or not dotted
 
 
@@ -146,12 +167,13 @@ def import_closure(
     # (module parts, names, importing file) not found yet: a later sys.path addition may provide them
     pending: list[tuple[tuple[str, ...], tuple[str, ...], str]] = []
 
-    def search(importer: str) -> list[str]:
-        out: list[str] = []
-        for d in (script_dir, *path_dirs, *roots, os.path.dirname(importer)):
-            if d not in out:
-                out.append(d)
-        return out
+    searches: dict[tuple[str, int], tuple[str, ...]] = {}
+
+    def search(importer: str) -> tuple[str, ...]:
+        key = (os.path.dirname(importer), len(path_dirs))
+        if key not in searches:
+            searches[key] = tuple(dict.fromkeys((script_dir, *path_dirs, *roots, key[0])))
+        return searches[key]
 
     def resolve(parts: tuple[str, ...], names: tuple[str, ...], importer: str) -> bool:
         namespace_hit = False
@@ -169,7 +191,7 @@ def import_closure(
     seen_dirs = 0
     while True:
         while walk.queue:
-            path = walk.queue.pop(0)
+            path = walk.queue.pop()
             facts = walk.scan(path)
             if facts is None:
                 continue
@@ -180,6 +202,7 @@ def import_closure(
                     path_dirs[target] = (path, line)
             for base, rel, line in facts.paths:
                 target = os.path.normpath(os.path.join(base_dir(base, path), rel))
+                walk.tested[target] = None
                 if target not in reached and os.path.lexists(target):
                     reached[target] = (path, line)
             for module, names in facts.imports:
@@ -209,4 +232,6 @@ def import_closure(
         path_dirs=tuple((d, f, n) for d, (f, n) in path_dirs.items()),
         reached=tuple((p, f, n) for p, (f, n) in sorted(reached.items())),
         search=tuple(dict.fromkeys((script_dir, *path_dirs, *given_roots))),
+        listed=tuple(sorted(walk.stamps.items())),
+        tested=tuple(sorted(walk.tested)),
     )

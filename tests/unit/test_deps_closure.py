@@ -266,3 +266,22 @@ def test_a_cached_plan_parses_nothing(tmp_path: Path, monkeypatch: pytest.Monkey
 
     monkeypatch.setattr(deps, "scan_file_bytes", no_parse)
     assert make_plan(req, cache_dir=tmp_path / "cache").lock == first.lock
+
+
+def test_the_cached_closure_sees_a_new_module_and_a_new_data_folder(tmp_path: Path) -> None:
+    root = _tree(tmp_path / "p", {"app/run.py": "import later\nimport sys\nsys.path.append('../libs')\nopen('../data/x')\n"})
+    cache = tmp_path / "cache"
+
+    def closure() -> tuple[list[str], list[str], list[str]]:
+        c = project_closure(root / "app/run.py", cwd=root / "app", roots=[root], cache_dir=cache)
+        return ([str(Path(f).relative_to(root)) for f in c.files], [str(Path(d).relative_to(root)) for d, _, _ in c.path_dirs],
+                [str(Path(p).relative_to(root)) for p, _, _ in c.reached])  # fmt: skip
+
+    assert closure() == (["app/run.py"], [], [])
+    assert closure() == (["app/run.py"], [], [])  # cached
+    _tree(root, {"app/later.py": "import helper\n", "app/helper.py": ""})
+    assert closure() == (["app/run.py", "app/helper.py", "app/later.py"], [], [])
+    _tree(root, {"libs/extra.py": "", "data/x": ""})
+    assert closure() == (["app/run.py", "app/helper.py", "app/later.py"], ["libs"], ["data/x"])
+    (root / "app/later.py").write_text("import extra\n")  # same folder listing, new content
+    assert closure()[0] == ["app/run.py", "app/later.py", "libs/extra.py"]
