@@ -149,11 +149,13 @@ def _root(script: Path, cwd: Path, cache_dir: Path | None) -> tuple[RootChoice, 
     base = base_root(script, cwd=cwd)
     closure = project_closure(script, cwd=cwd, roots=[base], cache_dir=cache_dir)
     needs: list[tuple[Path, str]] = []
+    inside = f"{base}{os.sep}"
     for folder, by, line in closure.path_dirs:
-        needs.append((Path(folder), f"added to sys.path at {_at(by, line, script.parent)}"))
+        # a sys.path folder the script imports nothing from (outside the root) is no reason to widen it
+        if any(f.startswith(f"{folder}{os.sep}") and not f.startswith(inside) for f in closure.files):
+            needs.append((Path(folder), f"added to sys.path at {_at(by, line, script.parent)}"))
     for reached, by, line in closure.reached:
         needs.append((Path(reached), f"named at {_at(by, line, script.parent)}"))
-    inside = f"{base}{os.sep}"
     needs += [(Path(f), "imported") for f in closure.files[1:] if not f.startswith(inside)]
     choice = choose_root(script, cwd=cwd, needs=needs)
     root = choice.root

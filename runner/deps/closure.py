@@ -197,6 +197,10 @@ def import_closure(
                 continue
             folder = os.path.dirname(path)
             for base, rel, line in facts.path_adds:
+                if base == "A":
+                    # an absolute folder (/opt/ros/...) is not part of the project and would not be
+                    # at that path in the image: what it provides is the environment's, not ours
+                    continue
                 target = os.path.normpath(os.path.join(base_dir(base, path), rel))
                 if target not in path_dirs and walk.entries(target) is not None:
                     path_dirs[target] = (path, line)

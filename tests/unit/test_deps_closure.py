@@ -285,3 +285,16 @@ def test_the_cached_closure_sees_a_new_module_and_a_new_data_folder(tmp_path: Pa
     assert closure() == (["app/run.py", "app/helper.py", "app/later.py"], ["libs"], ["data/x"])
     (root / "app/later.py").write_text("import extra\n")  # same folder listing, new content
     assert closure()[0] == ["app/run.py", "app/later.py", "libs/extra.py"]
+
+
+def test_sys_path_folders_widen_the_root_only_when_something_is_imported_from_them(tmp_path: Path) -> None:
+    ws = _tree(
+        tmp_path / "ws",
+        {
+            "proj/s.py": "import os, sys\nsys.path.append(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))\n"
+            "sys.path.append('/usr/lib/python3/dist-packages')\nimport json\n",
+            "other/big.bin": "",
+        },
+    )
+    plan = make_plan(PlanRequest(script=ws / "proj/s.py", cwd=ws / "proj"), cache_dir=None)
+    assert plan.root == ws / "proj" and plan.notices == ()
