@@ -298,3 +298,23 @@ def test_sys_path_folders_widen_the_root_only_when_something_is_imported_from_th
     )
     plan = make_plan(PlanRequest(script=ws / "proj/s.py", cwd=ws / "proj"), cache_dir=None)
     assert plan.root == ws / "proj" and plan.notices == ()
+
+
+def test_m_style_layout_resolves_the_package_from_the_root(tmp_path: Path) -> None:
+    root = _tree(
+        tmp_path / "p",
+        {
+            "pkg/__init__.py": "",
+            "pkg/core.py": "from .util import g\n",
+            "pkg/util.py": "",
+            "pkg/tools/__init__.py": "",
+            "pkg/tools/run.py": "from pkg.core import f\nfrom . import sibling\n",
+            "pkg/tools/sibling.py": "",
+            "src/lib/__init__.py": "import json\n",
+            "pkg/tools/uses_src.py": "import lib\n",
+        },
+    )
+    assert _closure(root, "pkg/tools/run.py") == [
+        "pkg/tools/run.py", "pkg/__init__.py", "pkg/core.py", "pkg/tools/__init__.py", "pkg/tools/sibling.py", "pkg/util.py"
+    ]
+    assert _closure(root, "pkg/tools/uses_src.py") == ["pkg/tools/uses_src.py", "src/lib/__init__.py"]
