@@ -314,6 +314,8 @@ def inspect(
             "files": plan.files.files, "excluded": plan.files.excluded,
             "imports": lock.imports, "requirements": lock.requirements, "lock": lock.text(),
             "lock_origin": lock.origin, "warnings": lock.warnings, "notes": lock.notes,
+            "provenance": [{"line": r.line, "from": [o.text() for o in r.provenance]} for r in lock.requirements],
+            "dropped": lock.dropped,
             "base_image": plan.base_image, "dockerfile": plan.dockerfile, "image": result.image, "image_note": result.note,
         })  # fmt: skip
         return
@@ -334,7 +336,11 @@ def inspect(
         typer.echo(f"  {imp.name:<24} {imp.kind.value:<12} {dists}")
     typer.echo(f"lock ({lock.origin}, {len(lock.requirements)} requirements)")
     for r in lock.requirements:
-        typer.echo(f"  {r.line:<40} {r.source.value}")
+        why = r.provenance[0].text() if r.provenance else r.source.value
+        more = f" (+{len(r.provenance) - 1})" if len(r.provenance) > 1 else ""
+        typer.echo(f"  {r.line:<40} {why}{more}")
+    for d in lock.dropped:
+        typer.echo(f"  dropped {d.what} ({d.at}): {d.reason}")
     for w in lock.warnings:
         typer.echo(f"warning: {w}")
     for n in lock.notes:

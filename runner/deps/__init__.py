@@ -8,8 +8,10 @@ Entry point: :func:`lock_project`.  Steps (each a module):
 ``interp``    one probe of the user's interpreter -> installed distributions
 ``resolve``   site -> standard library / project / installed / missing
 ``pin``       installed closure, pinned ``==`` to the local versions
-``index``     newest release for a top-level import that is not installed
-``declared``  requirements.txt / pyproject / environment.yml / uv.lock / poetry.lock
+``declared``  requirements.txt / pyproject / environment.yml / uv.lock / poetry.lock (evidence)
+``optional``  installed optional dependencies of the imported distributions
+``compose``   imports + declared evidence + optional -> one lock, with provenance
+``index``     newest release for a declared line that is not installed
 ``cache``     the file cache that keeps an unchanged ``runner run`` free of
               subprocesses and parsing
 
@@ -18,7 +20,8 @@ Cache layout under ``cache_dir/deps/``: ``lock-<project>.json`` (the last lock o
 made with), ``scan-<script folder>.json`` (per-file imports keyed by absolute path,
 size and mtime),
 ``probe-<fingerprint>.json`` (what an interpreter reported), ``index.json`` (index
-answers, one day).
+answers, one day), ``dist-imports.json`` (what each installed distribution's code
+imports, keyed by its RECORD's stat).
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ from runner.deps.interp import (
     run_probe,
     stamps_valid,
 )
-from runner.deps.model import ImportInfo, ImportKind, ImportSite, Lock, PinSource, Requirement
+from runner.deps.model import ImportSite, Lock
 from runner.deps.pipconf import pip_settings
 
 if TYPE_CHECKING:
@@ -61,6 +64,16 @@ SHIP_DIR = "/runner-deps"
 _DECLARED_NAMES = ("uv.lock", "poetry.lock", "requirements.txt", "environment.yml", "environment.yaml", "pyproject.toml")
 
 
+def _declared_folders(script: str) -> list[str]:
+    """The script's folder and each one above it up to the root ("")."""
+    folder = script.rpartition("/")[0]
+    out = [folder]
+    while folder:
+        folder = folder.rpartition("/")[0]
+        out.append(folder)
+    return out
+
+
 def scan_file_bytes(path: str, data: bytes) -> FileScan:
     """Parse one file (indirection so the parser module loads only on a cache miss)."""
     from runner.deps.scan import scan_file_bytes as scan
@@ -69,10 +82,9 @@ def scan_file_bytes(path: str, data: bytes) -> FileScan:
 
 __all__ = ["lock_project", "project_closure", "write_lock", "SHIP_DIR"]
 
-_SCHEMA = 3
+_SCHEMA = 4
 #: scan cache entries: keyed by absolute path, with relative imports and paths (for the closure)
 _SCAN_V = "abs-1"
-_INDEX_TTL = 24 * 3600.0
 _SCANNED = (".py", ".pyw", ".ipynb")
 
 
@@ -123,6 +135,7 @@ def lock_project(
     cache_dir: Path | None = None,
     offline: bool = False,
     index: IndexLookup | None = None,
+    optional: bool | None = None,
     scan: Sequence[str] | None = None,
     search: Sequence[str] | None = None,
 ) -> Lock:
@@ -134,8 +147,11 @@ def lock_project(
     script's own on its ``sys.path``, relative to ``root``).  ``python`` is the interpreter whose
     packages are pinned (default: ``python`` on PATH).  ``requirements`` overrides
     every declared file.  ``index`` replaces the package index (tests); ``offline``
-    never asks it.
+    never asks it.  ``optional``: add the installed optional dependencies of imported
+    distributions (default: yes, unless ``RUNNER_OPTIONAL_DEPS=0``).
     """
+    if optional is None:
+        optional = os.environ.get("RUNNER_OPTIONAL_DEPS", "1").strip().lower() not in ("0", "false", "no", "off")
     root = Path(root)
     cache = _Cache(Path(cache_dir) if cache_dir is not None else None)
     where = "" if offline else (index.where if index is not None else pip_settings().index_url)
@@ -146,7 +162,9 @@ def lock_project(
     # Which declared file applies is decided on a cache miss only (it parses pyproject.toml);
     # the key holds every candidate's stat, so adding, removing or editing one is a miss.
     file_set = set(files)
-    candidates = [requirements] if requirements is not None else [root / n for n in _DECLARED_NAMES if n in file_set]
+    candidates = [requirements] if requirements is not None else [
+        root / rel for d in _declared_folders(script) for n in _DECLARED_NAMES if (rel := f"{d}/{n}" if d else n) in file_set
+    ]
     python_cmd = resolve_python(python)
     fp = fingerprint(python_cmd)
     key = digest(
@@ -160,6 +178,7 @@ def lock_project(
             [[os.fspath(c), _stat(os.fspath(c))] for c in candidates],
             offline,
             where,
+            optional,
             None if search is None else list(search),
         ]
     )
@@ -183,7 +202,7 @@ def lock_project(
     if declared_path is None and candidates:
         from runner.deps.declared import find_declared
 
-        declared_path = find_declared(root, files)
+        declared_path = find_declared(root, files, script)
 
     env = _environment(python_cmd, fp, cache)
     sites, scan_warnings = _scan(root, scanned, stats, cache, os.path.dirname(os.path.join(root, script)))
@@ -192,6 +211,7 @@ def lock_project(
     stamps: list[list[Any]] = []
     expires = [time.time() + 365 * 24 * 3600.0]
 
+    declared: Declared | None = None
     if declared_path is not None:
         from runner.deps.declared import load_declared
 
@@ -199,13 +219,16 @@ def lock_project(
             Path(declared_path), root=root, marker_env=image_marker_env(env), installed=frozenset(env.dists)
         )
         stamps.extend([p, _stat(p)] for p in declared.read)
-        lock = _declared_lock(root, declared, resolved.imports, env, python_cmd, scan_warnings)
-    else:
-        if index is None and not offline and resolved.missing_top:
-            from runner.deps.index import SimpleIndex
+    from runner.deps.compose import compose_lock
 
-            index = SimpleIndex()
-        lock = _scan_lock(root, resolved, env, python_cmd, scan_warnings, None if offline else index, where, cache, expires)
+    if index is None and not offline and declared is not None:
+        from runner.deps.index import SimpleIndex
+
+        index = SimpleIndex()  # asked only for declared lines that are not installed
+    lock = compose_lock(
+        root, resolved, declared, env, python_cmd, scan_warnings, explicit=requirements is not None,
+        index=None if offline else index, offline=offline, where=where, cache=cache, expires=expires, optional=optional,
+    )  # fmt: skip
     stamps.extend([s.source, _stat(s.source)] for s in lock.ship)
     cache.write(
         lock_name,
@@ -224,7 +247,9 @@ def lock_project(
 
 
 def _environment(python_cmd: str, fp: Mapping[str, Any], cache: _Cache) -> Environment:
-    name = f"probe-{digest(fp)}.json"
+    from runner.deps.interp import PROBE_SCRIPT
+
+    name = f"probe-{digest([fp, digest(PROBE_SCRIPT)])}.json"  # a changed probe reports more: ask again
     cached = cache.read(name)
     if isinstance(cached, dict) and cached.get("fingerprint") == fp and isinstance(cached.get("probe"), dict):
         probe = cached["probe"]
@@ -404,144 +429,3 @@ def _scan(
             warnings.append(f"{at}: cannot parse ({message}); its imports are not in the lock")
     store.save()
     return sites, warnings
-
-
-# --------------------------------------------------------------------------- locks
-
-
-def _where(info: ImportInfo) -> str:
-    site = info.sites[0]
-    return f"{site.file}, cell {site.cell}, line {site.line}" if site.cell else f"{site.file}:{site.line}"
-
-
-def _scan_lock(
-    root: Path,
-    resolved: Resolved,
-    env: Environment,
-    python_cmd: str,
-    scan_warnings: list[str],
-    index: IndexLookup | None,
-    where: str,
-    cache: _Cache,
-    expires: list[float],
-) -> Lock:
-    from runner.deps.index import IndexUnavailable, pypi_names
-    from runner.deps.pin import pin
-
-    pinned = pin(env, resolved.direct, root=os.fspath(root))
-    requirements = list(pinned.requirements)
-    warnings = [*scan_warnings, *pinned.warnings]
-    notes = list(pinned.notes)
-    have = {r.name for r in requirements}
-    index_cache: dict[str, Any] = {}
-    index_dirty = False
-    if resolved.missing_top and index is not None and where:
-        loaded = cache.read("index.json")
-        index_cache = loaded if isinstance(loaded, dict) else {}
-    for info in resolved.missing_top:
-        module = info.sites[0].module
-        label = f"{info.name} (imported at {_where(info)})"
-        if index is None or not where:
-            warnings.append(f"{label} is not installed locally and the index was not asked (offline): not in the lock")
-            continue
-        found: tuple[str, str] | None = None
-        failure: str | None = None
-        candidates = pypi_names(module)
-        for candidate in candidates:
-            ckey = f"{where}|{candidate}|{env.version}"
-            hit = index_cache.get(ckey)
-            if isinstance(hit, list) and len(hit) == 2 and isinstance(hit[0], (int, float)) and hit[0] + _INDEX_TTL > time.time():
-                version = hit[1]
-                expires.append(hit[0] + _INDEX_TTL)
-            else:
-                try:
-                    version = index.newest(candidate, python_version=env.version)
-                except IndexUnavailable as exc:
-                    failure = str(exc)
-                    break
-                now = time.time()
-                index_cache[ckey] = [now, version]
-                index_dirty = True
-                expires.append(now + _INDEX_TTL)
-            if version:
-                found = (candidate, str(version))
-                break
-        if found is not None:
-            name, version = found
-            if name not in have:
-                have.add(name)
-                requirements.append(
-                    Requirement(name=name, version=version, line=f"{name}=={version}", source=PinSource.INDEX, imports=(info.name,))
-                )
-            warnings.append(
-                f"{label} is not installed locally: pinned {name}=={version}, the newest on {where} "
-                f"(its dependencies are resolved by pip in the image)"
-            )
-        elif failure is not None:
-            warnings.append(f"{label} is not installed locally and the index could not be asked ({failure}): not in the lock")
-            expires.append(0.0)  # retry next time
-        else:
-            warnings.append(
-                f"{label} is not installed locally and {where} has no project named {' or '.join(candidates)}: not in the lock"
-            )
-    if index_dirty:
-        cache.write("index.json", index_cache)
-    for info in resolved.missing_guarded:
-        notes.append(f"{info.name}: imported only guarded or lazily ({_where(info)}) and not installed locally: left out")
-    for info in resolved.py2:
-        notes.append(f"{info.name}: a Python 2 standard-library module ({_where(info)}): left out")
-    for info in resolved.ambiguous:
-        notes.append(f"{info.name}: provided by several installed distributions ({', '.join(info.distributions)}): all pinned")
-    return Lock(
-        requirements=tuple(sorted(requirements, key=lambda r: (r.name, r.line))),
-        imports=resolved.imports,
-        warnings=tuple(warnings),
-        ship=pinned.ship,
-        origin="scan",
-        install_project=pinned.install_project,
-        python=python_cmd,
-        python_version=env.version,
-        notes=tuple(notes),
-        pip_options=pinned.pip_options,
-    )
-
-
-def _declared_lock(
-    root: Path,
-    declared: Declared,
-    imports: Sequence[ImportInfo],
-    env: Environment,
-    python_cmd: str,
-    scan_warnings: list[str],
-) -> Lock:
-    from runner.deps.index import pypi_names
-    from runner.deps.pin import closure, image_marker_env, project_distributions
-
-    names = set(declared.names)
-    if declared.install_project:
-        # the project's own distribution brings its requirements
-        names.update(project_distributions(env, os.fspath(root)))
-    covered = set(closure(env, {n: frozenset() for n in names if n in env.dists}, image_marker_env(env)).dists) | names
-    uncovered: list[str] = []
-    for info in imports:
-        if info.kind is ImportKind.THIRD_PARTY:
-            if not set(info.distributions) & covered:
-                uncovered.append(f"{info.name} ({', '.join(info.distributions)})")
-        elif info.kind is ImportKind.MISSING and any(not s.guarded and not s.lazy for s in info.sites):
-            if not set(pypi_names(info.sites[0].module)) & covered:
-                uncovered.append(f"{info.name} (not installed)")
-    warnings = [*scan_warnings, *declared.warnings]
-    if uncovered:
-        warnings.append(f"{declared.origin} does not cover these imports: {', '.join(sorted(set(uncovered)))}")
-    return Lock(
-        requirements=tuple(declared.requirements),
-        imports=tuple(imports),
-        warnings=tuple(warnings),
-        ship=tuple(declared.ship),
-        origin=declared.origin,
-        install_project=declared.install_project,
-        python=python_cmd,
-        python_version=env.version,
-        notes=tuple(declared.notes),
-        pip_options=tuple(declared.pip_options),
-    )

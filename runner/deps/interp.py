@@ -236,8 +236,16 @@ for dist in md.distributions():
             return dist.read_text(n)
         except Exception:
             return None
+    meta = getattr(dist, "_path", None)  # the .dist-info folder (PathDistribution)
+    record = os.path.join(str(meta), "RECORD") if meta is not None else ""
+    try:
+        extras = dist.metadata.get_all("Provides-Extra") or []
+    except Exception:
+        extras = []
     dists.append({
         "name": name,
+        "record": record if record and os.path.isfile(record) else "",
+        "extras": sorted(set(extras)),
         "version": dist.version or "",
         "requires": list(dist.requires or []),
         "top": sorted(tops),
@@ -293,6 +301,9 @@ class Distribution:
     direct_url: str | None = None
     installer: str | None = None
     location: str = ""
+    #: absolute path of its RECORD ("" when it has none): the files whose imports ``optional`` scans
+    record: str = ""
+    extras: tuple[str, ...] = ()  # Provides-Extra
 
 
 @dataclass(frozen=True)
@@ -422,6 +433,8 @@ def parse_probe(python: str, data: Mapping[str, Any]) -> Environment:
             direct_url=raw.get("direct_url"),
             installer=raw.get("installer"),
             location=str(raw.get("location") or ""),
+            record=str(raw.get("record") or ""),
+            extras=tuple(str(e) for e in raw.get("extras") or ()),
         )
         dists.setdefault(dist.name, dist)
     by_top: dict[str, set[str]] = {}
