@@ -18,7 +18,8 @@ Entry point: :func:`lock_project`.  Steps (each a module):
 Cache layout under ``cache_dir/deps/``: ``lock-<project>.json`` (the last lock of a
 (root, script, options) with the key of its inputs and the sys.path stamps it was
 made with), ``scan-<script folder>.json`` (per-file imports keyed by absolute path,
-size and mtime),
+size and mtime), ``closure-<script, launch folder>.json`` (the import closure with the
+stats, folder mtimes and tested paths it depends on),
 ``probe-<fingerprint>.json`` (what an interpreter reported), ``index.json`` (index
 answers, one day), ``dist-imports.json`` (what each installed distribution's code
 imports, keyed by its RECORD's stat).
