@@ -235,7 +235,9 @@ def test_no_secrets_in_image_or_history(runner: Runner, project: Project, docker
 
 
 def test_inspect_shows_the_plan_without_side_effects(runner: Runner, project: Project) -> None:
-    import yaml as local_yaml  # the user's interpreter has PyYAML; its version is what must be pinned
+    # the user's interpreter (`python` on PATH, not runner's venv) has PyYAML; its version is what must be pinned
+    local_yaml = subprocess.run(["python", "-c", "import yaml; print(yaml.__version__)"], capture_output=True,
+                                text=True, check=True).stdout.strip()  # fmt: skip
 
     marker = f"# {uuid.uuid4()}\n"
     root = project({"train.py": marker + "import os, yaml\nimport helpers\n", "helpers.py": "import json\n",
@@ -250,7 +252,7 @@ def test_inspect_shows_the_plan_without_side_effects(runner: Runner, project: Pr
     kinds = {i["name"]: (i["kind"], i["distributions"]) for i in doc["imports"]}
     assert kinds["yaml"] == ("third_party", ["pyyaml"])
     assert kinds["helpers"][0] == "local" and kinds["os"][0] == "stdlib"
-    assert f"pyyaml=={local_yaml.__version__}\n" in doc["lock"]
+    assert f"pyyaml=={local_yaml}\n" in doc["lock"]
     assert "COPY project/ /project/" in doc["dockerfile"]
     assert doc["image"].startswith("runner/proj:")
     # nothing recorded, nothing built
