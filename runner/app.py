@@ -24,11 +24,13 @@ from runner.options import KubeOptions, RunOptions, describe_sweep
 from runner.plan import Plan, PlanRequest, make_plan
 from runner.render import container_command
 from runner.resources import Resources
+from runner.runtime import EXPERIMENT_VAR
 from runner.store import ExperimentRecord, ExpState, RunRecord, RunSummary, Store
 from runner.sweep import Experiment, expand
 
 if TYPE_CHECKING:
     from runner.adapters.docker_engine import ContainerSpec, DockerEngine
+    from runner.deps.pycheck import PythonCheck
     from runner.kube import JobSpec
     from runner.kubetarget import DatastoreVersion, KubeTarget
     from runner.local import LocalTarget
@@ -42,6 +44,9 @@ class Inspection:
     plan: Plan
     image: str | None  # None when the base image's id is not known here
     note: str | None = None
+    #: the base image's Python against the lock (None: not checked, ``python_note`` says why)
+    python: PythonCheck | None = None
+    python_note: str | None = None
 
 
 @dataclass(frozen=True)
@@ -51,6 +56,8 @@ class Submission:
     image: str
     cached: bool
     experiments: tuple[ExperimentRecord, ...]
+    #: the base image's Python against the lock: warnings (errors stop the run before it is recorded)
+    python_warnings: tuple[str, ...] = ()
 
 
 class App:
@@ -108,8 +115,25 @@ class App:
         except RunnerError as e:
             return Inspection(plan, None, f"image tag unknown: {e.message}")
         if base_id is None:
-            return Inspection(plan, None, f"image tag unknown until the base image {plan.base_image} is pulled or built")
-        return Inspection(plan, plan.image_ref(base_id))
+            return Inspection(plan, None, f"image tag unknown until the base image {plan.base_image} is pulled or built",
+                              python_note=f"base image {plan.base_image} not present: its Python is checked when it is")  # fmt: skip
+        try:
+            check, why = self.check_python(plan, base_id), None
+        except RunnerError as e:
+            check, why = None, f"could not ask the base image for its Python: {e.message}"
+        if check is None and why is None:
+            why = f"the base image {plan.base_image} does not tell its Python version: not checked"
+        return Inspection(plan, plan.image_ref(base_id), python=check, python_note=why)
+
+    def check_python(self, plan: Plan, base_id: str) -> PythonCheck | None:
+        """The base image's Python against the lock (None when the image cannot tell its version).
+
+        Asked of the engine once per image id, then cached: a cached run starts no container for it.
+        """
+        from runner.basepython import check, image_python
+
+        version = image_python(self.home.cache, self.engine, base_id)
+        return None if version is None else check(self.home.cache, plan.lock, version, image=plan.base_image)
 
     def submit(self, req: PlanRequest, opts: RunOptions) -> Submission:
         """Plan, resolve the image, and record the run.  Building and launching come next."""
@@ -122,6 +146,22 @@ class App:
         base_id = self.engine.image_id(plan.base_image) or self.engine.pull(plan.base_image)
         image = plan.image_ref(base_id)
         cached = self.engine.image_id(image) is not None
+        python_warnings: tuple[str, ...] = ()
+        if not cached:  # an image that exists was built: nothing left to check
+            try:
+                check = self.check_python(plan, base_id)
+            except RunnerError as e:
+                check, python_warnings = None, (f"could not ask the base image for its Python ({e.message}): "
+                                                f"the lock's Requires-Python was not checked",)  # fmt: skip
+            if check is not None and check.errors:
+                from runner.errors import DependencyError
+
+                raise DependencyError(check.errors[0])  # before the run is recorded or anything is built
+            if check is not None:
+                python_warnings = check.warnings
+            elif not python_warnings:
+                python_warnings = (f"the base image {plan.base_image} does not tell its Python version: "
+                                   f"the lock's Requires-Python was not checked",)  # fmt: skip
         run = self.store.create_run(
             make_name=random_run_name,
             project=plan.project,
@@ -139,7 +179,8 @@ class App:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "requirements.lock").write_text(plan.lock.text())
         (run_dir / "Dockerfile").write_text(plan.dockerfile)
-        return Submission(self.store.get_run(run.name), plan, image, cached, self.store.experiments(run.name))
+        return Submission(self.store.get_run(run.name), plan, image, cached, self.store.experiments(run.name),
+                          python_warnings=python_warnings)  # fmt: skip
 
     def submit_kube(self, req: PlanRequest, opts: RunOptions) -> tuple[Submission, KubeTarget]:
         """Like :meth:`submit`, for Kubernetes: the cluster is checked first, before anything is built or pushed."""
@@ -229,6 +270,8 @@ class App:
         specs = []
         for e in ordered:
             command, env = command_and_env(tuple(e.command))
+            env = {**_runtime_env(sub, e), **env}
+            del env[EXPERIMENT_VAR]  # make_job sets it (the launcher reads it too)
             specs.append(JobSpec(run=sub.run.name, experiment=e.name, image=image, command=command,
                                  workdir=sub.plan.container_workdir,
                                  env=env, secrets=ko.secrets, cpus=r.cpus, memory=r.memory, gpus=r.gpus,
@@ -266,6 +309,12 @@ class App:
         if base_id is None:
             raise UsageError(f"base image {plan.base_image} is not present, so the image tag is not known yet")
         image = plan.image_ref(base_id)
+        check = self.check_python(plan, base_id)  # as a real run would, before anything is built
+        if check is not None and check.errors:
+            from runner.errors import DependencyError
+
+            raise DependencyError(check.errors[0])
+        notes += list(check.warnings) if check is not None else []
         ref = f"{ko.registry.rstrip('/')}/{image}" if ko.registry else image
         digest = None
         if ko.registry:
@@ -343,7 +392,7 @@ class App:
                 files=files,
                 name=f"runner-{exp.name}",
                 labels={"app.kubernetes.io/managed-by": "runner", "runner/run": sub.run.name, "runner/experiment": exp.name},
-                env=opts.env,
+                env={**_runtime_env(sub, exp), **opts.env},
                 workdir=sub.plan.container_workdir,
                 cpus=opts.resources.cpus,
                 memory_bytes=opts.resources.memory_bytes,
@@ -574,6 +623,13 @@ class App:
 
     def datastore_delete(self, name: str, version: int | None, *, kube: KubeOptions | None = None) -> list[DatastoreVersion]:
         return self.kube(kube).datastore_delete(name, version)
+
+
+def _runtime_env(sub: Submission, exp: ExperimentRecord) -> dict[str, str]:
+    """What a container's script can read about its run (runner.run_name/experiment_name/params), on both targets."""
+    from runner.runtime import env_for
+
+    return env_for(sub.run.name, exp.name, exp.params)
 
 
 def kube_configured() -> bool:

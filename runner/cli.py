@@ -22,11 +22,11 @@ from runner.errors import RunnerError, UsageError
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
-    from runner.app import App, Submission
+    from runner.app import App, Inspection, Submission
     from runner.config import Config
     from runner.logs import LogLine
     from runner.options import KubeOptions, RunOptions
-    from runner.plan import PlanRequest
+    from runner.plan import Plan, PlanRequest
     from runner.store import RunSummary
 
 app = typer.Typer(
@@ -182,7 +182,7 @@ def _start_and_follow(a: App, sub: Submission, *, target: str, opts: RunOptions,
     """
     for notice in sub.plan.notices:
         _err(f"note: {notice}")
-    for warning in sub.plan.lock.warnings:
+    for warning in (*sub.plan.lock.warnings, *sub.python_warnings):
         _err(f"warning: {warning}")
     sensitive = [f for f in sub.plan.files.excluded if f != ".git/"]  # .git/ is always left out: no news
     if sensitive:
@@ -317,6 +317,7 @@ def inspect(
             "provenance": [{"line": r.line, "from": [o.text() for o in r.provenance]} for r in lock.requirements],
             "dropped": lock.dropped,
             "base_image": plan.base_image, "dockerfile": plan.dockerfile, "image": result.image, "image_note": result.note,
+            "python": _python_doc(result), "runtime": _runtime_doc(plan),
         })  # fmt: skip
         return
     typer.echo(f"project root   {plan.root}")
@@ -345,12 +346,42 @@ def inspect(
         typer.echo(f"warning: {w}")
     for n in lock.notes:
         typer.echo(f"note: {n}")
+    runtime = _runtime_doc(plan)
+    if runtime:
+        typer.echo(f"runtime        runner's in-container runtime as `runner` ({', '.join(runtime['provides'])}), "
+                   f"imported at {', '.join(runtime['imported_at'])}")  # fmt: skip
+    check = result.python
+    typer.echo(f"python         {check.summary if check else result.python_note}")
+    for e in check.errors if check else ():
+        typer.echo(f"error: {e}")
+    for w in check.warnings if check else ():
+        typer.echo(f"warning: {w}")
     typer.echo("Dockerfile")
     for line in plan.dockerfile.splitlines():
         typer.echo(f"  {line}")
     typer.echo(f"image          {result.image or '(unknown)'}")
     if result.note:
         typer.echo(f"note: {result.note}")
+
+
+def _python_doc(result: Inspection) -> dict[str, Any]:
+    c = result.python
+    if c is None:
+        return {"checked": False, "note": result.python_note, "local": result.plan.lock.python_version}
+    return {"checked": True, "image": c.image, "image_python": c.image_python, "local": c.local_python,
+            "errors": c.errors, "warnings": c.warnings, "requires_python": dict(result.plan.lock.requires_python)}  # fmt: skip
+
+
+def _runtime_doc(plan: Plan) -> dict[str, Any] | None:
+    """runner's in-container runtime, when the project imports runner (None otherwise)."""
+    from runner.deps.model import ImportKind
+    from runner.render import RUNTIME_DIR
+
+    sites = [s for i in plan.lock.imports if i.kind is ImportKind.RUNNER for s in i.sites]
+    if not sites:
+        return None
+    return {"path": f"{RUNTIME_DIR}/runner", "provides": ["typecast", "run_name", "experiment_name", "params"],
+            "imported_at": [f"{s.file}:{s.line}" for s in sites]}  # fmt: skip
 
 
 # -- logs, status, history, stop, artifacts ---------------------------------------------

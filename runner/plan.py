@@ -21,6 +21,9 @@ from runner.project import ProjectFiles, RootChoice, base_root, choose_root, lis
 from runner.render import PROJECT_DIR, DockerfileSpec, container_command, render_dockerfile
 
 SCRIPT_TYPES = (".py", ".sh")
+#: runner's in-container runtime: one stdlib-only file, the ``runner`` module of an image whose project imports runner
+RUNTIME_SOURCE = Path(__file__).parent / "runtime" / "__init__.py"
+RUNTIME_ENTRY = ".runner/runtime/runner/__init__.py"
 
 
 @dataclass(frozen=True)
@@ -109,9 +112,12 @@ def make_plan(req: PlanRequest, *, cache_dir: Path | None) -> Plan:
             base_image=base,
             has_requirements=bool(lock.requirements) or lock.install_project,
             install_project=lock.install_project,
+            runtime=lock.uses_runtime,
         )
     )
     entries: list[ContextEntry] = [ContextEntry("Dockerfile", 0o644, data=dockerfile.encode())]
+    if lock.uses_runtime:
+        entries.append(ContextEntry(RUNTIME_ENTRY, 0o644, source=RUNTIME_SOURCE))
     if lock.requirements or lock.install_project:
         entries.append(ContextEntry(".runner/deps/requirements.lock", 0o644, data=lock.text().encode()))
         entries += [ContextEntry(f".runner/deps/{s.target}", 0o644, source=Path(s.source)) for s in lock.ship]

@@ -61,6 +61,9 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeAlias
 
 from runner.errors import UsageError
+# typecast lives in the in-container runtime (standard library only), so a script's
+# runner.typecast is the same function in a container as on this machine: one source of truth
+from runner.runtime import typecast as typecast
 
 if TYPE_CHECKING:
     import random
@@ -426,26 +429,3 @@ def _experiment(index: int, args: tuple[str, ...], swept: list[_Swept], row: tup
         out[s.position] = s.prefix + text
         params[s.name] = text
     return Experiment(index, tuple(out), params)
-
-
-# -- typecast ---------------------------------------------------------------------------
-
-
-def typecast(argv: Sequence[str]) -> list[Any]:
-    """Arguments as Python values where they are literals: ``"4.2"`` -> 4.2, ``"42"`` -> 42,
-    ``"[4,2]"`` -> [4, 2], ``"'a'"`` -> ``'a'``, ``"True"`` -> True, ``"None"`` -> None.
-    Anything else (``"--lr"``, ``"abc"``, ``"1e"``, ``""``) stays the string.
-
-    For scripts (``lr = typecast(sys.argv[1:])``).  Only :func:`ast.literal_eval`, which
-    evaluates literals and nothing else: no names, calls or attribute access.
-    """
-    return [_cast(a) for a in argv]
-
-
-def _cast(arg: str) -> Any:
-    try:
-        value = ast.literal_eval(arg)
-    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
-        return arg
-    # "..." is a literal too, but nobody passing three dots means Ellipsis
-    return arg if value is Ellipsis else value

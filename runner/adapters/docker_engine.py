@@ -197,6 +197,33 @@ class DockerEngine:
             return None
         return str(info["Id"])
 
+    def image_python(self, ref: str) -> str | None:
+        """The Python version of an image: its ``PYTHON_VERSION`` (the official images set it),
+        else what its ``python3`` says in a throwaway container; None if neither tells."""
+        info = self._api.call("GET", f"/images/{quote(ref, safe='')}/json", what=f"inspect image {ref}")
+        for item in (info.get("Config") or {}).get("Env") or ():
+            key, _, value = str(item).partition("=")
+            if key == "PYTHON_VERSION" and value.strip():
+                return value.strip()
+        what = f"ask {ref} for its Python"
+        body = {"Image": ref, "Cmd": ["python3", "-c", "import platform; print('PYTHON ' + platform.python_version())"],
+                "Labels": {"runner/probe": "python"}, "WorkingDir": "/", "HostConfig": {"Init": True}}  # fmt: skip
+        name = f"runner-python-probe-{os.getpid()}-{os.urandom(4).hex()}"
+        cid = str(self._api.call("POST", "/containers/create", query={"name": name}, body=body, what=what)["Id"])
+        try:
+            try:
+                self._api.call("POST", f"/containers/{cid}/start", what=what)
+            except EngineError:
+                return None  # no python3 in it: the image cannot tell (the answer is cached as such)
+            end = self.wait(cid)
+            lines = [line.text for line in self.follow_logs(cid) if line.stream == "stdout"]
+        finally:
+            self.remove(cid)
+        if end.exit_code != 0:
+            return None
+        found = [ln.split(" ", 1)[1].strip() for ln in lines if ln.startswith("PYTHON ")]
+        return found[-1] if found else None
+
     def pull(self, ref: str) -> str:
         repo, _, tag = ref.rpartition(":") if ":" in ref.rsplit("/", 1)[-1] else (ref, "", "latest")
         try:

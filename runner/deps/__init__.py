@@ -14,6 +14,8 @@ Entry point: :func:`lock_project`.  Steps (each a module):
 ``index``     newest release for a declared line that is not installed
 ``cache``     the file cache that keeps an unchanged ``runner run`` free of
               subprocesses and parsing
+``pycheck``   the base image's Python against the lock's Requires-Python (used by the app,
+              once the image's version is known)
 
 Cache layout under ``cache_dir/deps/``: ``lock-<project>.json`` (the last lock of a
 (root, script, options) with the key of its inputs and the sys.path stamps it was
@@ -30,7 +32,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from stat import S_ISDIR
 from typing import Any
@@ -83,7 +85,7 @@ def scan_file_bytes(path: str, data: bytes) -> FileScan:
 
 __all__ = ["lock_project", "project_closure", "write_lock", "SHIP_DIR"]
 
-_SCHEMA = 4
+_SCHEMA = 5  # 5: Requires-Python, extras and RECORD in the probe; dropped lines in the lock
 #: scan cache entries: keyed by absolute path, with relative imports and paths (for the closure)
 _SCAN_V = "abs-1"
 _SCANNED = (".py", ".pyw", ".ipynb")
@@ -230,6 +232,7 @@ def lock_project(
         root, resolved, declared, env, python_cmd, scan_warnings, explicit=requirements is not None,
         index=None if offline else index, offline=offline, where=where, cache=cache, expires=expires, optional=optional,
     )  # fmt: skip
+    lock = _with_requires_python(lock, env)
     stamps.extend([s.source, _stat(s.source)] for s in lock.ship)
     cache.write(
         lock_name,
@@ -252,7 +255,12 @@ def _environment(python_cmd: str, fp: Mapping[str, Any], cache: _Cache) -> Envir
 
     name = f"probe-{digest([fp, digest(PROBE_SCRIPT)])}.json"  # a changed probe reports more: ask again
     cached = cache.read(name)
-    if isinstance(cached, dict) and cached.get("fingerprint") == fp and isinstance(cached.get("probe"), dict):
+    if (
+        isinstance(cached, dict)
+        and cached.get("v") == _SCHEMA  # an older probe lacks fields (Requires-Python)
+        and cached.get("fingerprint") == fp
+        and isinstance(cached.get("probe"), dict)
+    ):
         probe = cached["probe"]
         try:
             if stamps_valid(probe["stamps"]):
@@ -260,8 +268,22 @@ def _environment(python_cmd: str, fp: Mapping[str, Any], cache: _Cache) -> Envir
         except (KeyError, TypeError, ValueError):
             pass
     probe = run_probe(python_cmd)
-    cache.write(name, {"fingerprint": fp, "probe": probe})
+    cache.write(name, {"v": _SCHEMA, "fingerprint": fp, "probe": probe})
     return parse_probe(python_cmd, probe)
+
+
+def _with_requires_python(lock: Lock, env: Environment) -> Lock:
+    """The lock with the Requires-Python of each line pinned to the installed version.
+
+    Lines the local install does not back (an index pin, another version) get none:
+    their metadata is not here, and pip reports a mismatch for them itself.
+    """
+    found = []
+    for r in lock.requirements:
+        dist = env.dists.get(r.name)
+        if dist is not None and dist.requires_python and r.version in (dist.version, None):
+            found.append((r.name, dist.requires_python))
+    return replace(lock, requires_python=tuple(sorted(set(found))))
 
 
 # --------------------------------------------------------------------------- scan

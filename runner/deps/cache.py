@@ -61,6 +61,7 @@ def lock_to_json(lock: Lock) -> dict[str, Any]:
         "notes": list(lock.notes),
         "pip_options": list(lock.pip_options),
         "dropped": [[d.what, d.at, d.reason, d.kind] for d in lock.dropped],
+        "requires_python": [list(p) for p in lock.requires_python],
     }
 
 
@@ -87,4 +88,5 @@ def lock_from_json(d: dict[str, Any]) -> Lock:
         notes=tuple(str(n) for n in d["notes"]),
         pip_options=tuple(str(o) for o in d["pip_options"]),
         dropped=tuple(Dropped(what=str(w), at=str(a), reason=str(r), kind=str(k)) for w, a, r, k in d["dropped"]),
+        requires_python=tuple((str(n), str(spec)) for n, spec in d["requires_python"]),
     )

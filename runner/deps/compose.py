@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from runner.deps.interp import Environment, normalize
+from runner.deps.resolve import RUNTIME_MODULE
 from runner.deps.model import Dropped, ImportInfo, ImportKind, Lock, Origin, PinSource, Requirement
 
 if TYPE_CHECKING:
@@ -160,6 +161,11 @@ def compose_lock(
             if req is None or req.url:
                 declared_names.add(r.name)
                 kept.append(_with(r, Origin(PinSource.DECLARED, at=at)))
+                continue
+            if r.name == RUNTIME_MODULE:  # the starter needs runner locally; the image has the runtime
+                dropped.append(Dropped(what=r.line, at=at, reason="`import runner` in the image is runner's in-container runtime"))
+                notes.append(f"{RUNTIME_MODULE}: listed at {at}, left out of the image "
+                             "(`import runner` there is runner's in-container runtime)")  # fmt: skip
                 continue
             if req.marker is not None and not _marker_holds(req, marker_env):
                 written = (r.provenance[0].detail if r.provenance else "") or r.line

@@ -242,11 +242,16 @@ for dist in md.distributions():
         extras = dist.metadata.get_all("Provides-Extra") or []
     except Exception:
         extras = []
+    try:
+        requires_python = dist.metadata["Requires-Python"]
+    except Exception:
+        requires_python = None
     dists.append({
         "name": name,
         "record": record if record and os.path.isfile(record) else "",
         "extras": sorted(set(extras)),
         "version": dist.version or "",
+        "requires_python": requires_python or None,
         "requires": list(dist.requires or []),
         "top": sorted(tops),
         "dotted": sorted(dotted),
@@ -304,6 +309,7 @@ class Distribution:
     #: absolute path of its RECORD ("" when it has none): the files whose imports ``optional`` scans
     record: str = ""
     extras: tuple[str, ...] = ()  # Provides-Extra
+    requires_python: str | None = None  # the installed version's Requires-Python, as written
 
 
 @dataclass(frozen=True)
@@ -435,6 +441,7 @@ def parse_probe(python: str, data: Mapping[str, Any]) -> Environment:
             location=str(raw.get("location") or ""),
             record=str(raw.get("record") or ""),
             extras=tuple(str(e) for e in raw.get("extras") or ()),
+            requires_python=str(raw["requires_python"]).strip() or None if raw.get("requires_python") else None,
         )
         dists.setdefault(dist.name, dist)
     by_top: dict[str, set[str]] = {}

@@ -17,6 +17,9 @@ class ImportKind(str, Enum):
     LOCAL = "local"  # resolves to a module/package of the project on the script's sys.path
     THIRD_PARTY = "third_party"  # mapped to an installed distribution
     MISSING = "missing"  # third-party name not installed locally
+    #: ``import runner`` with no ``runner`` of the project's own: runner's in-container runtime
+    #: (``runner/runtime``) provides it; never pinned (runner and its dependencies stay out)
+    RUNNER = "runner"
 
 
 @dataclass(frozen=True)
@@ -123,6 +126,14 @@ class Lock:
     pip_options: tuple[str, ...] = ()
     #: declared lines and imports left out of the lock, each with its reason
     dropped: tuple[Dropped, ...] = ()
+    #: (distribution, its Requires-Python) for locked distributions pinned from the local
+    #: install, sorted: what the base image's Python is checked against before a build
+    requires_python: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def uses_runtime(self) -> bool:
+        """The project imports ``runner`` and has no module of that name: ship the runtime."""
+        return any(i.kind is ImportKind.RUNNER for i in self.imports)
 
     def text(self) -> str:
         """The ``requirements.lock`` content: deterministic, one requirement per line."""

@@ -23,9 +23,12 @@ from dataclasses import dataclass
 from runner.deps.interp import Environment
 from runner.deps.model import ImportInfo, ImportKind, ImportSite
 
-__all__ = ["LocalIndex", "Resolved", "build_local_index", "classify", "PY2_STDLIB"]
+__all__ = ["LocalIndex", "Resolved", "build_local_index", "classify", "PY2_STDLIB", "RUNTIME_MODULE"]
 
 _MODULE_SUFFIXES = (".py", ".pyw", ".so", ".pyd")
+#: ``import runner`` (a starter/worker script): runner's in-container runtime provides it in
+#: the image, so neither the installed runner nor an index project of that name is pinned
+RUNTIME_MODULE = "runner"
 
 # Standard-library modules of Python 2 that are gone (or renamed) in Python 3.  Imported
 # without a guard they are dead code paths; never look them up on the index (the index
@@ -154,6 +157,8 @@ def classify(
             kind = ImportKind.STDLIB
         elif any(top in local.regular.get(d, ()) for d in dirs):
             kind = ImportKind.LOCAL
+        elif top == RUNTIME_MODULE:  # after the project's own: a local runner.py wins, as it does in Python
+            kind = ImportKind.RUNNER
         elif top in env.stdlib:
             kind = ImportKind.STDLIB
         elif (mapped := _third_party(env, site)) is not None:

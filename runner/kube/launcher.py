@@ -205,6 +205,11 @@ def record(experiment: str, end: dict[str, Any], data_dir: str) -> None:
             time.sleep(1 + attempt)
 
 
+#: what the script may read, as on the local target (runner.runtime: run_name, experiment_name, params);
+#: the launcher's own RUNNER_* settings stay out of the script's environment
+RUNTIME_VARS = ("RUNNER_RUN", "RUNNER_EXPERIMENT", "RUNNER_PARAMS", "RUNNER_RUNTIME")
+
+
 def command_from_run(experiment: str) -> list[str]:
     """Arguments longer than exec allows are not in the Job: take the command from run.json in the
     run's ConfigMap, write its argv to RUNNER_ARGV_FILE, and start the script through the bootstrap
@@ -237,7 +242,7 @@ def main(argv: list[str]) -> int:
         return 0
     oom_before = oom_kills()
     started = time.time()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RUNNER_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RUNNER_") or k in RUNTIME_VARS}
     try:
         child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     except OSError as e:
