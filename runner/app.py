@@ -182,7 +182,7 @@ class App:
             args=plan.args,
             target=target,
             options=options,
-            experiments=[(container_command(plan.script, e.args), e.params) for e in experiments],
+            experiments=[(container_command(plan.argv0, e.args), e.params) for e in experiments],
             state=ExpState.QUEUED if cached else ExpState.BUILDING,
             owner_pid=os.getpid(),
         )
@@ -262,7 +262,7 @@ class App:
 
     def job_specs(self, sub: Submission, image: str, opts: RunOptions, target: KubeTarget | None) -> list[JobSpec]:
         from runner.kube import JobSpec, release_chain
-        from runner.render import ARGV_BOOTSTRAP, ARGV_FILE, PROJECT_DIR, argv_through_file, exec_too_long
+        from runner.render import ARGV_BOOTSTRAP, ARGV_FILE, argv_through_file, exec_too_long
 
         ko = opts.kube or KubeOptions()
         mounts = tuple(target.resolve_datastore(d) for d in ko.datastores) if target else ()
@@ -284,7 +284,8 @@ class App:
             command, env = command_and_env(tuple(e.command))
             env = {**_runtime_env(sub, e), **env}
             del env[EXPERIMENT_VAR]  # make_job sets it (the launcher reads it too)
-            specs.append(JobSpec(run=sub.run.name, experiment=e.name, image=image, command=command, workdir=PROJECT_DIR,
+            specs.append(JobSpec(run=sub.run.name, experiment=e.name, image=image, command=command,
+                                 workdir=sub.plan.container_workdir,
                                  env=env, secrets=ko.secrets, cpus=r.cpus, memory=r.memory, gpus=r.gpus,
                                  timeout=ko.timeout, retries=ko.retries, datastores=mounts,
                                  suspend=chain[e.name][0], release=chain[e.name][1]))  # fmt: skip
@@ -313,8 +314,9 @@ class App:
         from runner.names import experiment_name
 
         ko = opts.kube or KubeOptions()
-        notes = []
+        notes: list[str] = []
         plan = self.plan(req)
+        notes.extend(plan.notices)
         base_id = self.engine.image_id(plan.base_image)
         if base_id is None:
             raise UsageError(f"base image {plan.base_image} is not present, so the image tag is not known yet")
@@ -342,7 +344,7 @@ class App:
                         options=_options_doc(opts))  # fmt: skip
         exps = tuple(
             ExperimentRecord(name=experiment_name(name, e.index), run=name, index=e.index,
-                             command=tuple(container_command(plan.script, e.args)), params=e.params,
+                             command=tuple(container_command(plan.argv0, e.args)), params=e.params,
                              state=ExpState.QUEUED, handle=None, exit_code=None, message=None,
                              created_at=run.created_at, started_at=None, finished_at=None, owner_pid=None,
                              stop_requested=False)  # fmt: skip
@@ -393,7 +395,7 @@ class App:
 
     def container_specs(self, sub: Submission, opts: RunOptions) -> dict[str, ContainerSpec]:
         from runner.adapters.docker_engine import ContainerSpec
-        from runner.render import ARGV_FILE, PROJECT_DIR, argv_through_file, exec_too_long
+        from runner.render import ARGV_FILE, argv_through_file, exec_too_long
 
         specs = {}
         for exp in sub.experiments:
@@ -408,7 +410,7 @@ class App:
                 name=f"runner-{exp.name}",
                 labels={"app.kubernetes.io/managed-by": "runner", "runner/run": sub.run.name, "runner/experiment": exp.name},
                 env={**_runtime_env(sub, exp), **opts.env},
-                workdir=PROJECT_DIR,
+                workdir=sub.plan.container_workdir,
                 cpus=opts.resources.cpus,
                 memory_bytes=opts.resources.memory_bytes,
                 gpus=opts.resources.gpus,

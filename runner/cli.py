@@ -181,6 +181,8 @@ def _start_and_follow(a: App, sub: Submission, *, target: str, opts: RunOptions,
 
     Exits with the script's exit code (with several experiments: the first non-zero one).
     """
+    for notice in sub.plan.notices:
+        _err(f"note: {notice}")
     for warning in (*sub.plan.lock.warnings, *sub.python_warnings):
         _err(f"warning: {warning}")
     sensitive = [f for f in sub.plan.files.excluded if f != ".git/"]  # .git/ is always left out: no news
@@ -319,6 +321,7 @@ def inspect(
     if as_json:
         _json({
             "root": plan.root, "script": plan.script, "args": plan.args, "command": plan.command,
+            "workdir": plan.container_workdir, "closure": plan.closure, "notices": plan.notices,
             "files": plan.files.files, "excluded": plan.files.excluded,
             "imports": lock.imports, "requirements": lock.requirements, "lock": lock.text(),
             "lock_origin": lock.origin, "warnings": lock.warnings, "notes": lock.notes,
@@ -331,6 +334,9 @@ def inspect(
     typer.echo(f"project root   {plan.root}")
     typer.echo(f"script         {plan.script}")
     typer.echo(f"command        {' '.join(_quote(c) for c in plan.command)}")
+    typer.echo(f"workdir        {plan.container_workdir}")
+    for notice in plan.notices:
+        typer.echo(f"note: {notice}")
     typer.echo(f"files ({len(plan.files.files)})")
     for f in plan.files.files:
         typer.echo(f"  {f}")

@@ -46,6 +46,8 @@ from typing import IO, Any
 
 SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 OOM_FILES = ("/sys/fs/cgroup/memory.events", "/sys/fs/cgroup/memory/memory.oom_control")
+#: the build context's root in the image (runner.render.PROJECT_DIR); the script may run in a subfolder of it
+PROJECT_DIR = "/project"
 
 
 def now_iso() -> str:
@@ -228,7 +230,8 @@ def main(argv: list[str]) -> int:
         command = command_from_run(experiment)
     data_dir = os.environ.get("RUNNER_DATA", "/runner-data")
     timeout = float(os.environ.get("RUNNER_TIMEOUT") or 0)
-    workdir = os.getcwd()
+    # artifacts: everything the script changed under the project (it may run in a subfolder of it)
+    workdir = PROJECT_DIR if os.path.isdir(PROJECT_DIR) else os.getcwd()
     tee = Tee(os.path.join(data_dir, "log"))
     if os.environ.get("RUNNER_QUEUED") and stop_requested(experiment):
         # stopped while queued (--max-parallel): its end says "stopped" already; pass the turn on
