@@ -6,6 +6,7 @@ Layout of the build context (made by :mod:`runner.image`)::
     .runner/deps/requirements.lock   the lock, exactly as pinned
     .runner/deps/ca.pem              the host's CA bundle (possibly empty); never in the final image
     .runner/deps/wheels/...          local wheel files the lock refers to
+    .runner/runtime/runner/...       runner's in-container runtime, when the project imports runner
     project/...                      the project's files
 
 Two stages: ``deps`` installs the lock into a virtual environment (it alone sees
@@ -25,6 +26,8 @@ from runner.errors import UsageError
 
 PROJECT_DIR = "/project"
 VENV_DIR = "/opt/runner/venv"
+#: on PYTHONPATH after the project's folders: ``import runner`` finds the runtime, a project's own runner wins
+RUNTIME_DIR = "/opt/runner/runtime"
 DEPS_DIR = SHIP_DIR  # lock lines for shipped wheels refer to files here
 #: pip settings forwarded as build arguments to the deps stage only
 INDEX_ARGS = ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_TRUSTED_HOST")
@@ -35,6 +38,7 @@ class DockerfileSpec:
     base_image: str
     has_requirements: bool
     install_project: bool = False
+    runtime: bool = False  # ship runner's in-container runtime (runner/runtime) as the ``runner`` module
 
 
 def render_dockerfile(spec: DockerfileSpec) -> str:
@@ -57,6 +61,8 @@ def render_dockerfile(spec: DockerfileSpec) -> str:
         ]
     else:
         lines.append(f"FROM {spec.base_image}")
+    if spec.runtime:  # before the code: it changes with runner, not with the project
+        lines += [f"COPY .runner/runtime/ {RUNTIME_DIR}/", "ENV RUNNER_RUNTIME=1"]
     # No bytecode files: they would show up as artifacts the script "created".
     lines += [
         "ENV PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1",
@@ -68,6 +74,8 @@ def render_dockerfile(spec: DockerfileSpec) -> str:
         # the package index (and its CA) in the final stage; putting its source on
         # the path gives the same imports without that.
         lines.append(f"ENV PYTHONPATH={PROJECT_DIR}/src:{PROJECT_DIR}")
+    if spec.runtime:  # last on the path (after the base image's and the project's own entries)
+        lines.append(f"ENV PYTHONPATH=${{PYTHONPATH:+$PYTHONPATH:}}{RUNTIME_DIR}")
     return "\n".join(lines) + "\n"
 
 
