@@ -113,11 +113,17 @@ def test_sweep_runs_metrics_artifact_download(runner: Runner, project: Project, 
 def test_live_output_within_a_second_and_stop_from_the_page(runner: Runner, project: Project,
                                                             browser: webdriver.Chrome) -> None:  # fmt: skip
     proj = project({"ticker.py": TICKER})
-    r = runner("run", "--local", "--detach", "ticker.py", cwd=proj)
-    assert r.code == 0, r.err
-    run = run_name(r.err)
-    exp = f"{run}-exp0"
     with ui_server(runner.env) as url:
+        # the runs page, open before the run exists, shows it without a reload
+        browser.get(url + "/")
+        assert table_rows(browser, "#runs")[0]["cells"] == ["no runs"]
+        r = runner("run", "--local", "--detach", "ticker.py", cwd=proj)
+        assert r.code == 0, r.err
+        run = run_name(r.err)
+        exp = f"{run}-exp0"
+        wait("the new run in the table", lambda: [row.get("run") for row in table_rows(browser, "#runs")] == [run],
+             timeout=10)  # fmt: skip
+
         browser.get(f"{url}/experiments/{exp}")
         # when each line reaches the page, by the browser's clock (the host's, as the container's)
         browser.execute_script(
