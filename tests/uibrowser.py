@@ -40,6 +40,7 @@ def chrome(downloads: Path) -> Iterator[webdriver.Chrome]:
     for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1000",
                 "--disable-gpu", "--no-first-run"):  # fmt: skip
         opts.add_argument(arg)
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # console errors (a CSP refusal) are checked
     opts.add_experimental_option("prefs", {"download.default_directory": str(downloads),
                                            "download.prompt_for_download": False})  # fmt: skip
     # the driver is the OS package's: Selenium Manager must not try to download one
@@ -94,3 +95,8 @@ def table_rows(d: webdriver.Chrome, table: str) -> list[dict[str, Any]]:
     return list(d.execute_script(
         "return [...document.querySelectorAll(arguments[0] + ' tbody tr')].map(tr => ({...tr.dataset,"
         " cells: [...tr.cells].map(c => c.textContent)}))", table))  # fmt: skip
+
+
+def console_errors(d: webdriver.Chrome) -> list[str]:
+    """What the page logged as errors (a script or style refused by the CSP, a failed request)."""
+    return [str(e["message"]) for e in d.get_log("browser") if e["level"] == "SEVERE"]

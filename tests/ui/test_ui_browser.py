@@ -15,7 +15,7 @@ from selenium import webdriver
 from selenium.common.exceptions import NoAlertPresentException
 from selenium.webdriver.common.by import By
 from support import Runner, run_name
-from uibrowser import screenshot, table_rows, ui_server, wait
+from uibrowser import console_errors, screenshot, table_rows, ui_server, wait
 
 pytestmark = pytest.mark.integration
 Project = Callable[[dict[str, str]], Path]
@@ -90,6 +90,7 @@ def test_sweep_runs_metrics_artifact_download(runner: Runner, project: Project, 
             "acc": [(f"{run}-exp{i}", 4, 4) for i in range(3)],
         }
         assert browser.find_elements(By.CSS_SELECTOR, "#metrics svg.main-svg")  # plotly drew them
+        assert console_errors(browser) == []  # plotly.js runs under the page's CSP
         screenshot(browser, "run-sweep-metrics")
 
         # an experiment: escaped output, artifacts, and a download equal to what the script wrote
@@ -108,6 +109,7 @@ def test_sweep_runs_metrics_artifact_download(runner: Runner, project: Project, 
         got = wait("the download", lambda: (downloads / "weights.bin").is_file() and not list(downloads.glob("*.crdownload"))
                    and (downloads / "weights.bin"), timeout=30)  # fmt: skip
         assert got.read_bytes() == (b"lr=0.01\n" + bytes(range(256))) * 64
+        assert console_errors(browser) == []
 
 
 def test_live_output_within_a_second_and_stop_from_the_page(runner: Runner, project: Project,
