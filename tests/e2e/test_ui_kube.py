@@ -61,3 +61,23 @@ def test_runs_table_lists_kubernetes_and_local_runs(kr: KubeRunner, project: Pro
         d.find_element(By.LINK_TEXT, "model.txt").click()
         got = wait("the download", lambda: (downloads / "model.txt").is_file() and (downloads / "model.txt"), timeout=30)
         assert got.read_text() == "weights 42\n"
+
+
+def test_stop_a_kubernetes_run_from_the_page(kr: KubeRunner, project: Project,
+                                             browser: tuple[webdriver.Chrome, Path]) -> None:  # fmt: skip
+    d, _ = browser
+    root = project({"sleeper.py": "import time\nprint('sleeping', flush=True)\ntime.sleep(300)\n"})
+    r = kr("run", "--detach", "--cpus", "0.2", "sleeper.py", cwd=root)
+    assert r.code == 0, r.err
+    run = run_name(r.err)
+    kr.wait_for(f"{run}-exp0", lambda e: e["status"] == "running")
+    with ui_server(kr.env) as url:
+        d.get(f"{url}/experiments/{run}-exp0")
+        wait("its output", lambda: "sleeping" in d.find_element(By.ID, "log").text, timeout=60)
+        d.get(f"{url}/runs/{run}")
+        d.find_element(By.CSS_SELECTOR, "button.stop").click()
+        d.switch_to.alert.accept()
+        wait("the page to say it stopped", lambda: "stopped" in d.find_element(By.ID, "action-result").text, timeout=120)
+        assert kr.experiment(f"{run}-exp0")["status"] == "stopped"
+        wait("the table to show it", lambda: table_rows(d, "#experiments")[0]["state"] == "stopped", timeout=15)
+        screenshot(d, "run-kubernetes-stopped")
