@@ -67,8 +67,8 @@ SHIP_DIR = "/runner-deps"
 _DECLARED_NAMES = ("uv.lock", "poetry.lock", "requirements.txt", "environment.yml", "environment.yaml", "pyproject.toml")
 
 
-def _declared_folders(script: str) -> list[str]:
-    """The script's folder and each one above it up to the root ("")."""
+def declared_folders(script: str) -> list[str]:
+    """Folders (relative to the root, "" = root) where a declared file counts: the script's, up to the root."""
     folder = script.rpartition("/")[0]
     out = [folder]
     while folder:
@@ -166,7 +166,7 @@ def lock_project(
     # the key holds every candidate's stat, so adding, removing or editing one is a miss.
     file_set = set(files)
     candidates = [requirements] if requirements is not None else [
-        root / rel for d in _declared_folders(script) for n in _DECLARED_NAMES if (rel := f"{d}/{n}" if d else n) in file_set
+        root / rel for d in declared_folders(script) for n in _DECLARED_NAMES if (rel := f"{d}/{n}" if d else n) in file_set
     ]
     python_cmd = resolve_python(python)
     fp = fingerprint(python_cmd)

@@ -8,20 +8,10 @@ from pathlib import Path
 from typing import Callable
 
 from conftest import KubeRunner
-from support import run_name
+from support import SUBFOLDER_SCRIPT, run_name
 
 Project = Callable[[dict[str, str]], Path]
 
-SCRIPT = """\
-import json, os, sys
-with open("config.yaml") as f:
-    print("CONFIG " + f.read().strip())
-print("ARGV " + json.dumps(sys.argv))
-print("CWD " + os.getcwd())
-os.makedirs("out", exist_ok=True)
-with open("out/result.txt", "w") as f:
-    f.write("done\\n")
-"""
 
 
 def _line(out: str, tag: str) -> str:
@@ -29,7 +19,7 @@ def _line(out: str, tag: str) -> str:
 
 
 def test_subfolder_launch_runs_in_the_subfolder(kr: KubeRunner, project: Project, tmp_path: Path) -> None:
-    root = project({"sub/s.py": SCRIPT, "sub/config.yaml": "lr: 0.5\n"})
+    root = project({"sub/s.py": SUBFOLDER_SCRIPT, "sub/config.yaml": "lr: 0.5\n"})
     (root / ".git").mkdir()
     local = subprocess.run(["python", "s.py"], cwd=root / "sub", capture_output=True, text=True, check=True).stdout
     r = kr("run", "s.py", cwd=root / "sub")

@@ -8,21 +8,10 @@ import subprocess
 from pathlib import Path
 from typing import Callable
 
-from support import Runner, run_name, write_project
+from support import SUBFOLDER_SCRIPT, Runner, run_name, write_project
 
 Project = Callable[[dict[str, str]], Path]
 
-#: reads a file next to it by a relative path, prints what `python s.py` sees
-SUBFOLDER_SCRIPT = """\
-import json, os, sys
-with open("config.yaml") as f:
-    print("CONFIG " + f.read().strip())
-print("ARGV " + json.dumps(sys.argv))
-print("CWD " + os.getcwd())
-os.makedirs("out", exist_ok=True)
-with open("out/result.txt", "w") as f:
-    f.write("done\\n")
-"""
 
 #: imports `common` from ../shared (put on sys.path with os.path) and reads ../data/train.txt
 OUTSIDE_SCRIPT = """\
