@@ -1,0 +1,86 @@
+"""A Kubernetes run's record never passes a ConfigMap's 1 MiB, and every end state is recorded (issue 14, point 4).
+
+Before, one ConfigMap per run held every experiment's arguments and end: a sweep whose
+arguments passed 1 MiB was refused (422), and one just under it lost its ends.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+from conftest import KubeRunner
+from e2e_cluster import kubectl
+from support import run_name
+
+Project = Callable[[dict[str, str]], Path]
+LENS = ("import hashlib, json, sys\n"
+        "print('LENS ' + json.dumps([[len(a), hashlib.sha256(a.encode()).hexdigest()] for a in sys.argv[1:]]))\n")  # fmt: skip
+
+
+def lens(args: list[str]) -> list[list[Any]]:
+    return [[len(a), hashlib.sha256(a.encode()).hexdigest()] for a in args]
+
+
+def run_configmaps(kr: KubeRunner, run: str) -> list[dict[str, Any]]:
+    found = json.loads(kubectl("-n", kr.ns.name, "get", "configmaps", "-l", f"runner/run={run}", "-o", "json"))["items"]
+    return [cm for cm in found if cm["metadata"]["labels"].get("runner/kind") in ("run", "run-part")]
+
+
+def recorded_ends(kr: KubeRunner, run: str) -> dict[str, dict[str, Any]]:
+    """What the launchers wrote in the run's ConfigMaps (read as admin: nothing derived by an observer)."""
+    ends = {}
+    for cm in run_configmaps(kr, run):
+        for key, value in (cm.get("data") or {}).items():
+            if key.endswith(".json") and key not in ("run.json", "part.json"):
+                ends[key[: -len(".json")]] = json.loads(value)
+    return ends
+
+
+def test_sweep_whose_arguments_pass_one_mib_records_every_end(kr: KubeRunner, project: Project) -> None:
+    root = project({"lens.py": LENS})
+    blob = "b" * 32_000
+    n = 36  # 36 x 32 kB of arguments: 1.15 MB, more than one ConfigMap can hold
+    r = kr("run", "--sweep", "--detach", "--cpus", "0.05", "--max-parallel", "12", str(root / "lens.py"),
+           "--blob", blob, "--i", f"range({n})", timeout=600)  # fmt: skip
+    assert r.code == 0, r.err[-3000:]
+    run = run_name(r.err)
+    names = [f"{run}-exp{i}" for i in range(n)]
+    cms = run_configmaps(kr, run)
+    assert len(cms) >= 2
+    assert all(len(json.dumps(cm).encode()) < 1 << 20 for cm in cms)
+    deadline = time.monotonic() + 600
+    while len(ends := recorded_ends(kr, run)) < n:  # the launchers alone record them (no observer runs)
+        assert time.monotonic() < deadline, f"{len(ends)} of {n} ends recorded"
+        time.sleep(3)
+    assert sorted(ends) == sorted(names)
+    assert {e["state"] for e in ends.values()} == {"completed"}, ends
+    exps = kr.json("status", run)["experiment_list"]
+    assert [e["name"] for e in exps] == names
+    assert [e["status"] for e in exps] == ["completed"] * n
+    assert [str(e["params"]["--i"]) for e in exps] == [str(i) for i in range(n)]
+    for i in (0, n - 1):
+        out = kr("logs", names[i]).out
+        line = next(ln for ln in out.splitlines() if "LENS " in ln)
+        assert json.loads(line.split("LENS ", 1)[1]) == lens(["--blob", blob, "--i", str(i)])
+
+
+def test_arguments_of_two_megabytes_reach_the_script_and_its_end_is_recorded(kr: KubeRunner, project: Project,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    import runner
+
+    for key in ("RUNNER_HOME", "KUBECONFIG", "RUNNER_REGISTRY", "RUNNER_HELPER_IMAGE", "RUNNER_BASE_IMAGE"):
+        monkeypatch.setenv(key, kr.env[key])
+    root = project({"lens.py": LENS})
+    args = ["--big", "y" * 1_000_000 + "\u00e9", *("z" * 100_000 for _ in range(10)), "", "a b"]  # ~2.1 MB
+    run = runner.submit(root / "lens.py", args=args, cpus=0.25)
+    assert run.wait(timeout=300) == "completed", run.logs()
+    line = next(ln for ln in run.logs() if "LENS " in ln)
+    assert json.loads(line.split("LENS ", 1)[1]) == lens(args)
+    cms = run_configmaps(kr, run.name)
+    assert len(cms) == 1 and len(json.dumps(cms[0]).encode()) < 100_000  # the arguments are on the volume
+    assert recorded_ends(kr, run.name)[f"{run.name}-exp0"]["state"] == "completed"
