@@ -537,8 +537,8 @@ class App:
             if exp.state.active and follow:
                 yield from (prefix + ln.format() for ln in target.follow(run.name, exp.name))
                 continue
-            lines = target.finished_log(run.name, exp.name)
-            yield from (prefix + ln for ln in (lines[-tail:] if tail else [] if tail == 0 else lines))
+            if tail != 0:
+                yield from (prefix + ln for ln in target.finished_log(run.name, exp.name, tail=tail))
 
     def _ended(self, experiment: str) -> Callable[[], bool]:
         return lambda: not self.store.get_experiment(experiment).state.active

@@ -175,6 +175,12 @@ class KubeTarget:
             jobs[j["metadata"]["labels"].get(kube.EXP_LABEL, "")] = j
         for p in self.cluster.list_objects("Pod", sel):
             pods.setdefault(p["metadata"].get("labels", {}).get(kube.EXP_LABEL, ""), []).append(p)
+        pending = [p for ps in pods.values() for p in ps if (p.get("status") or {}).get("phase") == "Pending"]
+        if pending:  # their status may not say why they wait: the events do (one more request, only then)
+            try:
+                kube.attach_warnings(pending, self.cluster.list_objects("Event", "", fields="type=Warning,involvedObject.kind=Pod"))
+            except ClusterError:
+                pass
         out = [self._summary(rec, jobs, pods) for rec in records]
         out.sort(key=lambda s: s.run.created_at, reverse=True)
         return out
@@ -334,11 +340,22 @@ class KubeTarget:
             if pod is None or (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
                 done.add(name)
 
-    def finished_log(self, run: str, experiment: str) -> list[str]:
-        """The whole log from the data volume (all attempts), as formatted lines."""
+    def finished_log(self, run: str, experiment: str, *, tail: int | None = None) -> Iterator[str]:
+        """The log from the data volume (all attempts; the last ``tail`` lines), as formatted lines,
+        streamed as they are read: a log of a gigabyte starts printing at once."""
         path = f"{kube.DATA_MOUNT}/{kube.experiment_dir(run, experiment)}/log"
-        out = self.cluster.exec(self.data_pod(), ["sh", "-c", f"cat {path} 2>/dev/null || true"])
-        return out.decode("utf-8", "surrogateescape").splitlines()
+        read = f"tail -n {int(tail)} {path}" if tail is not None else f"cat {path}"
+        pending: list[bytes] = []
+        for chunk in self.cluster.exec_stream(self.data_pod(), ["sh", "-c", f"{read} 2>/dev/null || true"]):
+            cut = chunk.rfind(b"\n")
+            if cut < 0:
+                pending.append(chunk)
+                continue
+            pending.append(chunk[:cut])
+            yield from b"".join(pending).decode("utf-8", "surrogateescape").split("\n")
+            pending = [chunk[cut + 1 :]] if cut + 1 < len(chunk) else []
+        if pending:
+            yield b"".join(pending).decode("utf-8", "surrogateescape")
 
     # -- stop --------------------------------------------------------------------------------
 

@@ -31,6 +31,7 @@ PATHS = {
     "PersistentVolumeClaim": ("/api/v1", "persistentvolumeclaims"),
     "Secret": ("/api/v1", "secrets"),
     "Job": ("/apis/batch/v1", "jobs"),
+    "Event": ("/api/v1", "events"),
 }
 
 
@@ -197,10 +198,11 @@ class KubeCluster:
         except NotFoundError:
             pass
 
-    def list_objects(self, kind: str, selector: str) -> list[dict[str, Any]]:
-        if kind not in ("ConfigMap", "Pod", "Job"):
+    def list_objects(self, kind: str, selector: str, *, fields: str | None = None) -> list[dict[str, Any]]:
+        if kind not in ("ConfigMap", "Pod", "Job", "Event"):
             raise KeyError(kind)
-        found = self._call(f"list {kind}s", self._rest, "GET", self._path(kind), query={"labelSelector": selector})
+        query = {"labelSelector": selector, **({"fieldSelector": fields} if fields else {})}
+        found = self._call(f"list {kind}s", self._rest, "GET", self._path(kind), query=query)
         return list(found.get("items") or [])
 
     def get(self, kind: str, name: str) -> dict[str, Any] | None:
@@ -288,6 +290,39 @@ class KubeCluster:
             text = err.decode(errors="replace").strip().splitlines()
             raise ClusterError(f"{what}: {command[0]} failed (exit {code}): {text[-1] if text else ''}")
         return bytes(out)
+
+    def exec_stream(self, pod: str, command: list[str], *, idle: float = 120) -> Iterator[bytes]:
+        """Run ``command`` in the pod; its stdout as it comes (a large file is not held in memory first).
+
+        ClusterError with its stderr if it fails, or if nothing came for ``idle`` seconds.
+        """
+        from kubernetes.stream import stream
+
+        what = f"exec in {pod}"
+        ws = self._call(what, lambda **kw: stream(
+            self.core.connect_get_namespaced_pod_exec, pod, self.ns, command=command, stdin=False,
+            stdout=True, stderr=True, tty=False, binary=True, **kw,
+        ), _request_timeout=idle, raw=True)  # fmt: skip
+        err = bytearray()
+        last = time.monotonic()
+        try:
+            while ws.is_open():
+                if time.monotonic() - last > idle:
+                    raise ClusterError(f"{what}: no answer in {idle:g}s")
+                ws.update(timeout=1)
+                if ws.peek_stdout():
+                    last = time.monotonic()
+                    yield bytes(ws.read_stdout())
+                if ws.peek_stderr():
+                    err += ws.read_stderr()
+            code = ws.returncode
+        except (OSError, ValueError) as e:
+            raise ClusterError(f"{what}: the connection broke: {e}") from e
+        finally:
+            ws.close()
+        if code:
+            text = err.decode(errors="replace").strip().splitlines()
+            raise ClusterError(f"{what}: {command[0]} failed (exit {code}): {text[-1] if text else ''}")
 
     def wait_pod(self, name: str, *, timeout: float = 120) -> dict[str, Any]:
         """Until the pod runs; ClusterError naming why it does not (pull error, unschedulable)."""

@@ -434,7 +434,7 @@ def _pod_why(pod: dict[str, Any]) -> tuple[str, int | None, str | None]:
         sched = _conditions(pod).get("PodScheduled")
         if sched and sched.get("status") == "False":
             return "queued", None, f"{sched.get('reason') or 'Unschedulable'}: {sched.get('message', '')}".strip()
-        return "queued", None, None
+        return "queued", None, status.get(WARNING_KEY)
     if phase == "Running":
         return "running", None, None
     if phase == "Succeeded":
@@ -442,6 +442,29 @@ def _pod_why(pod: dict[str, Any]) -> tuple[str, int | None, str | None]:
     if phase == "Failed":
         return "failed", None, status.get("message") or status.get("reason") or "the pod failed"
     return "queued", None, None
+
+
+#: where :func:`attach_warnings` puts a pending pod's latest warning event (in its status dict)
+WARNING_KEY = "runner.warning"
+
+
+def attach_warnings(pods: list[dict[str, Any]], events: list[dict[str, Any]]) -> None:
+    """Why a pending pod does not start when its status does not say (a volume that cannot be
+    mounted, a sandbox that cannot be made -- e.g. a 1-byte --memory): its newest warning event,
+    as ``Reason: message``, kept in the pod's status for :func:`observe`."""
+    newest: dict[str, tuple[str, str]] = {}
+    for ev in events:
+        if ev.get("type") != "Warning":
+            continue
+        obj = ev.get("involvedObject") or {}
+        when = str(ev.get("lastTimestamp") or ev.get("eventTime") or (ev.get("metadata") or {}).get("creationTimestamp") or "")
+        text = f"{ev.get('reason') or 'Warning'}: {ev.get('message') or ''}".strip()
+        if obj.get("kind") == "Pod" and when >= newest.get(obj.get("name", ""), ("", ""))[0]:
+            newest[obj.get("name", "")] = (when, text[:MAX_MESSAGE])
+    for pod in pods:
+        found = newest.get((pod.get("metadata") or {}).get("name", ""))
+        if found:
+            pod.setdefault("status", {})[WARNING_KEY] = found[1]
 
 
 def observe(*, end: dict[str, Any] | None, stop: bool, job: dict[str, Any] | None, pods: list[dict[str, Any]],

@@ -172,3 +172,26 @@ def test_launcher_reads_arguments_of_any_length_from_the_volume(pod: Path, monke
     monkeypatch.setenv("RUNNER_ARGV_BOOTSTRAP", "pass")
     assert launcher.command_from_volume(str(pod)) == ["python3", "-c", "pass"]
     assert json.loads((tmp_path / "runner" / "argv.json").read_text(encoding="utf-8")) == argv
+
+
+def test_a_pending_pod_whose_status_says_nothing_shows_its_newest_warning_event() -> None:
+    # --memory 1: the pod's token volume cannot be written, and the pod waits in ContainerCreating for ever;
+    # only its events say why
+    pod = {"metadata": {"name": "r-exp0-abcde"},
+           "status": {"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "True"}],
+                      "containerStatuses": [{"state": {"waiting": {"reason": "ContainerCreating"}}}]}}  # fmt: skip
+    job = {"spec": {"backoffLimit": 0}, "status": {}}
+    assert kube.observe(end=None, stop=False, job=job, pods=[pod], launched=True).message is None
+    events = [
+        {"type": "Warning", "reason": "FailedMount", "message": "no space left on device (old)",
+         "lastTimestamp": "2026-12-04T15:54:31Z", "involvedObject": {"kind": "Pod", "name": "r-exp0-abcde"}},
+        {"type": "Warning", "reason": "FailedMount", "message": "MountVolume.SetUp failed: no space left on device",
+         "lastTimestamp": "2026-12-04T15:54:46Z", "involvedObject": {"kind": "Pod", "name": "r-exp0-abcde"}},
+        {"type": "Normal", "reason": "Scheduled", "message": "assigned",
+         "lastTimestamp": "2026-12-04T15:54:50Z", "involvedObject": {"kind": "Pod", "name": "r-exp0-abcde"}},
+        {"type": "Warning", "reason": "BackOff", "message": "someone else",
+         "lastTimestamp": "2026-12-04T15:54:59Z", "involvedObject": {"kind": "Pod", "name": "other"}},
+    ]  # fmt: skip
+    kube.attach_warnings([pod], events)
+    seen = kube.observe(end=None, stop=False, job=job, pods=[pod], launched=True)
+    assert (seen.state, seen.message) == ("queued", "FailedMount: MountVolume.SetUp failed: no space left on device")
