@@ -260,6 +260,8 @@ class KubeCluster:
         Stdin cannot be closed over the v4 exec protocol, so commands that read it
         must know its length (``head -c N``): see :meth:`upload`.
         """
+        if stdin is None:  # read off the websocket directly: linear in the output's size
+            return b"".join(self.exec_stream(pod, command, idle=timeout))
         from kubernetes.stream import stream
 
         what = f"exec in {pod}"
@@ -295,7 +297,13 @@ class KubeCluster:
         """Run ``command`` in the pod; its stdout as it comes (a large file is not held in memory first).
 
         ClusterError with its stderr if it fails, or if nothing came for ``idle`` seconds.
+        The frames are read off the websocket here: the client's own buffering (every
+        frame appended to one growing bytes object, and a copy of everything kept) makes a
+        large output quadratic.
         """
+        import socket
+
+        import websocket
         from kubernetes.stream import stream
 
         what = f"exec in {pod}"
@@ -303,24 +311,40 @@ class KubeCluster:
             self.core.connect_get_namespaced_pod_exec, pod, self.ns, command=command, stdin=False,
             stdout=True, stderr=True, tty=False, binary=True, **kw,
         ), _request_timeout=idle, raw=True)  # fmt: skip
-        err = bytearray()
-        last = time.monotonic()
+        err, status = bytearray(), bytearray()
+        sock = ws.sock
         try:
-            while ws.is_open():
-                if time.monotonic() - last > idle:
-                    raise ClusterError(f"{what}: no answer in {idle:g}s")
-                ws.update(timeout=1)
-                if ws.peek_stdout():
-                    last = time.monotonic()
-                    yield bytes(ws.read_stdout())
-                if ws.peek_stderr():
-                    err += ws.read_stderr()
-            code = ws.returncode
-        except (OSError, ValueError) as e:
+            sock.settimeout(idle)
+            while True:
+                try:
+                    op, frame = sock.recv_data_frame(True)
+                except websocket.WebSocketConnectionClosedException:
+                    break
+                if op == websocket.ABNF.OPCODE_CLOSE:
+                    break
+                data = frame.data if isinstance(frame.data, bytes) else bytes(frame.data)
+                if op not in (websocket.ABNF.OPCODE_BINARY, websocket.ABNF.OPCODE_TEXT) or len(data) < 2:
+                    continue
+                channel, payload = data[0], data[1:]
+                if channel == 1:
+                    yield payload
+                elif channel == 2:
+                    err += payload
+                elif channel == 3:  # the exec's status, as JSON, at its end
+                    status += payload
+        except (socket.timeout, TimeoutError) as e:
+            raise ClusterError(f"{what}: no answer in {idle:g}s") from e
+        except (OSError, ValueError, websocket.WebSocketException) as e:
             raise ClusterError(f"{what}: the connection broke: {e}") from e
         finally:
             ws.close()
-        if code:
+        try:
+            doc = json.loads(bytes(status) or b'{"status": "Success"}')
+        except ValueError:
+            doc = {"status": "Failure", "message": status.decode(errors="replace")}
+        if doc.get("status") != "Success":
+            causes = (doc.get("details") or {}).get("causes") or [{}]
+            code = causes[0].get("message") or doc.get("message")
             text = err.decode(errors="replace").strip().splitlines()
             raise ClusterError(f"{what}: {command[0]} failed (exit {code}): {text[-1] if text else ''}")
 

@@ -84,3 +84,34 @@ def test_arguments_of_two_megabytes_reach_the_script_and_its_end_is_recorded(kr:
     cms = run_configmaps(kr, run.name)
     assert len(cms) == 1 and len(json.dumps(cms[0]).encode()) < 100_000  # the arguments are on the volume
     assert recorded_ends(kr, run.name)[f"{run.name}-exp0"]["state"] == "completed"
+
+
+PRINTER = """\
+import sys
+n = int(sys.argv[1])
+block = b"".join(b"line %07d %s\\n" % (i, b"x" * 80) for i in range(1000))
+out = sys.stdout.buffer
+for _ in range(n // 1000):
+    out.write(block)
+"""
+
+
+def test_logs_of_a_finished_experiment_with_a_large_log_stream_at_once(kr: KubeRunner, project: Project) -> None:
+    root = project({"printer.py": PRINTER})
+    n = 1_000_000  # ~94 MB of output
+    r = kr("run", "--detach", "--cpus", "0.5", str(root / "printer.py"), str(n))
+    assert r.code == 0, r.err[-2000:]
+    run = run_name(r.err)
+    kr.wait_for(f"{run}-exp0", lambda e: e["status"] == "completed", timeout=300)
+    started = time.monotonic()
+    p = kr.popen("logs", f"{run}-exp0")
+    assert p.stdout is not None
+    first = p.stdout.readline()
+    first_after = time.monotonic() - started
+    count = 1 + sum(1 for _ in p.stdout)
+    assert p.wait(timeout=600) == 0
+    assert first.startswith("[stdout] [") and first.rstrip().endswith("line 0000000 " + "x" * 80)
+    assert count == n
+    assert first_after < 30, f"the first line came after {first_after:.1f}s"
+    tail = kr("logs", f"{run}-exp0", "--tail", "2")
+    assert [ln.split("] ", 2)[-1] for ln in tail.out.splitlines()] == [f"line 000099{i} {'x' * 80}" for i in (8, 9)]
