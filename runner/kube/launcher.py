@@ -182,6 +182,7 @@ def release(job: str, *, experiment: str | None = None, wait_created: float = 60
     error: Exception | None = None
     failures = 0
     deadline = time.monotonic() + wait_created
+    give_up = time.monotonic() + float(os.environ.get("RUNNER_RECORD_PATIENCE") or 300)
     while True:
         try:
             api("PATCH", path, body, content_type="application/merge-patch+json")
@@ -196,10 +197,11 @@ def release(job: str, *, experiment: str | None = None, wait_created: float = 60
                 continue
         except Exception as e:  # noqa: BLE001 - retried; then `runner status` repairs the chain
             failures, error = failures + 1, e
-        if failures == 5:
+        permanent = isinstance(error, urllib.error.HTTPError) and error.code in PERMANENT
+        if permanent or time.monotonic() > give_up:
             sys.stderr.write(f"runner launcher: cannot start the next experiment ({job}): {error}\n")
             return
-        time.sleep(failures)
+        time.sleep(min(2.0 ** (failures - 1), 15.0))  # an API server that is down: back off, as record() does
 
 
 def finish(experiment: str, end: dict[str, Any], data_dir: str) -> None:

@@ -195,3 +195,22 @@ def test_a_pending_pod_whose_status_says_nothing_shows_its_newest_warning_event(
     kube.attach_warnings([pod], events)
     seen = kube.observe(end=None, stop=False, job=job, pods=[pod], launched=True)
     assert (seen.state, seen.message) == ("queued", "FailedMount: MountVolume.SetUp failed: no space left on device")
+
+
+def test_launcher_tees_many_lines_and_one_long_line_completely(tmp_path: Path, capfdbinary: pytest.CaptureFixture[bytes]) -> None:
+    import io
+
+    tee = launcher.Tee(str(tmp_path / "log"))
+    text = b"".join(b"l%d\n" % i for i in range(50_000)) + b"L" * (3 << 20) + b"\n" + b"no newline"
+
+    class Pipe(io.BytesIO):
+        def read1(self, n: int = -1) -> bytes:  # a pipe gives what is there: at most 64 KiB here
+            return super().read1(min(n, 65536))
+
+    tee.pump("stdout", Pipe(text))
+    lines = (tmp_path / "log").read_bytes().split(b"\n")
+    assert lines[-1] == b""
+    texts = [ln.split(b"] ", 2)[2] for ln in lines[:-1]]
+    assert all(ln.startswith(b"[stdout] [") for ln in lines[:-1])
+    assert texts == [b"l%d" % i for i in range(50_000)] + [b"L" * (3 << 20), b"no newline"]
+    assert capfdbinary.readouterr().out == (tmp_path / "log").read_bytes()
