@@ -221,6 +221,16 @@ def stop_requested(experiment: str) -> bool:
     return bool(data.get(f"{experiment}.stop"))
 
 
+def note(data_dir: str, text: str) -> None:
+    """A message for the user: on the pod's stderr and in the experiment's log on the volume."""
+    sys.stderr.write(text + "\n")
+    try:
+        with open(os.path.join(data_dir, "log"), "ab") as f:
+            f.write(f"[stderr] [{now_iso()}] {text}\n".encode("utf-8", "surrogateescape"))
+    except OSError:
+        pass
+
+
 def record(experiment: str, end: dict[str, Any], data_dir: str, *, patience: float | None = None) -> bool:
     """The end in ``end.json`` on the volume first (it outlives everything), then in the run's ConfigMap.
 
@@ -244,8 +254,8 @@ def record(experiment: str, end: dict[str, Any], data_dir: str, *, patience: flo
         except Exception as e:  # noqa: BLE001 - retried, then left in end.json for the observers
             permanent = isinstance(e, urllib.error.HTTPError) and e.code in PERMANENT
             if permanent or time.monotonic() + delay > deadline:
-                sys.stderr.write(f"runner launcher: cannot record the end state in the run's ConfigMap ({e}); "
-                                 "it is kept in end.json on the data volume\n")  # fmt: skip
+                note(data_dir, f"runner: cannot record the end state in the run's ConfigMap ({e}); "
+                               "it is kept in end.json on the data volume, where `runner status` finds it")  # fmt: skip
                 return False
             sys.stderr.write(f"runner launcher: recording the end state: {e}; retrying in {delay:g}s\n")
             time.sleep(delay)

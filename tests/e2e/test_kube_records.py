@@ -115,3 +115,49 @@ def test_logs_of_a_finished_experiment_with_a_large_log_stream_at_once(kr: KubeR
     assert first_after < 30, f"the first line came after {first_after:.1f}s"
     tail = kr("logs", f"{run}-exp0", "--tail", "2")
     assert [ln.split("] ", 2)[-1] for ln in tail.out.splitlines()] == [f"line 000099{i} {'x' * 80}" for i in (8, 9)]
+
+
+FAILER = """\
+import os, sys
+os.makedirs("out", exist_ok=True)
+open("out/result.txt", "w").write("kept\\n")
+print("done", flush=True)
+sys.exit(3)
+"""
+
+
+def test_an_end_the_launcher_cannot_record_is_taken_from_the_volume(kr: KubeRunner, project: Project) -> None:
+    # The fault: experiment pods may no longer patch ConfigMaps (the admin's Role edit), so the
+    # launcher's record is refused (403) and its end stays in end.json on the volume.
+    ns = kr.ns.name
+    role = json.loads(kubectl("-n", ns, "get", "role", "runner-experiment", "-o", "json"))
+    original = json.dumps(role)
+    for rule in role["rules"]:
+        if "configmaps" in rule.get("resources", []):
+            rule["verbs"] = [v for v in rule["verbs"] if v != "patch"]
+    role["metadata"] = {k: v for k, v in role["metadata"].items() if k in ("name", "namespace", "labels")}
+    kubectl("-n", ns, "replace", "-f", "-", input=json.dumps(role))
+    try:
+        root = project({"failer.py": FAILER})
+        r = kr("run", "--detach", "--cpus", "0.1", str(root / "failer.py"))
+        assert r.code == 0, r.err[-2000:]
+        run = run_name(r.err)
+        name = f"{run}-exp0"
+        deadline = time.monotonic() + 180
+        while True:  # watched as admin: no observer may reconcile before the launcher is done
+            job = json.loads(kubectl("-n", ns, "get", "job", name, "-o", "json"))
+            if any(c["type"] == "Failed" and c["status"] == "True" for c in job.get("status", {}).get("conditions") or []):
+                break
+            assert time.monotonic() < deadline, job.get("status")
+            time.sleep(1)
+        assert name not in recorded_ends(kr, run)  # the launcher could not record it
+    finally:
+        restored = json.loads(original)
+        restored["metadata"] = {k: v for k, v in restored["metadata"].items() if k in ("name", "namespace", "labels")}
+        kubectl("-n", ns, "replace", "-f", "-", input=json.dumps(restored))
+    exp = kr.experiment(name)  # an observer: finds the end on the volume and writes it down
+    assert (exp["status"], exp["exit_code"], exp["message"]) == ("failed", 3, "exit code 3"), exp
+    end = recorded_ends(kr, run)[name]
+    assert end["artifacts"] == 1 and end["exit_code"] == 3 and end["final"] is True, end
+    logs = kr("logs", name).out
+    assert "done" in logs and "cannot record the end state" in logs
