@@ -198,11 +198,12 @@ class KubeTarget:
         if not experiments:
             return {}
         paths = " ".join(f"{kube.DATA_MOUNT}/{kube.experiment_dir(run, e)}/end.json" for e in experiments)
-        script = f"for f in {paths}; do if [ -f $f ]; then echo \"$f\"; cat \"$f\"; echo; fi; done"
+        # one line per file found: its path, a tab, its JSON (written without newlines)
+        script = f"for f in {paths}; do if [ -f $f ]; then printf '%s\\t' $f; tr -d '\\n' < $f; echo; fi; done"
         out = self.cluster.exec(self.data_pod(wait=30), ["sh", "-c", script], timeout=60).decode("utf-8", "replace")
         found: dict[str, dict[str, Any]] = {}
-        lines = out.splitlines()
-        for path, text in zip(lines[::2], lines[1::2]):
+        for line in out.splitlines():
+            path, _, text = line.partition("\t")
             try:
                 end = json.loads(text)
             except ValueError:
