@@ -304,9 +304,10 @@ class KubeTarget:
             if current is None:
                 exp = self.experiment(run, experiment)
                 if exp.state.active:
-                    if on_wait and exp.message and exp.message != told:
+                    # once per reason (the text before the colon): an event's message may change at each retry
+                    if on_wait and exp.message and exp.message.split(":", 1)[0] != told:
                         on_wait(exp.message)
-                        told = exp.message
+                        told = exp.message.split(":", 1)[0]
                     time.sleep(poll)
                     continue
                 # Ended: a pod may have run to its end between two looks (its status in the API
