@@ -34,6 +34,9 @@ if TYPE_CHECKING:
     from runner.adapters.kube import KubeCluster
 
 TARGET = "kubernetes"
+#: the kubelet rotates a container's log past 10 MiB (containerLogMaxSize): a follower of a faster
+#: writer can miss lines; past this many bytes followed, the count is checked against the volume's log
+ROTATION_SIZE = 8 << 20
 DEFAULT_HELPER_IMAGE = "busybox:1.36"
 
 
@@ -298,6 +301,7 @@ class KubeTarget:
         done: set[str] = set()
         seen_in: dict[str, int] = {}
         told = None
+        size = 0  # bytes read from pod logs: past the kubelet's rotation size, lines may have been lost
         while True:
             pods = self._pods(experiment)
             current = next((p for p in pods if p["metadata"]["name"] not in done and _pod_started(p)), None)
@@ -325,6 +329,12 @@ class KubeTarget:
                 if not seen_in:  # never saw a pod run: the volume has whatever it wrote
                     for raw in self.finished_log(run, experiment):
                         yield parse_line(raw) or LogLine("stderr", now_iso(), raw)
+                elif size > ROTATION_SIZE:
+                    missing = self._log_lines(run, experiment) - sum(seen_in.values())
+                    if missing > 0:
+                        yield LogLine("stderr", now_iso(), f"runner: {missing} line(s) of output were lost from the pod's "
+                                      f"log while following (the kubelet rotates it); `runner logs {experiment}` has "
+                                      "every line, from the data volume")  # fmt: skip
                 return
             name = current["metadata"]["name"]
             skip = seen_in.get(name, 0)
@@ -334,6 +344,7 @@ class KubeTarget:
                     n += 1
                     if n <= skip:
                         continue
+                    size += len(raw)
                     yield parse_line(raw) or LogLine("stderr", now_iso(), raw)
             except (ClusterError, NotFoundError):
                 pass  # the pod went away mid-stream: the volume has the rest
@@ -341,6 +352,15 @@ class KubeTarget:
             pod = self.cluster.get("Pod", name)
             if pod is None or (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
                 done.add(name)
+
+    def _log_lines(self, run: str, experiment: str) -> int:
+        """Lines in the experiment's log on the volume (0 if it cannot be read now)."""
+        path = f"{kube.DATA_MOUNT}/{kube.experiment_dir(run, experiment)}/log"
+        try:
+            out = self.cluster.exec(self.data_pod(wait=30), ["sh", "-c", f"wc -l < {path} 2>/dev/null || echo 0"], timeout=60)
+            return int(out.strip() or 0)
+        except (ClusterError, NotFoundError, ValueError):
+            return 0
 
     def finished_log(self, run: str, experiment: str, *, tail: int | None = None) -> Iterator[str]:
         """The log from the data volume (all attempts; the last ``tail`` lines), as formatted lines,
