@@ -213,7 +213,8 @@ def _start_and_follow(a: App, sub: Submission, *, target: str, opts: RunOptions,
     try:
         for name, output in follow():
             out = sys.stdout if output.stream == "stdout" else sys.stderr
-            out.write(f"{name} | {output.text}\n" if prefix else output.text + "\n")
+            text = output.text.replace("\n", f"\n{name} | ") if prefix else output.text  # may hold several lines
+            out.write(f"{name} | {text}\n" if prefix else text + "\n")
             out.flush()
     except KeyboardInterrupt:
         _err(f"\nstopped {sub.run.name} (artifacts so far are kept)")

@@ -132,7 +132,7 @@ class LocalTarget:
             self.store.finish_experiment(exp.name, state=ExpState.STOPPED, exit_code=None, message="stopped before start")
             return False
         try:
-            cid = self.engine.create_and_start(spec)
+            cid = self.engine.create_and_start(spec, attach=True)  # its owner follows it next (drive)
         except RunnerError as e:
             self.store.finish_experiment(exp.name, state=ExpState.FAILED, exit_code=None, message=str(e))
             raise
