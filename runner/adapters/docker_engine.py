@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 from urllib.parse import quote, urlencode, urlparse
 
-from runner.errors import BuildError, EngineError, ImageMissingError, NotFoundError
+from runner.errors import BuildError, EngineError, ImageMissingError, NotFoundError, StreamCutError
 from runner.logs import LogLine, engine_time, now_iso
 
 #: Fixed API version: skips a round trip to ask the engine; 1.41 is Docker 20.10, which newer engines still speak.
@@ -362,6 +362,11 @@ class DockerEngine:
         attached = self._attached.pop(cid, None)
         if attached is not None and since is None:
             yield from _frames_to_lines(cid, attached, stamped=False)
+            # An attach stream also ends when only the connection broke (an engine restart or
+            # proxy); the engine's log has the rest.  Asking fails while the engine is away.
+            state = self.state(cid)
+            if state is not None and state.get("Running"):
+                raise StreamCutError(f"the output stream of {cid[:12]} ended while it runs")
             return
         if attached is not None:
             attached.close()
