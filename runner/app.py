@@ -305,7 +305,7 @@ class App:
         self.store.update_run(sub.run.name, build_log=str(log_path))
         with open(log_path, "w", encoding="utf-8") as log:
             try:
-                for line in build_image(self.engine, sub.plan, tag=sub.image, env=env):
+                for line in build_image(self.engine, sub.plan, tag=sub.image, env=env, cache_dir=self.home.cache):
                     line = redact(line, env)
                     log.write(line + "\n")
                     log.flush()

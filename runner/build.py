@@ -1,28 +1,30 @@
 """Building a plan's image: BuildKit through the Docker CLI where there is one, else the classic builder.
 
-Both build from the same deterministic tar (:func:`runner.image.write_context`: sorted,
-mtime 0, root-owned), which the CLI reads from standard input.  (A folder kept per
-project would let the CLI send only changed files, but it compares size and mtime,
-and every file here has mtime 0: a same-size edit would go unseen.)  With BuildKit
-the index settings and the CA bundle go in as secrets, from files that exist only
-for the build and are readable only by this user.  Without
-BuildKit the classic builder builds the two-stage Dockerfile (``classic=True``) from
-a tar, as before, and the log says why.  Both build the same packages under the same
-tag: the tag names what is installed, not how fast.
+BuildKit builds from a folder kept per project under the cache (``contexts/``), so the
+CLI sends only the files that changed since the last build (see
+:func:`runner.image.sync_context_dir`: the same names, modes and bytes as the tar the
+classic builder gets).  The index settings and the CA bundle go in as secrets, from
+files that exist only for the build and only this user can read.  Without BuildKit
+the classic builder builds the two-stage Dockerfile (``classic=True``) from a tar, as
+before, and the log says why.  Both install the same lock under the same tag: the tag
+names what the image holds, not how it was built.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import fcntl
+import hashlib
 import io
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from runner.buildenv import BuildEnv, secret_files
-from runner.image import ContextEntry, write_context
+from runner.image import ContextEntry, sync_context_dir, write_context
 from runner.plan import Plan
 from runner.render import render_dockerfile
 
@@ -45,24 +47,43 @@ def classic_entries(plan: Plan, ca_bundle: bytes) -> list[ContextEntry]:
             ContextEntry(".runner/deps/ca.pem", 0o644, data=ca_bundle)]  # fmt: skip
 
 
-def build_image(engine: DockerEngine, plan: Plan, *, tag: str, env: BuildEnv) -> Iterator[str]:
+def build_image(engine: DockerEngine, plan: Plan, *, tag: str, env: BuildEnv, cache_dir: Path) -> Iterator[str]:
     """Build ``plan``'s image as ``tag``, yielding the build log line by line; BuildError on failure."""
     bk = engine.buildkit()
-    ctx = io.BytesIO()
     if isinstance(bk, str):
         yield NO_BUILDKIT.format(why=bk)
+        ctx = io.BytesIO()
         write_context(ctx, classic_entries(plan, env.ca_bundle))
         ctx.seek(0)
         yield from engine.build(ctx, tag=tag, buildargs=env.buildargs)
         return
-    write_context(ctx, plan.entries)
-    ctx.seek(0)
-    with tempfile.TemporaryDirectory(prefix="runner-secrets-") as tmp:
-        paths = {}
-        for name, data in secret_files(env).items():
-            path = Path(tmp, name)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-            paths[name] = path
-        yield from engine.build_buildkit(bk, ctx, tag=tag, secrets=paths)
+    contexts = cache_dir / "contexts"
+    contexts.mkdir(parents=True, exist_ok=True)
+    name = f"{plan.project}-{hashlib.sha256(str(plan.root).encode()).hexdigest()[:16]}"
+    # one build of a project at a time: two would rewrite the same folder under each other
+    with open(contexts / f"{name}.lock", "a+") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        held.seek(0)
+        generation = int(held.read().strip() or 0)
+        root = contexts / f"{name}-{generation}"
+        if not sync_context_dir(root, plan.entries, plan.digests, blobs=contexts / "blobs"):
+            # a changed file would look unchanged to BuildKit: a new folder, which it reads in full
+            shutil.rmtree(root, ignore_errors=True)
+            root.with_name(root.name + ".json").unlink(missing_ok=True)
+            generation += 1
+            held.seek(0)
+            held.truncate()
+            held.write(str(generation))
+            held.flush()
+            root = contexts / f"{name}-{generation}"
+            if not sync_context_dir(root, plan.entries, plan.digests, blobs=contexts / "blobs"):
+                raise AssertionError("a new context folder cannot collide")
+        with tempfile.TemporaryDirectory(prefix="runner-secrets-") as tmp:
+            paths = {}
+            for secret, data in secret_files(env).items():
+                path = Path(tmp, secret)
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(data)
+                paths[secret] = path
+            yield from engine.build_buildkit(bk, root, tag=tag, secrets=paths)

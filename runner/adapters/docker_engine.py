@@ -261,8 +261,8 @@ class DockerEngine:
             self._buildkit = find_buildkit(self.host, os.environ)
         return self._buildkit
 
-    def build_buildkit(self, bk: BuildKit, context: IO[bytes], *, tag: str, secrets: Mapping[str, Path]) -> Iterator[str]:
-        """Build from a tar context with BuildKit through the CLI, yielding its plain progress lines; BuildError on failure.
+    def build_buildkit(self, bk: BuildKit, context_dir: Path, *, tag: str, secrets: Mapping[str, Path]) -> Iterator[str]:
+        """Build a context folder with BuildKit through the CLI, yielding its plain progress lines; BuildError on failure.
 
         Secrets are files the CLI hands to ``RUN --mount=type=secret`` steps: never in a layer.
         """
@@ -270,29 +270,13 @@ class DockerEngine:
 
         argv = [bk.cli, *bk.build, "--progress=plain", "--tag", tag]
         argv += [f"--secret=id={name},src={path}" for name, path in sorted(secrets.items())]
-        argv.append("-")  # the context: a tar on standard input
+        argv.append(str(context_dir))
         try:
-            proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                     env=_cli_env(self.host, os.environ))  # fmt: skip
         except OSError as e:
             raise EngineError(f"cannot run the Docker CLI {bk.cli}: {e.strerror or e}") from e
-        assert proc.stdin is not None and proc.stdout is not None
-        stdin = proc.stdin
-
-        def feed() -> None:  # on its own thread: the CLI may talk before it has read the whole context
-            try:
-                while chunk := context.read(1 << 20):
-                    stdin.write(chunk)
-            except OSError:
-                pass  # the CLI ended early: its output says why
-            finally:
-                try:
-                    stdin.close()
-                except OSError:
-                    pass
-
-        feeder = threading.Thread(target=feed, name="build-context", daemon=True)
-        feeder.start()
+        assert proc.stdout is not None
         titles: dict[str, str] = {}
         tail: list[str] = []
         failed, error = "", ""
@@ -316,7 +300,6 @@ class DockerEngine:
             if proc.poll() is None:  # the reader stopped early (an interrupt): stop the build too
                 proc.terminate()
                 proc.wait()
-            feeder.join()
         if code != 0:
             raise BuildError(
                 f"image build failed at {failed or 'the first step'}: {error or f'the Docker CLI exited with {code}'}",
