@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 BASE_IMAGE ?= runner-python:3.11
 export RUNNER_BASE_IMAGE ?= $(BASE_IMAGE)
 
-.PHONY: help install docker-up docker-down base-image setup example test unit integration e2e check typecheck lint bench bench-kube clean
+.PHONY: help install docker-up docker-down base-image setup example test unit integration e2e check typecheck lint bench bench-kube bench-build clean
 
 help:
 	@echo "make example      install everything (Python packages, Docker engine, base image) and run examples/argecho.py"
@@ -64,6 +64,9 @@ bench: setup
 
 bench-kube: setup cluster-up
 	$(BIN)/python bench/bench_kube.py
+
+bench-build: setup
+	$(BIN)/python bench/bench_build.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache
