@@ -7,7 +7,7 @@ Docker CLI (``docker build --no-cache`` for every yardstick build).
 
 Cases, each timed from the command to the script's output, as a user sees it:
 
-1. cold build + run: a base image id no build has seen (a LABEL on the shared base) and,
+1. cold build + run: a base image no build has seen (a layer of its own on the shared base) and,
    for runner, an emptied installer cache (``--mount=type=cache,id=runner-uv``), as
    on a machine that never built anything;
 2. one package bumped in the lock (tqdm), rebuild + run: runner against the
@@ -17,7 +17,7 @@ Cases, each timed from the command to the script's output, as a user sees it:
    push of the bumped image sends, i.e. the compressed layers its manifest has that
    the previous image's manifest does not.
 
-    .venv/bin/python bench/bench_build.py [--small] [--registry 127.0.0.1:5000] [--json]
+    .venv/bin/python bench/bench_build.py [--small | --lock numpy==1.26.4,pandas==2.2.2,...] [--registry 127.0.0.1:5000] [--json]
 """
 
 from __future__ import annotations
@@ -40,7 +40,15 @@ DOCKER = "/usr/bin/docker"  # Debian's client: builds with BuildKit without buil
 CA = Path("/etc/ssl/certs/ca-certificates.crt")  # the index is reached through a TLS-intercepting proxy here
 LOCK = {"six": "1.16.0", "attrs": "23.2.0", "tqdm": "4.66.4", "numpy": "1.26.4"}
 BUMP = ("tqdm", "4.66.5")
-APP = "import six, attrs, tqdm{np}\nprint('versions', six.__version__, attrs.__version__, tqdm.__version__{npv})\n"
+#: import names that differ from the distribution's
+IMPORTS = {"scikit-learn": "sklearn", "pyyaml": "yaml", "pillow": "PIL", "python-dateutil": "dateutil"}
+
+
+def app_source(lock: dict[str, str]) -> str:
+    """A script that imports every distribution of the lock and prints their versions."""
+    mods = [IMPORTS.get(name, name.replace("-", "_")) for name in sorted(lock)]
+    return (f"import {', '.join(mods)}\nfrom importlib.metadata import version\n"
+            f"print('versions', *(version(d) for d in {sorted(lock)!r}))\n")
 
 YARDSTICK = """\
 FROM {base}
@@ -129,7 +137,8 @@ def one_round(base: str, lock: dict[str, str], app: str, uv_bin: str, registry: 
     out: dict[str, object] = {}
     with tempfile.TemporaryDirectory(prefix="bench-build-") as tmp:
         fresh = f"runner-bench-base:{uuid.uuid4().hex[:8]}"
-        Path(tmp, "Dockerfile").write_text(f"FROM {base}\nLABEL runner.bench={fresh}\n")
+        # a layer of its own: BuildKit keys a base image by its layers, so a new label alone would not do
+        Path(tmp, "Dockerfile").write_text(f"FROM {base}\nRUN echo {fresh} > /etc/runner-bench\n")
         subprocess.run([DOCKER, "build", "-q", "-t", fresh, tmp], check=True, capture_output=True)
         env = {**os.environ, "RUNNER_BASE_IMAGE": fresh, "RUNNER_HOME": str(Path(tmp, "home"))}
         proj, hand = Path(tmp, "proj"), Path(tmp, "hand")
@@ -182,6 +191,7 @@ def one_round(base: str, lock: dict[str, str], app: str, uv_bin: str, registry: 
 def main() -> None:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--small", action="store_true", help="leave numpy out of the lock")
+    ap.add_argument("--lock", help="the lock instead: NAME==VERSION,... (must contain tqdm, the bumped package)")
     ap.add_argument("--registry", help="measure the pushed bytes of the bump against this registry (HOST:PORT)")
     ap.add_argument("--rounds", type=int, default=3, help="rounds of every case; medians are reported")
     ap.add_argument("--repeat", type=int, default=3, help="cached runs per round (their median)")
@@ -189,7 +199,9 @@ def main() -> None:
     opts = ap.parse_args()
     base = os.environ.get("RUNNER_BASE_IMAGE", "runner-python:3.11")
     lock = {k: v for k, v in LOCK.items() if not (opts.small and k == "numpy")}
-    app = APP.format(np="" if opts.small else ", numpy", npv="" if opts.small else ", numpy.__version__")
+    if opts.lock:
+        lock = dict(item.split("==", 1) for item in opts.lock.split(","))
+    app = app_source(lock)
     import uv
 
     # byte-compiled as an installed runner is (bench_local.py does the same)

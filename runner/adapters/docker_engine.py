@@ -287,7 +287,9 @@ class DockerEngine:
                     continue
                 step = _STEP.match(line)
                 if step and step.group(2).startswith("["):
-                    titles.setdefault(step.group(1), _short_step(step.group(2)))
+                    # mounts only name mounted files and caches (runs/<run>/Dockerfile has them): a readable log
+                    line = f"{step.group(1)} {_short_step(step.group(2))}"
+                    titles.setdefault(step.group(1), line.partition(" ")[2])
                 elif step and step.group(2).startswith("ERROR: "):
                     failed, error = titles.get(step.group(1), ""), step.group(2)[len("ERROR: ") :]
                 elif line.startswith(("error:", "ERROR:")) and not error:
