@@ -10,8 +10,8 @@ Layout of the build context (made by :mod:`runner.plan`, written by :mod:`runner
     .runner/layers/N-FAMILY.txt      exact pins of a heavy family, installed as a layer of its own
     project/...                      the project's files
 
-BuildKit (the default): one stage.  A virtual environment, then one ``RUN`` per
-heavy family (:mod:`runner.layers`), then one for the whole lock, then the code.
+BuildKit (the default): one stage.  One ``RUN`` per heavy family (:mod:`runner.layers`),
+then one for the whole lock (the first makes the virtual environment), then the code.
 Every input of an install step is mounted for that step only: the installer and
 the script (bind mounts from the context), the index settings and the CA bundle
 (secret mounts), the installer's download cache (a cache mount that outlives
@@ -69,15 +69,15 @@ class DockerfileSpec:
     classic: bool = False
 
 
-#: Runs one install step in the image build.  ``install.sh INSTALLER REASON venv`` makes the
-#: environment; ``install.sh INSTALLER REASON deps FILE [--no-deps]`` installs a requirements file.
+#: Runs one install step in the image build: ``install.sh INSTALLER REASON FILE [--no-deps]``
+#: installs a requirements file into the environment, which the first step makes.
 #: uv's binary comes from runner's machine: where it cannot run (another CPU, a musl base) pip does
 #: the work and the log says why.  uv ignores --pre and --trusted-host in a requirements file: they
 #: become its own options here.
 INSTALL_SCRIPT = f"""\
 # runner's install step for the image build (mounted for the step, never in a layer)
 set -eu
-installer=$1 reason=$2 step=$3
+installer=$1 reason=$2 file=$3
 shift 3
 venv={VENV_DIR}
 uv={TOOLS_DIR}/uv
@@ -87,14 +87,11 @@ fi
 if [ -s /run/secrets/{SECRET_INDEX} ]; then . /run/secrets/{SECRET_INDEX}; fi
 if [ -s /run/secrets/{SECRET_CA} ]; then export PIP_CERT=/run/secrets/{SECRET_CA} SSL_CERT_FILE=/run/secrets/{SECRET_CA}; fi
 if [ "$installer" = pip ]; then echo "runner: installing with pip, not uv: $reason"; fi
-if [ "$step" = venv ]; then
-  if [ "$installer" = uv ]; then
-    exec "$uv" venv --no-python-downloads --python "$(command -v python3)" "$venv"
-  fi
-  exec python3 -m venv "$venv"
+if [ ! -x "$venv/bin/python" ] && [ "$installer" = uv ]; then
+  "$uv" venv --no-python-downloads --python "$(command -v python3)" "$venv"
+elif [ ! -x "$venv/bin/python" ]; then
+  python3 -m venv "$venv"
 fi
-file=$1
-shift
 if [ "$installer" = pip ]; then
   exec "$venv/bin/python" -m pip install --cache-dir {PIP_CACHE} --disable-pip-version-check --no-input \\
     --progress-bar off -r "$file" "$@"
@@ -150,7 +147,7 @@ def render_dockerfile(spec: DockerfileSpec) -> str:
 
 
 def _install_steps(spec: DockerfileSpec) -> list[str]:
-    """BuildKit: the environment, one layer per heavy family, then the whole lock; inputs mounted, not copied."""
+    """BuildKit: one layer per heavy family, then the whole lock (the first makes the venv); inputs mounted, not copied."""
     tools = [f"--mount=type=bind,source=.runner/install.sh,target={TOOLS_DIR}/install.sh"]
     if spec.installer is Installer.UV:
         tools.append(f"--mount=type=bind,source=.runner/uv,target={TOOLS_DIR}/uv")
@@ -161,12 +158,12 @@ def _install_steps(spec: DockerfileSpec) -> list[str]:
     def run(mounts: list[str], command: str) -> str:
         return "RUN " + " \\\n    ".join([*mounts, command])
 
-    steps = [run([*tools, *caches], f"{who} venv")]
+    steps = []
     for name in spec.layers:
         own = f"--mount=type=bind,source=.runner/layers/{name},target={TOOLS_DIR}/{name}"
-        steps.append(run([*tools, own, *secrets, *caches], f"{who} deps {TOOLS_DIR}/{name} --no-deps"))
+        steps.append(run([*tools, own, *secrets, *caches], f"{who} {TOOLS_DIR}/{name} --no-deps"))
     lock = f"--mount=type=bind,source=.runner/deps,target={DEPS_DIR}"
-    steps.append(run([*tools, lock, *secrets, *caches], f"{who} deps {DEPS_DIR}/requirements.lock"))
+    steps.append(run([*tools, lock, *secrets, *caches], f"{who} {DEPS_DIR}/requirements.lock"))
     return steps
 
 

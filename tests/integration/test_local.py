@@ -212,7 +212,7 @@ def test_build_failure_shows_step_and_tail_and_records_failure(runner: Runner, p
     root = project({"app.py": "import six\n", "req.txt": "six==0.0.999\n"})
     r = runner("run", "--local", "--requirements", str(root / "req.txt"), str(root / "app.py"))
     assert r.code == 1
-    assert "image build failed at [" in r.err and "install.sh uv - deps /runner-deps/requirements.lock" in r.err
+    assert "image build failed at [" in r.err and "install.sh uv - /runner-deps/requirements.lock" in r.err
     assert "six==0.0.999" in r.err  # the log tail names what could not be installed
     hist: Any = runner.json("history")
     assert hist[0]["failed"] == 1 and hist[0]["status"] == "failed"

@@ -8,17 +8,12 @@ FROM runner-python:3.11
 ENV PATH=/opt/runner/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 RUN --mount=type=bind,source=.runner/install.sh,target=/run/runner/install.sh \\
     --mount=type=bind,source=.runner/uv,target=/run/runner/uv \\
-    --mount=type=cache,target=/root/.cache/uv,id=runner-uv \\
-    --mount=type=cache,target=/root/.cache/pip,id=runner-pip \\
-    sh /run/runner/install.sh uv - venv
-RUN --mount=type=bind,source=.runner/install.sh,target=/run/runner/install.sh \\
-    --mount=type=bind,source=.runner/uv,target=/run/runner/uv \\
     --mount=type=bind,source=.runner/layers/2-torch.txt,target=/run/runner/2-torch.txt \\
     --mount=type=secret,id=runner-index \\
     --mount=type=secret,id=runner-ca \\
     --mount=type=cache,target=/root/.cache/uv,id=runner-uv \\
     --mount=type=cache,target=/root/.cache/pip,id=runner-pip \\
-    sh /run/runner/install.sh uv - deps /run/runner/2-torch.txt --no-deps
+    sh /run/runner/install.sh uv - /run/runner/2-torch.txt --no-deps
 RUN --mount=type=bind,source=.runner/install.sh,target=/run/runner/install.sh \\
     --mount=type=bind,source=.runner/uv,target=/run/runner/uv \\
     --mount=type=bind,source=.runner/deps,target=/runner-deps \\
@@ -26,7 +21,7 @@ RUN --mount=type=bind,source=.runner/install.sh,target=/run/runner/install.sh \\
     --mount=type=secret,id=runner-ca \\
     --mount=type=cache,target=/root/.cache/uv,id=runner-uv \\
     --mount=type=cache,target=/root/.cache/pip,id=runner-pip \\
-    sh /run/runner/install.sh uv - deps /runner-deps/requirements.lock
+    sh /run/runner/install.sh uv - /runner-deps/requirements.lock
 ENV PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1
 WORKDIR /project
 COPY project/ /project/
@@ -76,7 +71,7 @@ def test_buildkit_copies_no_input_of_the_install_into_a_layer() -> None:
     assert "ARG" not in text and "ca.pem" not in text and "AS " not in text  # one stage, no build arguments
     # each family layer mounts only its own file: a change elsewhere in the lock leaves it cached
     runs = text.split("\nRUN ")[1:]
-    assert "1-cuda.txt" in runs[1] and "2-torch.txt" not in runs[1] and ".runner/deps" not in runs[1]
+    assert "1-cuda.txt" in runs[0] and "2-torch.txt" not in runs[0] and ".runner/deps" not in runs[0]
     assert text.index("1-cuda.txt") < text.index("2-torch.txt") < text.index("requirements.lock") < text.index("COPY")
 
 
@@ -84,7 +79,7 @@ def test_pip_installs_when_uv_cannot_and_says_why() -> None:
     reason = "the lock asks for --prefer-binary, which uv has no equivalent of"
     text = render_dockerfile(DockerfileSpec("b", has_requirements=True, installer=Installer.PIP, pip_reason=reason))
     assert ".runner/uv" not in text
-    assert f"install.sh pip {shlex.quote(reason)} deps /runner-deps/requirements.lock" in text
+    assert f"install.sh pip {shlex.quote(reason)} /runner-deps/requirements.lock" in text
     assert 'echo "runner: installing with pip, not uv: $reason"' in INSTALL_SCRIPT
 
 
