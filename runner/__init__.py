@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["Run", "runs", "submit", "typecast"]
+__all__ = ["Run", "runs", "submit", "typecast", "run_name", "experiment_name", "params"]
 
 
 def __getattr__(name: str) -> Any:
@@ -16,8 +16,9 @@ def __getattr__(name: str) -> Any:
         from runner import api
 
         return getattr(api, name)
-    if name == "typecast":
-        from runner.sweep import typecast
+    if name in ("typecast", "run_name", "experiment_name", "params"):
+        # the same functions a container's script gets from runner's in-container runtime
+        from runner import runtime
 
-        return typecast
+        return getattr(runtime, name)
     raise AttributeError(f"module 'runner' has no attribute {name!r}")

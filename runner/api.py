@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from runner.app import App
+from runner.errors import UsageError, clip
 from runner.home import Home
 from runner.options import KubeOptions, RunArgs, plan_request, resolve_options
 from runner.store import RunSummary
@@ -73,13 +75,13 @@ class Run:
 
 def submit(
     script: str | Path,
-    args: Sequence[str] = (),
+    args: Sequence[Any] = (),
     *,
     local: bool = False,
     cpus: float | None = None,
-    memory: str | None = None,
+    memory: str | int | None = None,
     gpus: int | None = None,
-    env: Mapping[str, str] | Sequence[str] | None = None,
+    env: Mapping[str, Any] | Sequence[str] | None = None,
     sweep: bool | str = False,
     trials: int | None = None,
     seed: int | None = None,
@@ -100,8 +102,27 @@ def submit(
 
     ``sweep``: True for a grid search, or a strategy name (``"grid_search"``,
     ``"random_search"`` with ``trials``).  ``args`` reach the script unchanged, whatever
-    their length.  ``env``: a mapping or ``KEY=VALUE`` strings.
+    their length; values that are not text are converted with ``str()`` (``0.1`` -> ``"0.1"``).
+    ``env``: a mapping or ``KEY=VALUE`` strings.  Every value is checked before anything is
+    recorded: a bad one raises :class:`runner.errors.UsageError` and leaves no run in history.
     """
+    # every value is checked before anything is planned or recorded: a bad one never leaves a broken run in history
+    args = _arguments(args)
+    _typed("cpus", cpus, (int, float))
+    _typed("memory", memory, (str, int))
+    _typed("gpus", gpus, (int,))
+    for key, number in (("trials", trials), ("seed", seed), ("max_parallel", max_parallel), ("retries", retries)):
+        _typed(key, number, (int,))
+    _typed("sweep", sweep, (bool, str))
+    _typed("timeout", timeout, (int, str))
+    for key, value in (("registry", registry), ("context", context), ("namespace", namespace),
+                       ("base_image", base_image), ("python", python)):  # fmt: skip
+        _typed(key, value, (str,))
+    _typed("script", script, (str, Path))
+    _typed("requirements", requirements, (str, Path))
+    _typed("config", config, (str, Path))
+    datastore, secrets = _names("datastore", datastore), _names("secrets", secrets)
+    env_items = _env_items(env)
     # the environment variables the command line honours, with the same precedence (keyword > variable > file)
     registry = registry or os.environ.get("RUNNER_REGISTRY") or None
     context = context or os.environ.get("RUNNER_CONTEXT") or None
@@ -110,9 +131,9 @@ def submit(
     req, cfg = plan_request(Path(script), args, base_image=base_image, python=python,
                             requirements=Path(requirements) if requirements else None,
                             config_file=Path(config) if config is not None else None)  # fmt: skip
-    env_items = [f"{k}={v}" for k, v in env.items()] if isinstance(env, Mapping) else list(env or [])
     given = RunArgs(
-        local=local or None, detach=True, cpus=cpus, memory=memory, gpus=gpus, env=tuple(env_items),
+        local=local or None, detach=True, cpus=cpus, memory=None if memory is None else str(memory), gpus=gpus,
+        env=tuple(env_items),
         context=context, namespace=namespace, registry=registry, secrets=tuple(secrets), timeout=timeout,
         retries=retries, datastores=tuple(datastore), sweep=sweep is True, seed=seed, trials=trials,
         strategy=sweep if isinstance(sweep, str) else None, max_parallel=max_parallel,
@@ -131,6 +152,48 @@ def submit(
     ref, _pushed = a.push(sub, target, str(opts.kube.registry))
     a.launch_kube(sub, target, opts, ref)
     return Run(sub.run.name, kube=opts.kube)
+
+
+def _arguments(args: Any) -> list[str]:
+    """Each argument as ``str()`` makes it (as ``submit_script`` of the qsub wrapper did): 0.1 -> "0.1"."""
+    if isinstance(args, (str, bytes)):
+        raise UsageError("args must be a list of arguments, not one string", hint='e.g. args=["--lr", "0.1"]')
+    if not isinstance(args, Iterable):
+        raise UsageError(f"args must be a list of arguments, not {type(args).__name__}")
+    return [os.fsdecode(a) if isinstance(a, bytes) else str(a) for a in args]
+
+
+def _typed(key: str, value: Any, types: tuple[type, ...]) -> None:
+    # bool is an int to Python, but gpus=True is a mistake, not 1
+    if value is None or (isinstance(value, types) and (bool in types or not isinstance(value, bool))):
+        return
+    wanted = " or ".join({str: "text", int: "a whole number", float: "a number", bool: "True/False",
+                          Path: "a path"}[t] for t in types)  # fmt: skip
+    raise UsageError(f"{key} must be {wanted}, not {type(value).__name__} {clip(repr(value))}")
+
+
+def _names(key: str, value: Any) -> tuple[str, ...]:
+    """A list of names; one name alone is a list of one."""
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    if not isinstance(value, Iterable) or not all(isinstance(v, str) for v in value):
+        raise UsageError(f"{key} must be a list of names (text)", hint=f'e.g. {key}=["name"]')
+    return tuple(value)
+
+
+def _env_items(env: Any) -> list[str]:
+    if env is None:
+        return []
+    if isinstance(env, Mapping):
+        bad = [k for k in env if not isinstance(k, str)]
+        if bad:
+            raise UsageError(f"env keys must be text, not {clip(repr(bad[0]))}")
+        return [f"{k}={v}" for k, v in env.items()]
+    if isinstance(env, str) or not isinstance(env, Iterable) or not all(isinstance(v, str) for v in env):
+        raise UsageError("env must be a mapping or a list of KEY=VALUE strings", hint='e.g. env={"SEED": "1"}')
+    return list(env)
 
 
 def runs(*, limit: int | None = None, context: str | None = None, namespace: str | None = None) -> list[Run]:

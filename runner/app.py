@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from runner.artifacts import copy_artifacts
-from runner.errors import BuildError, NotFoundError, RunnerError, UsageError
+from runner.errors import BuildError, NotFoundError, RunnerError, StoreError, UsageError, clip
 from runner.home import Home
 from runner.logs import LogLine, file_size, follow_file, read_lines
 from runner.names import random_run_name, split_experiment
@@ -22,11 +22,13 @@ from runner.options import KubeOptions, RunOptions, describe_sweep
 from runner.plan import Plan, PlanRequest, make_plan
 from runner.render import container_command
 from runner.resources import Resources
-from runner.store import ExperimentRecord, ExpState, RunRecord, RunSummary, Store
+from runner.runtime import EXPERIMENT_VAR
+from runner.store import ExperimentRecord, ExpState, RepairReport, RunRecord, RunSummary, Store
 from runner.sweep import Experiment, expand
 
 if TYPE_CHECKING:
     from runner.adapters.docker_engine import ContainerSpec, DockerEngine
+    from runner.deps.pycheck import PythonCheck
     from runner.kube import JobSpec
     from runner.kubetarget import DatastoreVersion, KubeTarget
     from runner.local import LocalTarget
@@ -40,6 +42,9 @@ class Inspection:
     plan: Plan
     image: str | None  # None when the base image's id is not known here
     note: str | None = None
+    #: the base image's Python against the lock (None: not checked, ``python_note`` says why)
+    python: PythonCheck | None = None
+    python_note: str | None = None
 
 
 @dataclass(frozen=True)
@@ -49,6 +54,8 @@ class Submission:
     image: str
     cached: bool
     experiments: tuple[ExperimentRecord, ...]
+    #: the base image's Python against the lock: warnings (errors stop the run before it is recorded)
+    python_warnings: tuple[str, ...] = ()
 
 
 class App:
@@ -56,6 +63,7 @@ class App:
         self.home = home
         self._store: Store | None = None
         self._engine: DockerEngine | None = None
+        self._local: LocalTarget | None = None
         self._kube: dict[tuple[str | None, str | None], KubeTarget] = {}
         #: things worth telling the user that are not errors (a cluster that could not be read for history)
         self.notes: list[str] = []
@@ -65,7 +73,7 @@ class App:
     @property
     def store(self) -> Store:
         if self._store is None:
-            self._store = Store(self.home.db)
+            self._store = Store(self.home.db, records=self.home.runs)
         return self._store
 
     @property
@@ -78,9 +86,11 @@ class App:
 
     @property
     def local(self) -> LocalTarget:
-        from runner.local import LocalTarget
+        if self._local is None:
+            from runner.local import LocalTarget
 
-        return LocalTarget(self.home, self.store, self.engine)
+            self._local = LocalTarget(self.home, self.store, self.engine)
+        return self._local
 
     def kube(self, ko: KubeOptions | None = None) -> KubeTarget:
         """The Kubernetes target for a kubeconfig context and namespace (None: the current ones)."""
@@ -96,7 +106,16 @@ class App:
     # -- inspect, run -----------------------------------------------------------------
 
     def plan(self, req: PlanRequest) -> Plan:
-        return make_plan(req, cache_dir=self.home.cache)
+        try:
+            return make_plan(req, cache_dir=self.home.cache)
+        except PermissionError as e:
+            where = str(e.filename or "")
+            if where.startswith(str(self.home.root)):
+                raise RunnerError(f"cannot write {clip(where)}: permission denied",
+                                  hint="check the permissions of RUNNER_HOME") from e  # fmt: skip
+            # a file of the project that cannot be read: an error naming it, not a project built without it
+            raise UsageError(f"cannot read {clip(where or '?')} in the project: permission denied",
+                             hint="make it readable, or leave it out with .runnerignore") from e  # fmt: skip
 
     def inspect(self, req: PlanRequest) -> Inspection:
         """The plan, and the image tag if the engine can tell the base image's id.  No side effects."""
@@ -106,8 +125,25 @@ class App:
         except RunnerError as e:
             return Inspection(plan, None, f"image tag unknown: {e.message}")
         if base_id is None:
-            return Inspection(plan, None, f"image tag unknown until the base image {plan.base_image} is pulled or built")
-        return Inspection(plan, plan.image_ref(base_id))
+            return Inspection(plan, None, f"image tag unknown until the base image {plan.base_image} is pulled or built",
+                              python_note=f"base image {plan.base_image} not present: its Python is checked when it is")  # fmt: skip
+        try:
+            check, why = self.check_python(plan, base_id), None
+        except RunnerError as e:
+            check, why = None, f"could not ask the base image for its Python: {e.message}"
+        if check is None and why is None:
+            why = f"the base image {plan.base_image} does not tell its Python version: not checked"
+        return Inspection(plan, plan.image_ref(base_id), python=check, python_note=why)
+
+    def check_python(self, plan: Plan, base_id: str) -> PythonCheck | None:
+        """The base image's Python against the lock (None when the image cannot tell its version).
+
+        Asked of the engine once per image id, then cached: a cached run starts no container for it.
+        """
+        from runner.basepython import check, image_python
+
+        version = image_python(self.home.cache, self.engine, base_id)
+        return None if version is None else check(self.home.cache, plan.lock, version, image=plan.base_image)
 
     def submit(self, req: PlanRequest, opts: RunOptions) -> Submission:
         """Plan, resolve the image, and record the run.  Building and launching come next."""
@@ -120,6 +156,22 @@ class App:
         base_id = self.engine.image_id(plan.base_image) or self.engine.pull(plan.base_image)
         image = plan.image_ref(base_id)
         cached = self.engine.image_id(image) is not None
+        python_warnings: tuple[str, ...] = ()
+        if not cached:  # an image that exists was built: nothing left to check
+            try:
+                check = self.check_python(plan, base_id)
+            except RunnerError as e:
+                check, python_warnings = None, (f"could not ask the base image for its Python ({e.message}): "
+                                                f"the lock's Requires-Python was not checked",)  # fmt: skip
+            if check is not None and check.errors:
+                from runner.errors import DependencyError
+
+                raise DependencyError(check.errors[0])  # before the run is recorded or anything is built
+            if check is not None:
+                python_warnings = check.warnings
+            elif not python_warnings:
+                python_warnings = (f"the base image {plan.base_image} does not tell its Python version: "
+                                   f"the lock's Requires-Python was not checked",)  # fmt: skip
         run = self.store.create_run(
             make_name=random_run_name,
             project=plan.project,
@@ -128,7 +180,7 @@ class App:
             args=plan.args,
             target=target,
             options=options,
-            experiments=[(container_command(plan.script, e.args), e.params) for e in experiments],
+            experiments=[(container_command(plan.argv0, e.args), e.params) for e in experiments],
             state=ExpState.QUEUED if cached else ExpState.BUILDING,
             owner_pid=os.getpid(),
         )
@@ -137,7 +189,8 @@ class App:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "requirements.lock").write_text(plan.lock.text())
         (run_dir / "Dockerfile").write_text(plan.dockerfile)
-        return Submission(self.store.get_run(run.name), plan, image, cached, self.store.experiments(run.name))
+        return Submission(self.store.get_run(run.name), plan, image, cached, self.store.experiments(run.name),
+                          python_warnings=python_warnings)  # fmt: skip
 
     def submit_kube(self, req: PlanRequest, opts: RunOptions) -> tuple[Submission, KubeTarget]:
         """Like :meth:`submit`, for Kubernetes: the cluster is checked first, before anything is built or pushed."""
@@ -207,7 +260,7 @@ class App:
 
     def job_specs(self, sub: Submission, image: str, opts: RunOptions, target: KubeTarget | None) -> list[JobSpec]:
         from runner.kube import JobSpec, release_chain
-        from runner.render import ARGV_BOOTSTRAP, ARGV_FILE, PROJECT_DIR, argv_through_file, exec_too_long
+        from runner.render import ARGV_BOOTSTRAP, ARGV_FILE, argv_through_file, exec_too_long
 
         ko = opts.kube or KubeOptions()
         mounts = tuple(target.resolve_datastore(d) for d in ko.datastores) if target else ()
@@ -227,7 +280,10 @@ class App:
         specs = []
         for e in ordered:
             command, env = command_and_env(tuple(e.command))
-            specs.append(JobSpec(run=sub.run.name, experiment=e.name, image=image, command=command, workdir=PROJECT_DIR,
+            env = {**_runtime_env(sub, e), **env}
+            del env[EXPERIMENT_VAR]  # make_job sets it (the launcher reads it too)
+            specs.append(JobSpec(run=sub.run.name, experiment=e.name, image=image, command=command,
+                                 workdir=sub.plan.container_workdir,
                                  env=env, secrets=ko.secrets, cpus=r.cpus, memory=r.memory, gpus=r.gpus,
                                  timeout=ko.timeout, retries=ko.retries, datastores=mounts,
                                  suspend=chain[e.name][0], release=chain[e.name][1]))  # fmt: skip
@@ -256,12 +312,19 @@ class App:
         from runner.names import experiment_name
 
         ko = opts.kube or KubeOptions()
-        notes = []
+        notes: list[str] = []
         plan = self.plan(req)
+        notes.extend(plan.notices)
         base_id = self.engine.image_id(plan.base_image)
         if base_id is None:
             raise UsageError(f"base image {plan.base_image} is not present, so the image tag is not known yet")
         image = plan.image_ref(base_id)
+        check = self.check_python(plan, base_id)  # as a real run would, before anything is built
+        if check is not None and check.errors:
+            from runner.errors import DependencyError
+
+            raise DependencyError(check.errors[0])
+        notes += list(check.warnings) if check is not None else []
         ref = f"{ko.registry.rstrip('/')}/{image}" if ko.registry else image
         digest = None
         if ko.registry:
@@ -279,7 +342,7 @@ class App:
                         options=_options_doc(opts))  # fmt: skip
         exps = tuple(
             ExperimentRecord(name=experiment_name(name, e.index), run=name, index=e.index,
-                             command=tuple(container_command(plan.script, e.args)), params=e.params,
+                             command=tuple(container_command(plan.argv0, e.args)), params=e.params,
                              state=ExpState.QUEUED, handle=None, exit_code=None, message=None,
                              created_at=run.created_at, started_at=None, finished_at=None, owner_pid=None,
                              stop_requested=False)  # fmt: skip
@@ -316,6 +379,11 @@ class App:
                 if isinstance(e, BuildError):
                     e.hint = f"full build log: runner logs {sub.run.name} --build"
                 raise
+            except OSError as e:  # the build log could not be written (a full disk): a failure, not a stop
+                message = f"cannot write the build log {log_path}: {e.strerror or e}"
+                for exp in sub.experiments:
+                    self.store.finish_experiment(exp.name, state=ExpState.FAILED, exit_code=None, message=message)
+                raise RunnerError(message) from e
             except BaseException:
                 for exp in sub.experiments:
                     self.store.finish_experiment(exp.name, state=ExpState.STOPPED, exit_code=None, message="interrupted")
@@ -323,7 +391,7 @@ class App:
 
     def container_specs(self, sub: Submission, opts: RunOptions) -> dict[str, ContainerSpec]:
         from runner.adapters.docker_engine import ContainerSpec
-        from runner.render import ARGV_FILE, PROJECT_DIR, argv_through_file, exec_too_long
+        from runner.render import ARGV_FILE, argv_through_file, exec_too_long
 
         specs = {}
         for exp in sub.experiments:
@@ -337,8 +405,8 @@ class App:
                 files=files,
                 name=f"runner-{exp.name}",
                 labels={"app.kubernetes.io/managed-by": "runner", "runner/run": sub.run.name, "runner/experiment": exp.name},
-                env=opts.env,
-                workdir=PROJECT_DIR,
+                env={**_runtime_env(sub, exp), **opts.env},
+                workdir=sub.plan.container_workdir,
                 cpus=opts.resources.cpus,
                 memory_bytes=opts.resources.memory_bytes,
                 gpus=opts.resources.gpus,
@@ -366,7 +434,16 @@ class App:
         return self.local.follow(experiment)
 
     def experiment(self, name: str) -> ExperimentRecord:
-        exp = self.store.get_experiment(name)
+        """An experiment as it is now; for one this process followed, how it ended even if history could not say."""
+        ended = self._local.ends.get(name) if self._local is not None else None
+        try:
+            exp = self.store.get_experiment(name)
+        except StoreError:
+            if ended is None:
+                raise
+            return ended
+        if ended is not None and exp.state.active:
+            return ended
         run = self.store.get_run(exp.run)
         if run.target == KUBE:
             seen = self._kube_of(run).experiment(run.name, name)
@@ -474,7 +551,7 @@ class App:
                 exps = tuple(e for e in s.experiments if pick is None or e.name == pick)
                 if exps:
                     return rec, exps
-        raise NotFoundError(f"no run or experiment named {name!r}", hint="`runner history` lists the runs")
+        raise NotFoundError(f"no run or experiment named {clip(name)}", hint="`runner history` lists the runs")
 
     # -- logs, stop, artifacts --------------------------------------------------------
 
@@ -547,6 +624,7 @@ class App:
         """Copy the collected files to ``DIR/<run>/<experiment>/<path>``; returns the files per experiment."""
         self.reconcile()
         run, exps = self.select(name, kube=kube)
+        _writable_folder(download_dir, "--download-dir")
         out = {}
         if run.target == KUBE:
             target = self._kube_of(run, kube)
@@ -555,12 +633,34 @@ class App:
             return out
         for exp in exps:
             src = self.home.artifacts(run.name, exp.name)
-            out[exp.name] = copy_artifacts(src, download_dir / run.name / exp.name)
+            try:
+                out[exp.name] = copy_artifacts(src, download_dir / run.name / exp.name)
+            except OSError as e:
+                raise RunnerError(f"cannot copy the artifacts of {exp.name} to {clip(str(download_dir))}: "
+                                  f"{e.strerror or e}") from e  # fmt: skip
         return out
+
+    # -- repair ---------------------------------------------------------------------------
+
+    def repair(self) -> RepairReport:
+        """Rebuild a damaged or lost history database from the records kept in ``runs/``."""
+        from runner.store import repair
+
+        try:
+            return repair(self.home.db, self.home.runs)
+        except OSError as e:
+            raise RunnerError(f"cannot repair the history database {self.home.db}: {e.strerror or e}") from e
 
     # -- datastores ----------------------------------------------------------------------
 
     def datastore_create(self, source: Path, name: str, *, kube: KubeOptions | None = None) -> tuple[DatastoreVersion, bool]:
+        from runner.config import datastore_name_problem
+
+        problem = datastore_name_problem(name)  # checked before the cluster is asked anything
+        if problem:
+            raise UsageError(f"--name: {problem}")
+        if not source.is_dir():
+            raise UsageError(f"--source {clip(str(source))} is not a folder")
         return self.kube(kube).datastore_create(name, source)
 
     def datastore_list(self, *, kube: KubeOptions | None = None) -> list[DatastoreVersion]:
@@ -568,6 +668,27 @@ class App:
 
     def datastore_delete(self, name: str, version: int | None, *, kube: KubeOptions | None = None) -> list[DatastoreVersion]:
         return self.kube(kube).datastore_delete(name, version)
+
+
+def _runtime_env(sub: Submission, exp: ExperimentRecord) -> dict[str, str]:
+    """What a container's script can read about its run (runner.run_name/experiment_name/params), on both targets."""
+    from runner.runtime import env_for
+
+    return env_for(sub.run.name, exp.name, exp.params)
+
+
+def _writable_folder(folder: Path, option: str) -> None:
+    """Make ``folder`` (and its parents) or say in one line why it cannot be written."""
+    shown = clip(str(folder))
+    existing = next((p for p in (folder, *folder.absolute().parents) if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        raise UsageError(f"{option} {shown}: {clip(str(existing))} is a file, not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"{option} {shown}: cannot make the folder ({e.strerror or e})") from e
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UsageError(f"{option} {shown}: the folder is not writable", hint="choose another --download-dir")
 
 
 def kube_configured() -> bool:

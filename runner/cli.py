@@ -8,6 +8,7 @@ first positional argument).
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 import sys
 from enum import Enum
@@ -22,11 +23,11 @@ from runner.errors import RunnerError, UsageError
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
-    from runner.app import App, Submission
+    from runner.app import App, Inspection, Submission
     from runner.config import Config
     from runner.logs import LogLine
     from runner.options import KubeOptions, RunOptions
-    from runner.plan import PlanRequest
+    from runner.plan import Plan, PlanRequest
     from runner.store import RunSummary
 
 app = typer.Typer(
@@ -180,7 +181,9 @@ def _start_and_follow(a: App, sub: Submission, *, target: str, opts: RunOptions,
 
     Exits with the script's exit code (with several experiments: the first non-zero one).
     """
-    for warning in sub.plan.lock.warnings:
+    for notice in sub.plan.notices:
+        _err(f"note: {notice}")
+    for warning in (*sub.plan.lock.warnings, *sub.python_warnings):
         _err(f"warning: {warning}")
     sensitive = [f for f in sub.plan.files.excluded if f != ".git/"]  # .git/ is always left out: no news
     if sensitive:
@@ -222,8 +225,15 @@ def _exit_code(a: App, sub: Submission) -> int:
     from runner.store import ExpState
 
     codes = []
-    for exp in (a.experiment(e.name) for e in sub.experiments):
-        if exp.state is ExpState.STOPPED:
+    exps = [a.experiment(e.name) for e in sub.experiments]
+    if sub.run.target != "kubernetes":
+        for note in a.local.notes:
+            _err(f"warning: {note}")
+    for exp in exps:
+        if exp.state.active:  # the follower stopped before the end: never an exit code of 0
+            _err(f"{exp.name} is still {exp.state.value}: runner stopped following it ({exp.message or 'no end seen'})")
+            codes.append(1)
+        elif exp.state is ExpState.STOPPED:
             _err(f"{exp.name} stopped")
             codes.append(130)
         elif exp.state is ExpState.FAILED:
@@ -276,8 +286,11 @@ def _waiting(name: str) -> Callable[[str], None]:
 
 
 def _kube_opts(context: str | None, namespace: str | None) -> KubeOptions | None:
+    from runner.config import check_context, check_namespace
     from runner.options import KubeOptions
 
+    check_namespace(namespace)
+    check_context(context)
     return KubeOptions(context=context, namespace=namespace) if context or namespace else None
 
 
@@ -308,15 +321,22 @@ def inspect(
     if as_json:
         _json({
             "root": plan.root, "script": plan.script, "args": plan.args, "command": plan.command,
+            "workdir": plan.container_workdir, "closure": plan.closure, "notices": plan.notices,
             "files": plan.files.files, "excluded": plan.files.excluded,
             "imports": lock.imports, "requirements": lock.requirements, "lock": lock.text(),
             "lock_origin": lock.origin, "warnings": lock.warnings, "notes": lock.notes,
+            "provenance": [{"line": r.line, "from": [o.text() for o in r.provenance]} for r in lock.requirements],
+            "dropped": lock.dropped,
             "base_image": plan.base_image, "dockerfile": plan.dockerfile, "image": result.image, "image_note": result.note,
+            "python": _python_doc(result), "runtime": _runtime_doc(plan),
         })  # fmt: skip
         return
     typer.echo(f"project root   {plan.root}")
     typer.echo(f"script         {plan.script}")
     typer.echo(f"command        {' '.join(_quote(c) for c in plan.command)}")
+    typer.echo(f"workdir        {plan.container_workdir}")
+    for notice in plan.notices:
+        typer.echo(f"note: {notice}")
     typer.echo(f"files ({len(plan.files.files)})")
     for f in plan.files.files:
         typer.echo(f"  {f}")
@@ -328,17 +348,51 @@ def inspect(
         typer.echo(f"  {imp.name:<24} {imp.kind.value:<12} {dists}")
     typer.echo(f"lock ({lock.origin}, {len(lock.requirements)} requirements)")
     for r in lock.requirements:
-        typer.echo(f"  {r.line:<40} {r.source.value}")
+        why = r.provenance[0].text() if r.provenance else r.source.value
+        more = f" (+{len(r.provenance) - 1})" if len(r.provenance) > 1 else ""
+        typer.echo(f"  {r.line:<40} {why}{more}")
+    for d in lock.dropped:
+        typer.echo(f"  dropped {d.what} ({d.at}): {d.reason}")
     for w in lock.warnings:
         typer.echo(f"warning: {w}")
     for n in lock.notes:
         typer.echo(f"note: {n}")
+    runtime = _runtime_doc(plan)
+    if runtime:
+        typer.echo(f"runtime        runner's in-container runtime as `runner` ({', '.join(runtime['provides'])}), "
+                   f"imported at {', '.join(runtime['imported_at'])}")  # fmt: skip
+    check = result.python
+    typer.echo(f"python         {check.summary if check else result.python_note}")
+    for e in check.errors if check else ():
+        typer.echo(f"error: {e}")
+    for w in check.warnings if check else ():
+        typer.echo(f"warning: {w}")
     typer.echo("Dockerfile")
     for line in plan.dockerfile.splitlines():
         typer.echo(f"  {line}")
     typer.echo(f"image          {result.image or '(unknown)'}")
     if result.note:
         typer.echo(f"note: {result.note}")
+
+
+def _python_doc(result: Inspection) -> dict[str, Any]:
+    c = result.python
+    if c is None:
+        return {"checked": False, "note": result.python_note, "local": result.plan.lock.python_version}
+    return {"checked": True, "image": c.image, "image_python": c.image_python, "local": c.local_python,
+            "errors": c.errors, "warnings": c.warnings, "requires_python": dict(result.plan.lock.requires_python)}  # fmt: skip
+
+
+def _runtime_doc(plan: Plan) -> dict[str, Any] | None:
+    """runner's in-container runtime, when the project imports runner (None otherwise)."""
+    from runner.deps.model import ImportKind
+    from runner.render import RUNTIME_DIR
+
+    sites = [s for i in plan.lock.imports if i.kind is ImportKind.RUNNER for s in i.sites]
+    if not sites:
+        return None
+    return {"path": f"{RUNTIME_DIR}/runner", "provides": ["typecast", "run_name", "experiment_name", "params"],
+            "imported_at": [f"{s.file}:{s.line}" for s in sites]}  # fmt: skip
 
 
 # -- logs, status, history, stop, artifacts ---------------------------------------------
@@ -527,6 +581,47 @@ def artifacts(
     typer.echo(f"{total} file(s) in {download_dir}")
 
 
+@app.command()
+def repair() -> None:
+    """Rebuild a damaged or lost history database (runner.db) from the records kept in RUNNER_HOME/runs/."""
+    r = _app().repair()
+    if r.damaged:
+        typer.echo(f"the history database was damaged ({r.damaged}); kept as {r.moved_to}")
+    rebuilt = r.from_records + r.from_database + r.from_folders
+    typer.echo(f"history has {r.kept + rebuilt} run(s): {r.kept} already there, {r.from_records} from their records, "
+               f"{r.from_database} read back from the damaged database, {r.from_folders} from their folders only")  # fmt: skip
+
+
+@app.command()
+def ui(
+    host: Annotated[str, typer.Option("--host", help="Address to listen on; any but 127.0.0.1/localhost needs the printed token.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port to listen on (0: any free one).")] = 8765,
+    open_browser: Annotated[bool, typer.Option("--open/--no-open", help="Open the page in a web browser.")] = False,
+    context: ContextOpt = None,
+    namespace: NamespaceOpt = None,
+) -> None:
+    """A web view of the same history: runs, experiments, live output, artifacts, metric plots (the ui extra)."""
+    try:
+        from runner.ui import server
+    except ModuleNotFoundError as e:  # only runner ui needs the web packages
+        raise UsageError(f"runner ui needs the ui extra ({e.name} is not installed)",
+                         hint="pip install 'runner[ui]'") from e  # fmt: skip
+    from runner.home import Home
+
+    srv = server.bind(home=Home.from_env(), host=host, port=port, kube=_kube_opts(context, namespace))
+    _err(f"runner ui  {srv.url}  (Ctrl-C to stop)")
+    if srv.settings.token:
+        _err("note: not a loopback address: every request needs the token in that URL")
+    if open_browser:
+        import webbrowser
+
+        webbrowser.open(srv.url)
+    try:
+        srv.serve()
+    except KeyboardInterrupt:
+        pass
+
+
 # -- datastores (Kubernetes) -------------------------------------------------------------
 
 datastore_app = typer.Typer(help="Read-only data sets in the cluster, mounted with `runner run --datastore NAME`.",
@@ -584,8 +679,11 @@ def main(argv: list[str] | None = None) -> NoReturn:
     except typer.Exit as e:
         sys.exit(e.exit_code)
     except typer.TyperException as e:  # typer's own (vendored click) usage errors: exit 2
-        show = getattr(e, "show", None)
-        show() if callable(show) else _err(f"runner: error: {e.format_message()}")
+        import io
+
+        show, shown = getattr(e, "show", None), io.StringIO()
+        show(file=shown) if callable(show) else shown.write(f"runner: error: {e.format_message()}\n")
+        _err(_bounded(shown.getvalue().rstrip("\n"), 600))  # click repeats the value it refused: cut it
         sys.exit(e.exit_code)
     except typer.Abort:
         _err("aborted")
@@ -593,7 +691,7 @@ def main(argv: list[str] | None = None) -> NoReturn:
     except RunnerError as e:
         if debug:
             raise
-        _err(f"runner: error: {e}")
+        _err(f"runner: error: {_bounded(str(e))}")
         if e.detail:
             _err(e.detail)
         sys.exit(e.exit_code)
@@ -602,8 +700,24 @@ def main(argv: list[str] | None = None) -> NoReturn:
     except Exception as e:  # noqa: BLE001 - the one place that turns surprises into a line
         if debug:
             raise
-        _err(f"runner: internal error: {type(e).__name__}: {e} (rerun with --debug for the traceback)")
+        if isinstance(e, OSError) and e.errno in _ENVIRONMENT_ERRNOS:
+            # the machine, not runner: a full disk, a read-only folder, no permission
+            where = f" ({_bounded(str(e.filename), 200)})" if e.filename else ""
+            _err(f"runner: error: {e.strerror or e}{where}")
+            sys.exit(1)
+        _err(f"runner: internal error: {type(e).__name__}: {_bounded(str(e))} (rerun with --debug for the traceback)")
         sys.exit(1)
+
+
+#: errors of the machine, not of runner: reported as one line, not as an internal error
+_ENVIRONMENT_ERRNOS = {errno.ENOSPC, errno.EACCES, errno.EROFS, errno.EDQUOT, errno.EPERM}
+
+#: a message longer than this repeats input it should have cut (the last guard: messages clip what they quote)
+MAX_MESSAGE = 2000
+
+
+def _bounded(text: str, limit: int = MAX_MESSAGE) -> str:
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"
 
 
 def _first_command(argv: list[str]) -> int:

@@ -67,3 +67,14 @@ class ClusterError(RunnerError):
 
 class RegistryError(RunnerError):
     """The image registry is unreachable, refused our credentials, or failed (never read as "image present")."""
+
+
+#: the longest piece of user input a message repeats
+CLIP = 80
+
+
+def clip(value: object, limit: int = CLIP) -> str:
+    """``repr`` of a value the user gave, cut to ``limit`` characters: messages never echo unbounded input."""
+    text = value if isinstance(value, str) else str(value)
+    shown = repr(text[:limit])
+    return shown if len(text) <= limit else f"{shown}... ({len(text):,} characters)"

@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from runner.errors import UsageError, clip
+
 
 @dataclass(frozen=True)
 class Home:
@@ -13,7 +15,19 @@ class Home:
 
     @classmethod
     def from_env(cls) -> Home:
-        return cls(Path(os.environ.get("RUNNER_HOME") or Path.home() / ".runner"))
+        given = os.environ.get("RUNNER_HOME")
+        root = Path(given) if given else Path.home() / ".runner"
+        # the nearest part of the path that exists must be a folder, or nothing can be kept there
+        existing = next((p for p in (root, *root.parents) if p.exists()), None)
+        if existing is not None and not existing.is_dir():
+            what = "RUNNER_HOME" if given else "~/.runner"
+            raise UsageError(f"{what} {clip(str(root))}: {clip(str(existing))} is not a folder",
+                             hint="point RUNNER_HOME at a folder runner may write to")  # fmt: skip
+        return cls(root)
+
+    @property
+    def runs(self) -> Path:
+        return self.root / "runs"
 
     @property
     def db(self) -> Path:
@@ -24,7 +38,7 @@ class Home:
         return self.root / "cache"
 
     def run_dir(self, run: str) -> Path:
-        return self.root / "runs" / run
+        return self.runs / run
 
     def build_log(self, run: str) -> Path:
         return self.run_dir(run) / "build.log"

@@ -62,6 +62,9 @@ def tree_digest(root: Path) -> tuple[str, list[Path]]:
 
 def parse_datastore(text: str) -> tuple[str, int | None, str | None]:
     """``NAME[:VERSION][:MOUNTDIR]`` -> (name, version or None, mount dir or None)."""
+    from runner.config import check_datastore
+
+    check_datastore(text)  # a name that becomes object names and a mount folder: checked before any request
     parts = text.split(":", 2)
     name, version, mount = parts[0], None, None
     for extra in parts[1:]:

@@ -11,6 +11,7 @@ artifacts and history survive a killed CLI or a restarted engine.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 import os
 import queue
@@ -23,14 +24,32 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from runner.artifacts import copy_from_layer, extract_changed
-from runner.errors import EngineError, NotFoundError, RunnerError
+from runner.errors import EngineError, NotFoundError, RunnerError, StoreError
 from runner.home import Home
 from runner.logs import LogLine, LogWriter, now_iso
 from runner.render import PROJECT_DIR
 from runner.store import ExperimentRecord, ExpState, Store
 
 if TYPE_CHECKING:
-    from runner.adapters.docker_engine import ContainerSpec, DockerEngine
+    from collections.abc import Callable
+
+    from runner.adapters.docker_engine import ContainerEnd, ContainerSpec, DockerEngine
+
+#: how long a follower waits for a Docker engine that went away (a restart, an upgrade) before it gives up
+ENGINE_WAIT = 300.0
+#: the log file stops growing when less than this is free under RUNNER_HOME: history and end states still fit
+DISK_RESERVE = 2 * 2**20
+#: free space is looked at after every this many bytes of log
+DISK_CHECK_EVERY = 64 * 2**10
+#: the stream of runner's own notices among an experiment's output lines
+NOTICE = "runner"
+
+
+def _seconds(stamp: str) -> int:
+    """The whole second of a log line's time (``since`` of the engine's logs; lines of that second are skipped)."""
+    from datetime import datetime
+
+    return int(datetime.fromisoformat(stamp).timestamp())
 
 
 def pid_alive(pid: int | None) -> bool:
@@ -45,11 +64,67 @@ def pid_alive(pid: int | None) -> bool:
     return True
 
 
+class GuardedLog:
+    """An experiment's log file, written while there is room for it.
+
+    When the disk under RUNNER_HOME is (nearly) full, or a write fails, the file stops
+    there and :meth:`write` returns a notice once: output still reaches whoever
+    follows, and the space left keeps history and the end state.
+    """
+
+    def __init__(self, path: Path, *, reserve: int | None = None) -> None:
+        self.path = path
+        self.reserve = DISK_RESERVE if reserve is None else reserve
+        self._since_check = DISK_CHECK_EVERY  # look at the free space before the first line
+        self._writer: LogWriter | None = None
+        self._problem: str | None = None
+        try:
+            self._writer = LogWriter(path)
+        except OSError as e:
+            self._problem = e.strerror or str(e)
+
+    def write(self, line: LogLine) -> str | None:
+        if self._writer is None:
+            if self._problem is None:
+                return None
+            problem, self._problem = self._problem, None
+            return self._notice(problem)
+        try:
+            self._since_check += len(line.text) + 48
+            if self._since_check >= DISK_CHECK_EVERY:
+                self._since_check = 0
+                st = os.statvfs(self.path.parent)
+                if st.f_bavail * st.f_frsize < self.reserve:
+                    raise OSError(errno.ENOSPC, f"less than {self.reserve // 2**20} MiB left on the disk")
+            self._writer.write(line)
+        except OSError as e:
+            self.close()
+            return self._notice(e.strerror or str(e))
+        return None
+
+    def _notice(self, problem: str) -> str:
+        return (f"runner: the log file {self.path} stops here ({problem}); "
+                "the output still shows here and the exit code is kept")  # fmt: skip
+
+    def close(self) -> None:
+        if self._writer is not None:
+            try:
+                self._writer.close()
+            except OSError:
+                pass
+            self._writer = None
+
+
 class LocalTarget:
-    def __init__(self, home: Home, store: Store, engine: DockerEngine) -> None:
+    def __init__(self, home: Home, store: Store, engine: DockerEngine, *, engine_wait: float = ENGINE_WAIT) -> None:
         self.home = home
         self.store = store
         self.engine = engine
+        self.engine_wait = engine_wait
+        #: how each experiment this process followed ended, also when history could not be written
+        self.ends: dict[str, ExperimentRecord] = {}
+        #: things the user should hear about that are not an experiment's output
+        self.notes: list[str] = []
 
     def launch(self, exp: ExperimentRecord, spec: ContainerSpec) -> bool:
         """Start the container, owned by this process; False when a stop came first."""
@@ -98,8 +173,10 @@ class LocalTarget:
             try:
                 for line in self.follow(name):
                     out.put((name, line))
-            except RunnerError as e:
-                self.store.finish_experiment(name, state=ExpState.FAILED, exit_code=None, message=str(e))
+            except Exception as e:  # noqa: BLE001 - a follower says what stopped it, never a thread traceback
+                message = e.message if isinstance(e, RunnerError) else f"{type(e).__name__}: {e}"
+                out.put((name, LogLine(NOTICE, now_iso(), f"runner: stopped following {name}: {message}")))
+                self._end(name, ExpState.FAILED, None, f"runner stopped following it: {message}")
             finally:
                 out.put((name, None))
 
@@ -146,38 +223,114 @@ class LocalTarget:
         self._spawn(["--run"], stdin=json.dumps(doc).encode())
 
     def follow(self, name: str) -> Iterator[LogLine]:
-        """As the owner: stream the container's output into the log file (and to the caller), then harvest."""
+        """As the owner: stream the container's output into the log file (and to the caller), then harvest.
+
+        A Docker engine that goes away meanwhile is waited for (with backoff, up to
+        :attr:`engine_wait` seconds, saying so): the output goes on from where it
+        stopped once it answers again, and the end is the script's.
+        """
         exp = self.store.get_experiment(name)
         if exp.handle is None:
             return
-        writer = LogWriter(self.home.experiment_log(exp.run, name))
+        cid = exp.handle
+        log = GuardedLog(self.home.experiment_log(exp.run, name))
+        last, seen_at_last = "", 0  # the newest line's time, and how many lines had it: a resumed stream skips them
+        outage: str | None = None
         try:
-            for line in self.engine.follow_logs(exp.handle):
-                writer.write(line)
-                yield line
-        except NotFoundError:
-            writer.write(LogLine("stderr", now_iso(), "runner: the container disappeared before it ended"))
+            while True:
+                try:
+                    replay = seen_at_last
+                    for line in self.engine.follow_logs(cid, since=_seconds(last) if last else None):
+                        if line.time < last or (line.time == last and replay > 0):
+                            replay -= line.time == last
+                            continue
+                        seen_at_last = seen_at_last + 1 if line.time == last else 1
+                        last = line.time
+                        notice = log.write(line)
+                        if notice:
+                            yield LogLine(NOTICE, now_iso(), notice)
+                        yield line
+                    break
+                except NotFoundError:
+                    log.write(LogLine("stderr", now_iso(), "runner: the container disappeared before it ended"))
+                    break
+                except EngineError as e:
+                    outage = outage or e.message
+                    waiting = LogLine(NOTICE, now_iso(), f"runner: lost the Docker engine ({e.message}); waiting up to "
+                                                         f"{self.engine_wait:g} s for it to come back")  # fmt: skip
+                    log.write(waiting)
+                    yield waiting
+                    state = self._wait_for_engine(cid)  # EngineError when it does not come back
+                    if state is not None and state.get("Running"):
+                        outage = None  # the container lived through it (live-restore, or only the connection broke)
+                    back = LogLine(NOTICE, now_iso(), "runner: the Docker engine answers again; following on")
+                    log.write(back)
+                    yield back
         except EngineError as e:
-            writer.write(LogLine("stderr", now_iso(), f"runner: lost the engine while following: {e}"))
+            log.close()
+            message = (f"the Docker engine stopped while it ran and did not come back within {self.engine_wait:g} s "
+                       f"({e.message}): its exit code is unknown; the container is kept")  # fmt: skip
+            self._end(name, ExpState.FAILED, None, message)
+            yield LogLine(NOTICE, now_iso(), f"runner: {message}")
+            return
         finally:
-            writer.close()
-        self.harvest(name)
+            log.close()
+        self.harvest(name, outage=outage)
 
-    def harvest(self, name: str) -> None:
-        """After the container ends: artifacts, end state, container removed."""
+    def _wait_for_engine(self, cid: str) -> dict[str, object] | None:
+        """Ask the engine about the container, with backoff, until it answers or :attr:`engine_wait` passes."""
+        return self._retrying(lambda: self.engine.state(cid))  # type: ignore[return-value]
+
+    def _retrying(self, call: Callable[[], object]) -> object:
+        deadline = time.monotonic() + self.engine_wait
+        pause = 0.5
+        while True:
+            try:
+                return call()
+            except NotFoundError:
+                raise
+            except EngineError:
+                if time.monotonic() + pause > deadline:
+                    raise
+                time.sleep(pause)
+                pause = min(pause * 2, 10.0)
+
+    def _end(self, name: str, state: ExpState, exit_code: int | None, message: str | None) -> bool:
+        """Record an end state (first writer wins); False when history could not be written (it is kept in memory)."""
+        try:
+            exp = self.store.get_experiment(name)
+            self.ends[name] = dataclasses.replace(exp, state=state, exit_code=exit_code, message=message,
+                                                  finished_at=time.time())  # fmt: skip
+            self.store.finish_experiment(name, state=state, exit_code=exit_code, message=message)
+        except StoreError as e:
+            self.notes.append(f"cannot record how {name} ended in history ({e.message})")
+            return False
+        return True
+
+    def harvest(self, name: str, *, outage: str | None = None) -> None:
+        """After the container ends: artifacts, end state, container removed.
+
+        Each step that fails says so and the next still runs; the container is removed
+        only once its end is recorded, so a later command can still learn it.
+        """
         exp = self.store.get_experiment(name)
         if exp.handle is None:
             return
         cid = exp.handle
         try:
-            end = self.engine.wait(cid)
+            end: ContainerEnd = self._retrying(lambda: self.engine.wait(cid))  # type: ignore[assignment]
         except NotFoundError:
-            self.store.finish_experiment(
-                name, state=ExpState.FAILED, exit_code=None, message="container lost (removed, or the engine was reset)"
-            )
+            self._end(name, ExpState.FAILED, None, "container lost (removed, or the engine was reset)")
             return
-        self.collect_artifacts(exp, end.upper_dir)
-        exp = self.store.get_experiment(name)  # a stop may have been asked meanwhile
+        problems = []
+        try:
+            self.collect_artifacts(exp, end.upper_dir)
+        except (OSError, RunnerError) as e:
+            problems.append(f"artifacts not all saved: {getattr(e, 'strerror', None) or e}")
+        try:
+            exp = self.store.get_experiment(name)  # a stop may have been asked meanwhile
+        except StoreError:
+            pass
         if exp.stop_requested:
             state, message = ExpState.STOPPED, "stopped"
         elif end.exit_code == 0:
@@ -186,8 +339,17 @@ class LocalTarget:
             state, message = ExpState.FAILED, "OOMKilled: the container ran out of its memory limit"
         else:
             state, message = ExpState.FAILED, end.error or f"exit code {end.exit_code}"
-        self.store.finish_experiment(name, state=state, exit_code=end.exit_code, message=message)
-        self.engine.remove(cid)
+            if outage and end.exit_code in (137, 143):
+                message += " (stopped by the Docker engine going away: with live-restore off, a restart stops containers)"
+        if problems:
+            message = "; ".join([*([message] if message else []), *problems])
+        if self._end(name, state, end.exit_code, message):
+            try:
+                self.engine.remove(cid)
+            except EngineError as e:
+                self.notes.append(f"the container of {name} was not removed ({e.message})")
+        else:
+            self.notes.append(f"the container of {name} is kept: `runner status` records its end once history can be written")
 
     def collect_artifacts(self, exp: ExperimentRecord, upper: str | None) -> list[str]:
         assert exp.handle is not None

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from runner.config import (
-    CONFIG_NAME, Config, SweepSettings, env_items, load_config, parse_timeout, resolve, resolve_items, sweep_settings,
+    CONFIG_NAME, Config, SweepSettings, check_context, check_datastore, check_namespace, check_secret, env_items, load_config,
+    parse_timeout, resolve, resolve_items, sweep_settings,
 )
 from runner.errors import UsageError
 from runner.plan import PlanRequest, check_script
@@ -84,6 +85,13 @@ def resolve_options(given: RunArgs, config: Config) -> RunOptions:
     if max_parallel is not None and max_parallel < 1:
         raise UsageError("--max-parallel must be 1 or more")
     kube = None
+    # names that become Kubernetes objects or paths are checked here, before anything is built
+    check_namespace(given.namespace)
+    check_context(given.context)
+    for ds in given.datastores:
+        check_datastore(ds)
+    for name in given.secrets:
+        check_secret(name)
     if not local:
         kube = KubeOptions(
             context=resolve("context", given.context, config, None),

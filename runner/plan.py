@@ -7,21 +7,25 @@ dependency stage's cache); it builds nothing and writes nothing but caches.
 
 from __future__ import annotations
 
+import os
 import platform
 from dataclasses import dataclass
 from pathlib import Path
 
-from runner.deps import lock_project
+from runner.deps import lock_project, project_closure
 from runner.deps.model import Lock
 from runner.errors import UsageError
 from runner.image import ContextEntry, DigestCache, FileDigest, TagInputs, digest_entries, image_tag, normal_mode
 from runner.layers import split_layers, uv_refusal
 from runner.names import image_repository
-from runner.project import ProjectFiles, find_root, list_files
-from runner.render import INSTALL_SCRIPT, DockerfileSpec, Installer, container_command, render_dockerfile
+from runner.project import ProjectFiles, RootChoice, base_root, choose_root, list_files
+from runner.render import INSTALL_SCRIPT, PROJECT_DIR, DockerfileSpec, Installer, container_command, render_dockerfile
 from runner.uvbin import find_uv
 
 SCRIPT_TYPES = (".py", ".sh")
+#: runner's in-container runtime: one stdlib-only file, the ``runner`` module of an image whose project imports runner
+RUNTIME_SOURCE = Path(__file__).parent / "runtime" / "__init__.py"
+RUNTIME_ENTRY = ".runner/runtime/runner/__init__.py"
 
 
 @dataclass(frozen=True)
@@ -31,6 +35,8 @@ class PlanRequest:
     base_image: str | None = None
     python: str | None = None
     requirements: Path | None = None
+    #: the launch folder (default: the current directory): the working directory inside mirrors it
+    cwd: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -39,7 +45,7 @@ class Plan:
     project: str
     script: str  # relative to root, POSIX
     args: tuple[str, ...]
-    command: tuple[str, ...]
+    command: tuple[str, ...]  # runs in ``workdir``: its script is sys.argv[0] as the local launch gives it
     files: ProjectFiles
     lock: Lock
     base_image: str
@@ -47,6 +53,18 @@ class Plan:
     entries: tuple[ContextEntry, ...]  # hashed build-context entries
     digests: tuple[FileDigest, ...]
     spec: DockerfileSpec  # what ``dockerfile`` was rendered from (the classic builder renders it again)
+    #: the launch folder relative to root (POSIX, "" = the root)
+    workdir: str = ""
+    #: sys.argv[0]: the script as ``python SCRIPT`` from the launch folder names it
+    argv0: str = ""
+    #: the script's import closure, relative to root (what was scanned)
+    closure: tuple[str, ...] = ()
+    #: one-line notices (what widened the root...)
+    notices: tuple[str, ...] = ()
+
+    @property
+    def container_workdir(self) -> str:
+        return f"{PROJECT_DIR}/{self.workdir}" if self.workdir else PROJECT_DIR
 
     def image_ref(self, base_image_id: str) -> str:
         tag = image_tag(
@@ -73,14 +91,23 @@ def default_base_image(python_version: str) -> str:
 
 def make_plan(req: PlanRequest, *, cache_dir: Path | None) -> Plan:
     script = check_script(req.script)
-    root = find_root(script)
+    cwd = (req.cwd or Path.cwd()).resolve()
+    choice, closure, search = _root(script, cwd, cache_dir)
+    root = choice.root
     rel = script.relative_to(root).as_posix()
     files = list_files(root)
     names = set(files.files)
-    if rel not in names:  # an ignored script still runs: it is the one file that must be there
-        names.add(rel)
+    # an ignored script still runs: it is the one file that must be there; so do the modules it imports
+    names.update([rel, *closure])
     lock = lock_project(
-        root, sorted(names), rel, python=req.python, requirements=req.requirements, cache_dir=cache_dir
+        root,
+        sorted(names),
+        rel,
+        python=req.python,
+        requirements=req.requirements,
+        cache_dir=cache_dir,
+        scan=closure if script.suffix == ".py" else None,
+        search=search if script.suffix == ".py" else None,
     )
     base = req.base_image or default_base_image(lock.python_version)
     has_requirements = bool(lock.requirements) or lock.install_project
@@ -91,12 +118,15 @@ def make_plan(req: PlanRequest, *, cache_dir: Path | None) -> Plan:
         base_image=base,
         has_requirements=has_requirements,
         install_project=lock.install_project,
+        runtime=lock.uses_runtime,
         layers=tuple(f.name for f in layers),
         installer=Installer.PIP if why_not_uv else Installer.UV,
         pip_reason=why_not_uv,
     )
     dockerfile = render_dockerfile(spec)
     entries: list[ContextEntry] = [ContextEntry("Dockerfile", 0o644, data=dockerfile.encode())]
+    if lock.uses_runtime:
+        entries.append(ContextEntry(RUNTIME_ENTRY, 0o644, source=RUNTIME_SOURCE))
     if has_requirements:
         entries.append(ContextEntry(".runner/install.sh", 0o644, data=INSTALL_SCRIPT.encode()))
         if spec.installer is Installer.UV and uv_bin is not None:
@@ -116,7 +146,7 @@ def make_plan(req: PlanRequest, *, cache_dir: Path | None) -> Plan:
         project=root.name,
         script=rel,
         args=req.args,
-        command=tuple(container_command(rel, req.args)),
+        command=tuple(container_command(choice.argv0, req.args)),
         files=files,
         lock=lock,
         base_image=base,
@@ -124,4 +154,42 @@ def make_plan(req: PlanRequest, *, cache_dir: Path | None) -> Plan:
         entries=tuple(entries),
         digests=digests,
         spec=spec,
+        workdir=choice.workdir,
+        argv0=choice.argv0,
+        closure=tuple(closure),
+        notices=choice.notices,
     )
+
+
+def _root(script: Path, cwd: Path, cache_dir: Path | None) -> tuple[RootChoice, list[str], list[str]]:
+    """Where the build context is rooted, the script's import closure and its sys.path folders
+    (both relative to that root)."""
+    if script.suffix != ".py":
+        choice = choose_root(script, cwd=cwd)
+        return choice, [], []
+    base = base_root(script, cwd=cwd)
+    closure = project_closure(script, cwd=cwd, roots=[base], cache_dir=cache_dir)
+    needs: list[tuple[Path, str]] = []
+    inside = f"{base}{os.sep}"
+    for folder, by, line in closure.path_dirs:
+        # a sys.path folder the script imports nothing from (outside the root) is no reason to widen it
+        if any(f.startswith(f"{folder}{os.sep}") and not f.startswith(inside) for f in closure.files):
+            needs.append((Path(folder), f"added to sys.path at {_at(by, line, script.parent)}"))
+    for reached, by, line in closure.reached:
+        needs.append((Path(reached), f"named at {_at(by, line, script.parent)}"))
+    needs += [(Path(f), "imported") for f in closure.files[1:] if not f.startswith(inside)]
+    choice = choose_root(script, cwd=cwd, needs=needs)
+    root = choice.root
+    prefix = len(f"{root}{os.sep}") if root != Path(root.anchor) else len(root.anchor)
+    files = [f[prefix:] for f in closure.files]  # all under root: it was widened to hold them
+    search: list[str] = []
+    for entry in closure.search[1:]:
+        path = Path(entry)
+        if path.is_relative_to(root):
+            rel = path.relative_to(root).as_posix()
+            search.append("" if rel == "." else rel)
+    return choice, files, search
+
+
+def _at(file: str, line: int, folder: Path) -> str:
+    return f"{os.path.relpath(file, folder)}:{line}"

@@ -7,7 +7,9 @@ Layout of the build context (made by :mod:`runner.plan`, written by :mod:`runner
     .runner/uv                       uv's binary, from runner's own environment (absent when pip installs)
     .runner/deps/requirements.lock   the lock, exactly as pinned
     .runner/deps/...                 local wheel files the lock refers to
+    .runner/deps/ca.pem              classic builder only: the host's CA bundle (possibly empty)
     .runner/layers/N-FAMILY.txt      exact pins of a heavy family, installed as a layer of its own
+    .runner/runtime/runner/...       runner's in-container runtime, when the project imports runner
     project/...                      the project's files
 
 BuildKit (the default): one stage.  One ``RUN`` per heavy family (:mod:`runner.layers`),
@@ -37,6 +39,8 @@ from runner.errors import UsageError
 
 PROJECT_DIR = "/project"
 VENV_DIR = "/opt/runner/venv"
+#: on PYTHONPATH after the project's folders: ``import runner`` finds the runtime, a project's own runner wins
+RUNTIME_DIR = "/opt/runner/runtime"
 DEPS_DIR = SHIP_DIR  # lock lines for shipped wheels refer to files here
 #: pip settings forwarded as build arguments to the deps stage only (classic builder)
 INDEX_ARGS = ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_TRUSTED_HOST")
@@ -60,6 +64,7 @@ class DockerfileSpec:
     base_image: str
     has_requirements: bool
     install_project: bool = False
+    runtime: bool = False  # ship runner's in-container runtime (runner/runtime) as the ``runner`` module
     #: heavy families installed as layers of their own, in order (file names under .runner/layers/)
     layers: tuple[str, ...] = ()
     installer: Installer = Installer.UV
@@ -132,6 +137,8 @@ def render_dockerfile(spec: DockerfileSpec) -> str:
         ]
     else:
         lines.append(f"FROM {spec.base_image}")
+    if spec.runtime:  # before the code: it changes with runner, not with the project
+        lines += [f"COPY .runner/runtime/ {RUNTIME_DIR}/", "ENV RUNNER_RUNTIME=1"]
     # No bytecode files: they would show up as artifacts the script "created".
     lines += [
         "ENV PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1",
@@ -143,6 +150,8 @@ def render_dockerfile(spec: DockerfileSpec) -> str:
         # the package index (and its CA) in the final stage; putting its source on
         # the path gives the same imports without that.
         lines.append(f"ENV PYTHONPATH={PROJECT_DIR}/src:{PROJECT_DIR}")
+    if spec.runtime:  # last on the path (after the base image's and the project's own entries)
+        lines.append(f"ENV PYTHONPATH=${{PYTHONPATH:+$PYTHONPATH:}}{RUNTIME_DIR}")
     return "\n".join(lines) + "\n"
 
 

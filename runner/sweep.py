@@ -60,7 +60,11 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeAlias
 
-from runner.errors import UsageError
+from runner.errors import UsageError, clip
+
+# typecast lives in the in-container runtime (standard library only), so a script's
+# runner.typecast is the same function in a container as on this machine: one source of truth
+from runner.runtime import typecast as typecast
 
 if TYPE_CHECKING:
     import random
@@ -147,7 +151,7 @@ def parse_value(text: str) -> Domain | None:
     try:
         return _parse(text)
     except _Bad as e:
-        raise UsageError(f"{text!r} is not a sweep value: {e}", hint=_FORMS_HINT) from None
+        raise UsageError(f"{clip(text)} is not a sweep value: {e}", hint=_FORMS_HINT) from None
 
 
 def is_sweep_value(text: str) -> bool:
@@ -377,7 +381,7 @@ def _find(args: tuple[str, ...]) -> list[_Swept]:
         try:
             found.append(_Swept(i, name, prefix, text, _parse(text)))
         except _Bad as e:
-            problems.append(f"argument {name}: {text!r} is not a sweep value: {e}")
+            problems.append(f"argument {clip(name)[1:-1]}: {clip(text)} is not a sweep value: {str(e)[:200]}")
     if problems:
         raise UsageError("; ".join(problems), hint=_FORMS_HINT + "; to pass text starting with '[' as it is, "
                          "write it as a one-item list: \"['[text]']\"")  # fmt: skip
@@ -396,7 +400,7 @@ def _grid_columns(swept: list[_Swept], seed: int) -> list[Sequence[Value]]:
     sizes: list[int] = []
     for s in swept:
         if isinstance(s.domain, Distribution) and s.domain.n is None:
-            raise UsageError(f"argument {s.name}: {s.text!r} needs n, the number of values for grid search",
+            raise UsageError(f"argument {clip(s.name)[1:-1]}: {clip(s.text)} needs n, the number of values for grid search",
                              hint=f"like {s.domain.kind}(..., n=5), or use --strategy random_search")  # fmt: skip
         sizes.append(len(s.domain.values) if isinstance(s.domain, Values) else s.domain.n or 0)
     total = math.prod(sizes)  # before any value is drawn or listed: range(10**9) stays lazy
@@ -426,26 +430,3 @@ def _experiment(index: int, args: tuple[str, ...], swept: list[_Swept], row: tup
         out[s.position] = s.prefix + text
         params[s.name] = text
     return Experiment(index, tuple(out), params)
-
-
-# -- typecast ---------------------------------------------------------------------------
-
-
-def typecast(argv: Sequence[str]) -> list[Any]:
-    """Arguments as Python values where they are literals: ``"4.2"`` -> 4.2, ``"42"`` -> 42,
-    ``"[4,2]"`` -> [4, 2], ``"'a'"`` -> ``'a'``, ``"True"`` -> True, ``"None"`` -> None.
-    Anything else (``"--lr"``, ``"abc"``, ``"1e"``, ``""``) stays the string.
-
-    For scripts (``lr = typecast(sys.argv[1:])``).  Only :func:`ast.literal_eval`, which
-    evaluates literals and nothing else: no names, calls or attribute access.
-    """
-    return [_cast(a) for a in argv]
-
-
-def _cast(arg: str) -> Any:
-    try:
-        value = ast.literal_eval(arg)
-    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
-        return arg
-    # "..." is a literal too, but nobody passing three dots means Ellipsis
-    return arg if value is Ellipsis else value

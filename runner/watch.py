@@ -23,7 +23,7 @@ def drive_run() -> int:
 
     doc = json.load(sys.stdin)
     home = Home.from_env()
-    store = Store(home.db)
+    store = Store(home.db, records=home.runs)
     names = [n for n in doc["experiments"] if store.claim(n, pid=os.getpid(), previous=doc["owner"])]
     target = LocalTarget(home, store, DockerEngine())
     specs = {n: ContainerSpec(**doc["specs"][n]) for n in names}
@@ -41,7 +41,7 @@ def main(argv: list[str]) -> int:
     from runner.store import Store
 
     home = Home.from_env()
-    store = Store(home.db)
+    store = Store(home.db, records=home.runs)
     if not store.claim(name, pid=os.getpid(), previous=previous):
         return 0  # someone else took it over
     target = LocalTarget(home, store, DockerEngine())
@@ -51,4 +51,10 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    try:
+        sys.exit(main(sys.argv[1:]))
+    except Exception as e:  # noqa: BLE001 - one line in watch.log, not a traceback
+        if os.environ.get("RUNNER_DEBUG"):
+            raise
+        sys.stderr.write(f"runner watch {' '.join(sys.argv[1:2])}: {type(e).__name__}: {e}\n")
+        sys.exit(1)

@@ -213,6 +213,33 @@ class DockerEngine:
             return None
         return str(info["Id"])
 
+    def image_python(self, ref: str) -> str | None:
+        """The Python version of an image: its ``PYTHON_VERSION`` (the official images set it),
+        else what its ``python3`` says in a throwaway container; None if neither tells."""
+        info = self._api.call("GET", f"/images/{quote(ref, safe='')}/json", what=f"inspect image {ref}")
+        for item in (info.get("Config") or {}).get("Env") or ():
+            key, _, value = str(item).partition("=")
+            if key == "PYTHON_VERSION" and value.strip():
+                return value.strip()
+        what = f"ask {ref} for its Python"
+        body = {"Image": ref, "Cmd": ["python3", "-c", "import platform; print('PYTHON ' + platform.python_version())"],
+                "Labels": {"runner/probe": "python"}, "WorkingDir": "/", "HostConfig": {"Init": True}}  # fmt: skip
+        name = f"runner-python-probe-{os.getpid()}-{os.urandom(4).hex()}"
+        cid = str(self._api.call("POST", "/containers/create", query={"name": name}, body=body, what=what)["Id"])
+        try:
+            try:
+                self._api.call("POST", f"/containers/{cid}/start", what=what)
+            except EngineError:
+                return None  # no python3 in it: the image cannot tell (the answer is cached as such)
+            end = self.wait(cid)
+            lines = [line.text for line in self.follow_logs(cid) if line.stream == "stdout"]
+        finally:
+            self.remove(cid)
+        if end.exit_code != 0:
+            return None
+        found = [ln.split(" ", 1)[1].strip() for ln in lines if ln.startswith("PYTHON ")]
+        return found[-1] if found else None
+
     def pull(self, ref: str) -> str:
         repo, _, tag = ref.rpartition(":") if ":" in ref.rsplit("/", 1)[-1] else (ref, "", "latest")
         try:
@@ -351,9 +378,21 @@ class DockerEngine:
         }  # fmt: skip
         created = self._api.call("POST", "/containers/create", query={"name": spec.name}, body=body, what=what)
         cid = str(created["Id"])
-        if spec.files:
-            self._put_files(cid, spec.files, what=what)
-        self._api.call("POST", f"/containers/{cid}/start", what=what)
+        try:
+            if spec.files:
+                self._put_files(cid, spec.files, what=what)
+            self._api.call("POST", f"/containers/{cid}/start", what=what)
+        except EngineError as e:
+            # a container that never started is no use to anyone: not left behind in "Created"
+            try:
+                self.remove(cid)
+            except EngineError:
+                pass
+            if spec.gpus and "device driver" in e.message:
+                raise EngineError(f"--gpus {spec.gpus}: this Docker engine has no GPU runtime",
+                                  hint="install the NVIDIA Container Toolkit and restart the engine, or leave out "
+                                  "--gpus") from e  # fmt: skip
+            raise
         return cid
 
     def _put_files(self, cid: str, files: dict[str, str], *, what: str) -> None:
@@ -366,16 +405,14 @@ class DockerEngine:
                 tar.addfile(info, io.BytesIO(data))
         self._api.put(f"/containers/{cid}/archive", buf.getvalue(), query={"path": "/"}, what=what)
 
-    def follow_logs(self, cid: str) -> Iterator[LogLine]:
-        """Every line the container wrote, from its start, until it exits.
+    def follow_logs(self, cid: str, *, since: int | None = None) -> Iterator[LogLine]:
+        """Every line the container wrote, from its start (or from the second ``since``), until it exits.
 
         One stream carries stdout and stderr as frames, each with an 8-byte header
         naming its stream and length; with timestamps each log entry starts with its time.
         """
-        resp = self._api.stream(
-            "GET", f"/containers/{cid}/logs", what=f"logs of {cid[:12]}",
-            query={"follow": 1, "stdout": 1, "stderr": 1, "timestamps": 1},
-        )  # fmt: skip
+        query = {"follow": 1, "stdout": 1, "stderr": 1, "timestamps": 1, **({"since": since} if since else {})}
+        resp = self._api.stream("GET", f"/containers/{cid}/logs", what=f"logs of {cid[:12]}", query=query)
         pending = {1: b"", 2: b""}
         names = {1: "stdout", 2: "stderr"}
         try:

@@ -12,6 +12,7 @@ Imported lazily (the client costs ~300 ms): only commands that talk to a cluster
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -51,12 +52,18 @@ class KubeCluster:
         from kubernetes import config
         from kubernetes.client import rest
 
+        import yaml
+
         try:
             contexts, active = config.list_kube_config_contexts()  # type: ignore[no-untyped-call]
-        except (config.ConfigException, OSError, TypeError) as e:
-            raise ClusterError(
-                f"no usable kubeconfig: {e}", hint="set KUBECONFIG or write ~/.kube/config, or run with --local"
-            ) from e
+            if not isinstance(contexts, list) or not all(isinstance(c, dict) and "name" in c for c in contexts):
+                raise TypeError("contexts is not a list of named contexts")
+        except (config.ConfigException, OSError, TypeError, AttributeError, KeyError, ValueError, yaml.YAMLError) as e:
+            # a file that is YAML but no kubeconfig (KUBECONFIG=/etc/passwd) fails deep inside the client
+            where = os.environ.get("KUBECONFIG") or "~/.kube/config"
+            why = str(e).splitlines()[0][:200] if isinstance(e, (config.ConfigException, OSError)) else "not a kubeconfig file"
+            raise UsageError(f"no usable kubeconfig ({where[:200]}): {why}",
+                             hint="set KUBECONFIG or write ~/.kube/config, or run with --local") from e  # fmt: skip
         chosen = next((c for c in contexts if c["name"] == context), None) if context else active
         if chosen is None:
             names = ", ".join(c["name"] for c in contexts)

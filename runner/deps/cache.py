@@ -14,10 +14,12 @@ from typing import Any
 
 from runner.jsonfile import read_json, write_json
 from runner.deps.model import (
+    Dropped,
     ImportInfo,
     ImportKind,
     ImportSite,
     Lock,
+    Origin,
     PinSource,
     Requirement,
     ShipFile,
@@ -43,7 +45,10 @@ def _site_from_json(v: list[Any]) -> ImportSite:
 
 def lock_to_json(lock: Lock) -> dict[str, Any]:
     return {
-        "requirements": [[r.name, r.version, r.line, r.source.value, list(r.imports)] for r in lock.requirements],
+        "requirements": [
+            [r.name, r.version, r.line, r.source.value, list(r.imports), [[o.kind.value, o.at, o.via, o.detail] for o in r.provenance]]
+            for r in lock.requirements
+        ],
         "imports": [
             [i.name, i.kind.value, list(i.distributions), [_site_to_json(s) for s in i.sites]] for i in lock.imports
         ],
@@ -55,6 +60,8 @@ def lock_to_json(lock: Lock) -> dict[str, Any]:
         "python_version": lock.python_version,
         "notes": list(lock.notes),
         "pip_options": list(lock.pip_options),
+        "dropped": [[d.what, d.at, d.reason, d.kind] for d in lock.dropped],
+        "requires_python": [list(p) for p in lock.requires_python],
     }
 
 
@@ -62,8 +69,11 @@ def lock_from_json(d: dict[str, Any]) -> Lock:
     """Inverse of :func:`lock_to_json`; raises (KeyError, TypeError, ValueError) on a bad entry."""
     return Lock(
         requirements=tuple(
-            Requirement(name=str(n), version=None if v is None else str(v), line=str(line), source=PinSource(src), imports=tuple(imps))
-            for n, v, line, src, imps in d["requirements"]
+            Requirement(
+                name=str(n), version=None if v is None else str(v), line=str(line), source=PinSource(src), imports=tuple(imps),
+                provenance=tuple(Origin(kind=PinSource(k), at=str(a), via=str(b), detail=str(c)) for k, a, b, c in prov),
+            )
+            for n, v, line, src, imps, prov in d["requirements"]
         ),
         imports=tuple(
             ImportInfo(name=str(n), kind=ImportKind(k), distributions=tuple(ds), sites=tuple(_site_from_json(s) for s in sites))
@@ -77,4 +87,6 @@ def lock_from_json(d: dict[str, Any]) -> Lock:
         python_version=str(d["python_version"]),
         notes=tuple(str(n) for n in d["notes"]),
         pip_options=tuple(str(o) for o in d["pip_options"]),
+        dropped=tuple(Dropped(what=str(w), at=str(a), reason=str(r), kind=str(k)) for w, a, r, k in d["dropped"]),
+        requires_python=tuple((str(n), str(spec)) for n, spec in d["requires_python"]),
     )

@@ -1,9 +1,9 @@
 """Dependencies the project declares: requirements.txt, pyproject, environment.yml, uv.lock, poetry.lock.
 
-Declared files win over the scan: their requirements are used as written (names
-normalised, lines sorted).  Lock files are already exact; the other formats keep
-their specifiers, and a note says how many lines leave the version open.
-Reads files; otherwise pure.
+Declared files are evidence, not the lock: this module only reads them (names
+normalised, each line with the ``file:line`` it came from); ``compose`` merges them
+with the imports and pins them.  Lines that cannot be used are recorded as
+:class:`~runner.deps.model.Dropped` with a warning.  Reads files; otherwise pure.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 
 from runner.deps.interp import normalize
-from runner.deps.model import PinSource, Requirement, ShipFile
+from runner.deps.model import Dropped, Origin, PinSource, Requirement, ShipFile
 from runner.deps import SHIP_DIR
 from runner.errors import DependencyError, UsageError
 
@@ -77,6 +77,7 @@ class Declared:
     notes: list[str] = field(default_factory=list)
     #: every file read (absolute), for cache validation
     read: list[str] = field(default_factory=list)
+    dropped: list[Dropped] = field(default_factory=list)
     exact: bool = False  # a lock file: every line is already exact
 
     @property
@@ -96,14 +97,21 @@ class Declared:
         return self
 
 
-def find_declared(root: Path, files: Iterable[str]) -> Path | None:
-    """The declared-dependencies file at the project root, if any (see :data:`DECLARED_FILES`)."""
+def find_declared(root: Path, files: Iterable[str], script: str = "") -> Path | None:
+    """The nearest declared-dependencies file from ``script``'s folder up to the root (see :data:`DECLARED_FILES`).
+
+    A per-folder ``requirements.txt`` in a monorepo is the one of that folder's scripts.
+    """
     present = set(files)
-    for name in DECLARED_FILES:
-        if name in present:
-            if name == "pyproject.toml" and not _pyproject_declares(root / name):
-                continue
-            return root / name
+    from runner.deps import declared_folders
+
+    for folder in declared_folders(script):
+        for name in DECLARED_FILES:
+            rel = f"{folder}/{name}" if folder else name
+            if rel in present:
+                if name == "pyproject.toml" and not _pyproject_declares(root / rel):
+                    continue
+                return root / rel
     return None
 
 
@@ -152,14 +160,12 @@ def load_declared(path: Path, *, root: Path, marker_env: Mapping[str, str], inst
         _pyproject(path, root, out)
     else:
         _requirements_txt(path, root, out, depth=0)
-    if not out.exact:
-        open_lines = [r.name for r in out.requirements if r.version is None and "@" not in r.line and "://" not in r.line]
-        if open_lines:
-            out.notes.append(
-                f"{out.origin}: {len(open_lines)} requirement(s) leave the version open; "
-                f"pip resolves them when the image is built"
-            )
     return out.finish()
+
+
+def _drop(out: Declared, where: str, what: str, warning: str, reason: str) -> None:
+    out.warnings.append(warning)
+    out.dropped.append(Dropped(what=what, at=where, reason=reason))
 
 
 # --------------------------------------------------------------------------- requirement lines
@@ -182,7 +188,7 @@ def _add_line(text: str, *, base: Path, root: Path, out: Declared, where: str) -
     req = parse_requirement(body)
     m = _NAME.match(text)
     if req is None or m is None:
-        out.warnings.append(f"{where}: cannot read the requirement '{text.strip()}': skipped")
+        _drop(out, where, text.strip(), f"{where}: cannot read the requirement '{text.strip()}': skipped", "not a requirement pip can read")
         return
     name = normalize(req.name)
     line = name + m.group(2).rstrip()
@@ -190,7 +196,12 @@ def _add_line(text: str, *, base: Path, root: Path, out: Declared, where: str) -
         _add_location(req.url, line, base=base, root=root, out=out, where=where, name=name)
         return
     version = _exact_version(str(req.specifier)) if len(req.specifier) == 1 else None
-    out.requirements.append(Requirement(name=name, version=version, line=line, source=PinSource.DECLARED))
+    out.requirements.append(
+        Requirement(
+            name=name, version=version, line=line, source=PinSource.DECLARED,
+            provenance=(Origin(PinSource.DECLARED, at=where, detail=text.strip()),),  # the line as written
+        )  # fmt: skip
+    )
 
 
 def _add_location(
@@ -206,8 +217,9 @@ def _add_location(
             w = _WHEEL_NAME.match(base_name)
             name = normalize(w.group(1)) if w and _ARCHIVE.search(base_name) else normalize(base_name.split(".")[0])
     parsed = urlparse(location)
+    here = (Origin(PinSource.DECLARED, at=where),)
     if parsed.scheme in ("http", "https") or "+" in parsed.scheme:
-        out.requirements.append(Requirement(name=name, version=None, line=line.strip(), source=PinSource.DECLARED))
+        out.requirements.append(Requirement(name=name, version=None, line=line.strip(), source=PinSource.DECLARED, provenance=here))
         return
     path = Path(unquote(parsed.path)) if parsed.scheme == "file" else Path(location.split("#")[0].strip())
     if not path.is_absolute():
@@ -218,10 +230,14 @@ def _add_location(
     if path.is_file():
         out.ship.append(ShipFile(source=str(path), target=path.name))
         out.requirements.append(
-            Requirement(name=name, version=None, line=f"{name} @ file://{SHIP_DIR}/{path.name}", source=PinSource.DECLARED)
+            Requirement(name=name, version=None, line=f"{name} @ file://{SHIP_DIR}/{path.name}", source=PinSource.DECLARED, provenance=here)
         )
         return
-    out.warnings.append(f"{where}: {location} is a local folder or a missing file and cannot be installed in the image: skipped")
+    _drop(
+        out, where, location,
+        f"{where}: {location} is a local folder or a missing file and cannot be installed in the image: skipped",
+        "a local folder or a missing file",
+    )  # fmt: skip
 
 
 def _logical_lines(text: str) -> list[tuple[int, str]]:
@@ -282,22 +298,33 @@ def _requirement_or_option(line: str, *, base: Path, root: Path, out: Declared, 
     elif option in ("-e", "--editable"):
         if "://" in value or value.startswith(("git+", "hg+", "svn+", "bzr+")):
             out.requirements.append(
-                Requirement(name=_editable_name(value), version=None, line=f"-e {value}", source=PinSource.DECLARED)
-            )
+                Requirement(
+                    name=_editable_name(value), version=None, line=f"-e {value}", source=PinSource.DECLARED,
+                    provenance=(Origin(PinSource.DECLARED, at=where),),
+                )
+            )  # fmt: skip
         elif (base / value).resolve() == root.resolve():
             out.install_project = True
         else:
-            out.warnings.append(f"{where}: editable folder {value} is not the project and cannot be installed in the image: skipped")
+            _drop(
+                out, where, line,
+                f"{where}: editable folder {value} is not the project and cannot be installed in the image: skipped",
+                "an editable folder outside the project",
+            )  # fmt: skip
     elif option in _KEEP_OPTIONS:
         kept = _KEEP_OPTIONS[option]
         if kept == "--find-links" and "://" not in value:
-            out.warnings.append(f"{where}: --find-links to the local folder {value} is not available in the image: dropped")
+            _drop(
+                out, where, line,
+                f"{where}: --find-links to the local folder {value} is not available in the image: dropped",
+                "a local --find-links folder",
+            )  # fmt: skip
         else:
             out.pip_options.append(kept if option in _FLAG_OPTIONS else f"{kept} {value}")
     elif option in ("-c", "--constraint"):
-        out.warnings.append(f"{where}: constraints file {value} is not applied in the image: dropped")
+        _drop(out, where, line, f"{where}: constraints file {value} is not applied in the image: dropped", "a constraints file")
     else:
-        out.warnings.append(f"{where}: pip option {option} is not supported in a lock: dropped")
+        _drop(out, where, line, f"{where}: pip option {option} is not supported in a lock: dropped", "an unsupported pip option")
 
 
 # --------------------------------------------------------------------------- pyproject / environment.yml

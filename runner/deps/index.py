@@ -1,4 +1,7 @@
-"""Newest release on the package index, for a top-level import that is not installed.
+"""Newest release on the package index, for a declared requirement that is not installed.
+
+Only declared lines reach the index: an *import* that is not installed is never
+looked up (a project sharing a module's name is often an unrelated one).
 
 The only network access of the dependency stage, behind :class:`IndexLookup` so
 tests pass a fake.  The real one speaks the standard "simple" repository API (JSON,
@@ -87,8 +90,8 @@ class IndexUnavailable(Exception):
 
 
 class IndexLookup(Protocol):
-    def newest(self, name: str, *, python_version: str) -> str | None:
-        """Newest installable release of ``name`` for that Python, None if the index has no such project.
+    def newest(self, name: str, *, python_version: str, specifier: str = "") -> str | None:
+        """Newest installable release of ``name`` for that Python that ``specifier`` allows, None if none.
 
         Raises :class:`IndexUnavailable` when the index cannot be reached.
         """
@@ -164,8 +167,12 @@ def _wheel_fits(py: str, abi: str, plat: str, target: tuple[int, int]) -> bool:
     return False
 
 
-def choose_newest(files: list[dict[str, Any]], python_version: str) -> str | None:
-    """Newest final release with a file installable on Linux by that Python."""
+def choose_newest(files: list[dict[str, Any]], python_version: str, specifier: str = "") -> str | None:
+    """Newest final release with a file installable on Linux by that Python (and allowed by ``specifier``)."""
+    try:
+        allowed = SpecifierSet(specifier)
+    except InvalidSpecifier:
+        allowed = SpecifierSet()
     try:
         target_version = Version(python_version)
     except InvalidVersion:
@@ -197,7 +204,7 @@ def choose_newest(files: list[dict[str, Any]], python_version: str) -> str | Non
             version = Version(raw)
         except InvalidVersion:
             continue
-        if version.is_prerelease or version.is_devrelease:
+        if version.is_prerelease or version.is_devrelease or not allowed.contains(version):
             continue
         if best is None or version > best:
             best = version
@@ -221,7 +228,7 @@ class SimpleIndex:
             return ssl.create_default_context(cafile=cafile)
         return ssl.create_default_context()
 
-    def newest(self, name: str, *, python_version: str) -> str | None:
+    def newest(self, name: str, *, python_version: str, specifier: str = "") -> str | None:
         url = f"{self.settings.index_url}/{normalize(name)}/"
         request = urllib.request.Request(
             url,
@@ -253,4 +260,4 @@ class SimpleIndex:
             for href, label in _HREF.findall(text):
                 rp = re.search(r'data-requires-python="([^"]*)"', href)
                 files.append({"filename": label.strip(), "requires-python": rp.group(1) if rp else None})
-        return choose_newest(files, python_version)
+        return choose_newest(files, python_version, specifier)

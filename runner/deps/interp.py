@@ -236,9 +236,22 @@ for dist in md.distributions():
             return dist.read_text(n)
         except Exception:
             return None
+    meta = getattr(dist, "_path", None)  # the .dist-info folder (PathDistribution)
+    record = os.path.join(str(meta), "RECORD") if meta is not None else ""
+    try:
+        extras = dist.metadata.get_all("Provides-Extra") or []
+    except Exception:
+        extras = []
+    try:
+        requires_python = dist.metadata["Requires-Python"]
+    except Exception:
+        requires_python = None
     dists.append({
         "name": name,
+        "record": record if record and os.path.isfile(record) else "",
+        "extras": sorted(set(extras)),
         "version": dist.version or "",
+        "requires_python": requires_python or None,
         "requires": list(dist.requires or []),
         "top": sorted(tops),
         "dotted": sorted(dotted),
@@ -293,6 +306,10 @@ class Distribution:
     direct_url: str | None = None
     installer: str | None = None
     location: str = ""
+    #: absolute path of its RECORD ("" when it has none): the files whose imports ``optional`` scans
+    record: str = ""
+    extras: tuple[str, ...] = ()  # Provides-Extra
+    requires_python: str | None = None  # the installed version's Requires-Python, as written
 
 
 @dataclass(frozen=True)
@@ -422,6 +439,9 @@ def parse_probe(python: str, data: Mapping[str, Any]) -> Environment:
             direct_url=raw.get("direct_url"),
             installer=raw.get("installer"),
             location=str(raw.get("location") or ""),
+            record=str(raw.get("record") or ""),
+            extras=tuple(str(e) for e in raw.get("extras") or ()),
+            requires_python=str(raw["requires_python"]).strip() or None if raw.get("requires_python") else None,
         )
         dists.setdefault(dist.name, dist)
     by_top: dict[str, set[str]] = {}

@@ -17,6 +17,9 @@ class ImportKind(str, Enum):
     LOCAL = "local"  # resolves to a module/package of the project on the script's sys.path
     THIRD_PARTY = "third_party"  # mapped to an installed distribution
     MISSING = "missing"  # third-party name not installed locally
+    #: ``import runner`` with no ``runner`` of the project's own: runner's in-container runtime
+    #: (``runner/runtime``) provides it; never pinned (runner and its dependencies stay out)
+    RUNNER = "runner"
 
 
 @dataclass(frozen=True)
@@ -47,8 +50,41 @@ class ImportInfo:
 class PinSource(str, Enum):
     IMPORT = "import"  # directly imported, version from the local install
     TRANSITIVE = "transitive"  # needed by an imported distribution, version from the local install
-    INDEX = "index"  # imported, not installed locally: newest version on the package index
+    #: declared, not installed locally: the newest release on the package index that the declared bound allows
+    INDEX = "index"
     DECLARED = "declared"  # from a requirements/pyproject/lock file in the project
+    #: not required by anything, but installed locally and imported by (or named in an extra of) an imported distribution
+    OPTIONAL = "optional"
+
+
+@dataclass(frozen=True)
+class Origin:
+    """One reason a lock line is there (a line may have several: imported *and* declared)."""
+
+    kind: PinSource
+    at: str = ""  # ``file:line`` of the import or the declared line ("" for transitive/optional)
+    via: str = ""  # the distribution that brought it (transitive via X, optional of X)
+    detail: str = ""  # the import name, the extra, or where X's code imports it
+
+    def text(self) -> str:
+        """Short human form: ``import yaml at train.py:3``, ``transitive via scipy``..."""
+        if self.kind is PinSource.IMPORT:
+            return f"import {self.detail} at {self.at}" if self.at else f"import {self.detail}"
+        if self.kind in (PinSource.DECLARED, PinSource.INDEX):
+            return f"declared at {self.at}" + (" (version from the index)" if self.kind is PinSource.INDEX else "")
+        if self.kind is PinSource.TRANSITIVE:
+            return f"transitive via {self.via}"
+        return f"optional of {self.via} ({self.detail})" if self.detail else f"optional of {self.via}"
+
+
+@dataclass(frozen=True)
+class Dropped:
+    """A declared line or an import that is *not* in the lock, and why."""
+
+    what: str  # the declared line as written, or the import name
+    at: str  # ``file:line``
+    reason: str
+    kind: str = "declared"  # "declared" or "import"
 
 
 @dataclass(frozen=True)
@@ -60,6 +96,7 @@ class Requirement:
     line: str  # exactly as written into requirements.lock
     source: PinSource
     imports: tuple[str, ...] = ()  # import names that brought it in (empty for transitive)
+    provenance: tuple[Origin, ...] = ()  # every reason it is in the lock
 
 
 @dataclass(frozen=True)
@@ -87,6 +124,16 @@ class Lock:
     #: pip options the requirements need, written first in ``requirements.lock``
     #: (``--extra-index-url https://download.pytorch.org/whl/cpu`` for ``torch==2.3.0+cpu``)
     pip_options: tuple[str, ...] = ()
+    #: declared lines and imports left out of the lock, each with its reason
+    dropped: tuple[Dropped, ...] = ()
+    #: (distribution, its Requires-Python) for locked distributions pinned from the local
+    #: install, sorted: what the base image's Python is checked against before a build
+    requires_python: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def uses_runtime(self) -> bool:
+        """The project imports ``runner`` and has no module of that name: ship the runtime."""
+        return any(i.kind is ImportKind.RUNNER for i in self.imports)
 
     def text(self) -> str:
         """The ``requirements.lock`` content: deterministic, one requirement per line."""

@@ -13,7 +13,7 @@ import os
 import posixpath
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from urllib.parse import unquote, urlparse
 
@@ -68,12 +68,15 @@ class Closure:
     dists: Mapping[str, frozenset[str]]  # name -> extras requested
     #: (needed distribution, needed by) pairs that are not installed locally
     unmet: tuple[tuple[str, str], ...]
+    #: name -> the distributions in the closure whose requirements name it (empty for roots)
+    via: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 def closure(env: Environment, roots: Mapping[str, frozenset[str]], marker_env: Mapping[str, str]) -> Closure:
     """Every installed distribution reachable from ``roots`` (name -> extras)."""
     extras: dict[str, set[str]] = {}
     unmet: set[tuple[str, str]] = set()
+    via: dict[str, set[str]] = {}
     queue = [(name, frozenset(e)) for name, e in sorted(roots.items())]
     while queue:
         name, wanted = queue.pop()
@@ -93,10 +96,13 @@ def closure(env: Environment, roots: Mapping[str, frozenset[str]], marker_env: M
             if dep not in env.dists:
                 unmet.add((dep, name))
                 continue
+            if dep != name:
+                via.setdefault(dep, set()).add(name)
             queue.append((dep, frozenset(normalize(e) for e in req.extras)))
     return Closure(
         dists={k: frozenset(v) for k, v in sorted(extras.items()) if k in env.dists},
         unmet=tuple(sorted(unmet)),
+        via={k: tuple(sorted(v)) for k, v in sorted(via.items()) if k not in roots},
     )
 
 
@@ -108,6 +114,8 @@ class PinResult:
     install_project: bool = False
     warnings: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
+    #: transitive name -> the pinned distributions that require it
+    via: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 def _version_line(dist: Distribution, warnings: list[str], notes: list[str], options: set[str]) -> str:
@@ -167,10 +175,18 @@ def pin(
     direct: Mapping[str, tuple[str, ...]],
     *,
     root: str,
+    roots: Mapping[str, frozenset[str]] | None = None,
+    sources: Mapping[str, PinSource] | None = None,
 ) -> PinResult:
-    """Requirement lines for ``direct`` (distribution -> import names) and their closure."""
+    """Requirement lines for ``direct`` (distribution -> import names) and their closure.
+
+    ``roots`` (distribution -> extras) replaces ``direct``'s keys as the closure's
+    starting points when given (declared and optional distributions join the imported
+    ones); ``sources`` says what brought each root (default: imported).
+    """
     marker_env = image_marker_env(env)
-    result = closure(env, {name: frozenset() for name in direct}, marker_env)
+    starts = roots if roots is not None else {name: frozenset() for name in direct}
+    result = closure(env, starts, marker_env)
     warnings: list[str] = []
     notes: list[str] = []
     options: set[str] = set()
@@ -181,7 +197,10 @@ def pin(
     for name in sorted(result.dists):
         dist = env.dists[name]
         imports = direct.get(name, ())
-        source = PinSource.IMPORT if name in direct else PinSource.TRANSITIVE
+        if name in starts:
+            source = (sources or {}).get(name, PinSource.IMPORT)
+        else:
+            source = PinSource.TRANSITIVE
         info = _direct_url(dist)
         url = str(info.get("url", ""))
         line: str | None
@@ -255,4 +274,5 @@ def pin(
         install_project=install_project,
         warnings=tuple(warnings),
         notes=tuple(notes),
+        via=result.via,
     )

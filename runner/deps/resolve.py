@@ -4,7 +4,8 @@ Pure functions over (scanned sites, project file list, probed environment).
 
 A name is the project's own only when Python would really import it from the
 project: a module or regular package in a folder that is on ``sys.path`` when the
-script runs (the script's folder, the project root) or next to the importing file.
+script runs (the script's folder, the project root, folders the script adds to
+``sys.path``) or next to the importing file.
 The order follows the import system: built-in modules, then those folders (a
 ``random.py`` next to the script shadows the standard library's), then the
 standard library, then site-packages.  A folder without ``__init__.py`` (a namespace
@@ -22,9 +23,12 @@ from dataclasses import dataclass
 from runner.deps.interp import Environment
 from runner.deps.model import ImportInfo, ImportKind, ImportSite
 
-__all__ = ["LocalIndex", "Resolved", "build_local_index", "classify", "PY2_STDLIB"]
+__all__ = ["LocalIndex", "Resolved", "build_local_index", "classify", "PY2_STDLIB", "RUNTIME_MODULE"]
 
 _MODULE_SUFFIXES = (".py", ".pyw", ".so", ".pyd")
+#: ``import runner`` (a starter/worker script): runner's in-container runtime provides it in
+#: the image, so neither the installed runner nor an index project of that name is pinned
+RUNTIME_MODULE = "runner"
 
 # Standard-library modules of Python 2 that are gone (or renamed) in Python 3.  Imported
 # without a guard they are dead code paths; never look them up on the index (the index
@@ -98,11 +102,11 @@ class Resolved:
     ambiguous: tuple[ImportInfo, ...]
 
 
-def _search_dirs(script: str, file: str) -> tuple[str, ...]:
+def _search_dirs(script: str, file: str, search: Sequence[str] | None) -> tuple[str, ...]:
     script_dir = posixpath.dirname(script)
     file_dir = posixpath.dirname(file)
     out: list[str] = []
-    for d in (script_dir, "", file_dir):
+    for d in (script_dir, *(("",) if search is None else search), file_dir):
         if d not in out:
             out.append(d)
     return tuple(out)
@@ -132,8 +136,15 @@ def _third_party(env: Environment, site: ImportSite) -> tuple[str, tuple[str, ..
 
 
 def classify(
-    sites: Sequence[ImportSite], *, script: str, local: LocalIndex, env: Environment
+    sites: Sequence[ImportSite],
+    *,
+    script: str,
+    local: LocalIndex,
+    env: Environment,
+    search: Sequence[str] | None = None,
 ) -> Resolved:
+    """``search``: the folders on the script's ``sys.path`` besides its own (relative to the
+    root: the project root, folders the script adds to ``sys.path``); default: the root."""
     groups: dict[tuple[str, ImportKind], tuple[list[ImportSite], set[str]]] = {}
     py2_names: set[str] = set()
     ambiguous_names: set[str] = set()
@@ -141,11 +152,13 @@ def classify(
         top = site.module.split(".", 1)[0]
         name = top
         dists: tuple[str, ...] = ()
-        dirs = _search_dirs(script, site.file)
+        dirs = _search_dirs(script, site.file, search)
         if top in env.builtin:
             kind = ImportKind.STDLIB
         elif any(top in local.regular.get(d, ()) for d in dirs):
             kind = ImportKind.LOCAL
+        elif top == RUNTIME_MODULE:  # after the project's own: a local runner.py wins, as it does in Python
+            kind = ImportKind.RUNNER
         elif top in env.stdlib:
             kind = ImportKind.STDLIB
         elif (mapped := _third_party(env, site)) is not None:

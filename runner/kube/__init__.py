@@ -1,4 +1,4 @@
-"""The Kubernetes target's pure part: manifests from ``manifests/*.yaml``, names, state from objects.
+"""The Kubernetes target's pure part: manifests from ``runner/kube/manifests/*.yaml`` (package data), names, state from objects.
 
 Nothing here talks to a cluster (that is :mod:`runner.adapters.kube`); everything is
 plain dicts in, plain dicts out, so it is golden-tested in ``tests/unit``.
@@ -39,7 +39,7 @@ from typing import Any
 
 from runner.names import kube_name
 
-MANIFESTS = Path(__file__).resolve().parents[2] / "manifests"
+MANIFESTS = Path(__file__).resolve().parent / "manifests"  # package data: found in a wheel too
 LAUNCHER = Path(__file__).resolve().parent / "launcher.py"
 LAUNCHER_DIR = "/opt/runner/launcher"
 DATA_PVC = "runner-data"

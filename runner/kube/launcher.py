@@ -46,6 +46,8 @@ from typing import IO, Any
 
 SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 OOM_FILES = ("/sys/fs/cgroup/memory.events", "/sys/fs/cgroup/memory/memory.oom_control")
+#: the build context's root in the image (runner.render.PROJECT_DIR); the script may run in a subfolder of it
+PROJECT_DIR = "/project"
 
 
 def now_iso() -> str:
@@ -203,6 +205,11 @@ def record(experiment: str, end: dict[str, Any], data_dir: str) -> None:
             time.sleep(1 + attempt)
 
 
+#: what the script may read, as on the local target (runner.runtime: run_name, experiment_name, params);
+#: the launcher's own RUNNER_* settings stay out of the script's environment
+RUNTIME_VARS = ("RUNNER_RUN", "RUNNER_EXPERIMENT", "RUNNER_PARAMS", "RUNNER_RUNTIME")
+
+
 def command_from_run(experiment: str) -> list[str]:
     """Arguments longer than exec allows are not in the Job: take the command from run.json in the
     run's ConfigMap, write its argv to RUNNER_ARGV_FILE, and start the script through the bootstrap
@@ -223,7 +230,8 @@ def main(argv: list[str]) -> int:
         command = command_from_run(experiment)
     data_dir = os.environ.get("RUNNER_DATA", "/runner-data")
     timeout = float(os.environ.get("RUNNER_TIMEOUT") or 0)
-    workdir = os.getcwd()
+    # artifacts: everything the script changed under the project (it may run in a subfolder of it)
+    workdir = PROJECT_DIR if os.path.isdir(PROJECT_DIR) else os.getcwd()
     tee = Tee(os.path.join(data_dir, "log"))
     if os.environ.get("RUNNER_QUEUED") and stop_requested(experiment):
         # stopped while queued (--max-parallel): its end says "stopped" already; pass the turn on
@@ -234,7 +242,7 @@ def main(argv: list[str]) -> int:
         return 0
     oom_before = oom_kills()
     started = time.time()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RUNNER_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RUNNER_") or k in RUNTIME_VARS}
     try:
         child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     except OSError as e:

@@ -71,3 +71,24 @@ def test_stop_from_the_api(tmp_path: Path) -> None:
 
 def test_typecast() -> None:
     assert runner.typecast(["4.2", "42", "[4,2]", "--lr", "abc"]) == [4.2, 42, [4, 2], "--lr", "abc"]
+
+
+def test_argument_values_that_are_not_text_are_converted(tmp_path: Path) -> None:
+    from support import Runner
+
+    root = write_project(tmp_path / "proj", {"echo.py": ECHO})
+    run = runner.submit(root / "echo.py", args=["--lr", 0.1, 3, True], local=True, base_image=BASE_IMAGE)
+    assert run.wait(timeout=120) == "completed"
+    out = next(ln for ln in run.logs() if ln.startswith("[stdout]") and "[[" in ln)
+    assert json.loads(out.split("] ", 2)[2]) == [[len(a), hashlib.sha256(a.encode()).hexdigest()]
+                                                 for a in ["--lr", "0.1", "3", "True"]]  # fmt: skip
+    cli = Runner(tmp_path / "home")
+    r = cli("status", run.name)
+    assert r.code == 0 and "0.1" in r.out, r.err
+    # --download-dir: missing parents are made; a file is refused in one line
+    assert run.artifacts(tmp_path / "a" / "b" / "c") == {f"{run.name}-exp0": ["result.txt"]}
+    (tmp_path / "file").write_text("")
+    r = cli("artifacts", run.name, "--download-dir", str(tmp_path / "file" / "x"))
+    assert r.code == 2 and "is a file, not a folder" in r.err and r.err.count("\n") == 1
+    r = cli("artifacts", run.name, "--download-dir", "/proc/runner-test")
+    assert r.code == 2 and "cannot make the folder" in r.err and r.err.count("\n") == 1

@@ -12,6 +12,7 @@ import uuid
 from pathlib import Path
 from typing import Any, Callable
 
+import pytest
 from support import ARGECHO, TRICKY, Runner, run_name
 from test_build import build_steps
 
@@ -261,9 +262,41 @@ def added_layer_bytes(docker_api: Any, image: str, *, skip: int) -> list[bytes]:
         return [config, *(tar.extractfile(name).read() for name in layers)]  # type: ignore[union-attr]
 
 
-def test_inspect_shows_the_plan_without_side_effects(runner: Runner, project: Project) -> None:
-    import yaml as local_yaml  # the user's interpreter has PyYAML; its version is what must be pinned
+def _user_venv(where: Path, dists: dict[str, tuple[str, str]]) -> Path:
+    """A virtual environment made from the user's `python`, holding given distributions (name: (version, module)).
 
+    Each is installed as its metadata plus a one-line module, so no index is needed to make it;
+    what the image then gets is the real release of that version.
+    """
+    subprocess.run(["python", "-m", "venv", "--without-pip", str(where)], check=True)
+    site = next(where.glob("lib/python3*/site-packages"))
+    for name, (version, module) in dists.items():
+        (site / f"{module}.py").write_text(f"__version__ = {version!r}\n")
+        info = site / f"{name}-{version}.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+        (info / "top_level.txt").write_text(module + "\n")
+        (info / "RECORD").write_text(f"{module}.py,,\n")
+        (info / "INSTALLER").write_text("test\n")
+    return where / "bin" / "python"
+
+
+def test_the_users_interpreter_decides_the_versions_not_runners_own(runner: Runner, project: Project,
+                                                                   tmp_path: Path) -> None:  # fmt: skip
+    # six is not in runner's venv at all, and `python` on PATH may have another version: --python's wins
+    python = _user_venv(tmp_path / "uservenv", {"six": ("1.15.0", "six")})
+    root = project({"app.py": "import six\nprint('SIX', six.__version__)\n"})
+    doc: Any = json.loads(runner("inspect", "--json", "--python", str(python), str(root / "app.py")).out)
+    assert "six==1.15.0\n" in doc["lock"]
+    r = runner("run", "--local", "--python", str(python), str(root / "app.py"))
+    assert r.code == 0, r.err
+    assert "SIX 1.15.0" in r.out  # the real release of the user's version, installed in the image
+
+
+def test_inspect_shows_the_plan_without_side_effects(runner: Runner, project: Project) -> None:
+    # what must be pinned is the version in the user's interpreter (`python` on PATH), not in runner's venv
+    user_yaml = subprocess.run(["python", "-c", "import yaml; print(yaml.__version__)"], capture_output=True, text=True,
+                               check=True).stdout.strip()  # fmt: skip
     marker = f"# {uuid.uuid4()}\n"
     root = project({"train.py": marker + "import os, yaml\nimport helpers\n", "helpers.py": "import json\n",
                     ".env": "TOKEN=x\n", "data/big.csv": "1,2\n", ".runnerignore": "data/\n"})  # fmt: skip
@@ -277,7 +310,7 @@ def test_inspect_shows_the_plan_without_side_effects(runner: Runner, project: Pr
     kinds = {i["name"]: (i["kind"], i["distributions"]) for i in doc["imports"]}
     assert kinds["yaml"] == ("third_party", ["pyyaml"])
     assert kinds["helpers"][0] == "local" and kinds["os"][0] == "stdlib"
-    assert f"pyyaml=={local_yaml.__version__}\n" in doc["lock"]
+    assert f"pyyaml=={user_yaml}\n" in doc["lock"]
     assert "COPY project/ /project/" in doc["dockerfile"]
     assert doc["image"].startswith("runner/proj:")
     # nothing recorded, nothing built
@@ -333,3 +366,199 @@ def test_malformed_sweep_value_names_the_argument_and_records_nothing(runner: Ru
     # without a sweep option the same text reaches the script literally
     r = runner("run", "--local", str(root / "timed.py"), "--lr", "[1,2]")
     assert r.code == 0 and '["--lr", "[1,2]"]' in r.out
+
+
+def test_gpus_without_a_gpu_runtime_is_one_line_and_leaves_no_container(runner: Runner, project: Project,
+                                                                       docker_api: Any) -> None:  # fmt: skip
+    root = project({"hello.py": "print(1)\n"})
+    r = runner("run", "--local", "--gpus", "1", str(root / "hello.py"))
+    assert r.code == 1
+    assert "--gpus 1: this Docker engine has no GPU runtime" in r.err and "NVIDIA Container Toolkit" in r.err
+    run = run_name(r.err)
+    assert docker_api.containers.list(all=True, filters={"label": f"runner/run={run}"}) == []
+    assert runner.json("status", run)["status"] == "failed"  # type: ignore[index]
+
+
+NOISY = """\
+import sys
+line = "y" * 1000
+for i in range(40_000):  # about 40 MB: more than the disk under RUNNER_HOME holds
+    print(i, line)
+open("done.txt", "w").write("ok")
+sys.exit(3)
+"""
+
+
+def test_a_full_disk_under_runner_home(runner: Runner, project: Project, tmp_path: Path, docker_api: Any) -> None:
+    # a small filesystem of our own for RUNNER_HOME (root only; removed at the end)
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=12m", "tmpfs", str(mnt)], check=True)
+    try:
+        small = Runner(mnt / "home")
+        root = project({"noisy.py": NOISY})
+        r = small("run", "--local", str(root / "noisy.py"))
+        assert r.code == 3, r.err[-2000:]  # the script's exit code, not 0
+        assert "the log file" in r.err and "stops here" in r.err  # said once, in one line
+        assert "Exception in thread" not in r.err and "Traceback" not in r.err
+        assert r.out.count("\n") == 40_000  # the terminal still got every line
+        run = run_name(r.err)
+        assert docker_api.containers.list(all=True, filters={"label": f"runner/run={run}"}) == []
+        status: Any = small.json("status", run)
+        assert status["status"] == "failed" and status["experiment_list"][0]["exit_code"] == 3
+        assert small.json("status", run)["experiment_list"][0]["message"] == "exit code 3"  # type: ignore[index]
+        # now fill it to the last byte: read-only commands still work
+        with open(mnt / "filler", "wb", buffering=0) as f:
+            try:
+                while True:
+                    f.write(b"\0" * 65536)
+            except OSError:
+                pass
+        assert small("history").code == 0
+        r = small("run", "--local", str(root / "noisy.py"))
+        assert r.code == 1 and "the disk under" in r.err and "is full" in r.err and r.err.count("\n") == 1, r.err
+        s = small("status", run)
+        assert s.code == 0 and run in s.out, s.err
+        logs = small("logs", run)
+        assert logs.code == 0 and "[stdout]" in logs.out
+    finally:
+        subprocess.run(["umount", str(mnt)], check=False)
+
+
+class EngineProxy:
+    """A unix socket that forwards to the real engine, and can drop every connection and stop answering.
+
+    To the runner behind it, that is the engine going away and coming back; the shared
+    engine itself (and the container) never notice.
+    """
+
+    def __init__(self, path: Path, engine: str = "/var/run/docker.sock") -> None:
+        self.path, self.engine = path, engine
+        self.server: Any = None
+        self.conns: list[Any] = []
+
+    def start(self) -> None:
+        import socket
+        import threading
+
+        self.path.unlink(missing_ok=True)
+        self.server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.server.bind(str(self.path))
+        self.server.listen(64)
+        threading.Thread(target=self._accept, args=(self.server,), daemon=True).start()
+
+    def _accept(self, server: Any) -> None:
+        import socket
+        import threading
+
+        while True:
+            try:
+                client, _ = server.accept()
+            except OSError:
+                return
+            upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            upstream.connect(self.engine)
+            self.conns += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(src: Any, dst: Any) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.close()
+                except OSError:
+                    pass
+
+    def stop(self) -> None:
+        import socket
+
+        self.server.close()
+        self.path.unlink(missing_ok=True)
+        for c in self.conns:
+            try:
+                c.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        self.conns.clear()
+
+
+TICKING = """\
+import sys, time
+for i in range(30):
+    print("tick", i, flush=True)
+    time.sleep(0.25)
+open("end.txt", "w").write("done")
+sys.exit(3)
+"""
+
+
+@pytest.mark.parametrize("detach", [False, True], ids=["foreground", "detached"])
+def test_following_rides_out_an_engine_that_goes_away(runner: Runner, project: Project, tmp_path: Path,
+                                                      docker_api: Any, detach: bool) -> None:  # fmt: skip
+    proxy = EngineProxy(tmp_path / "engine.sock")
+    proxy.start()
+    root = project({"tick.py": TICKING})
+    away = Runner(runner.home, env={"DOCKER_HOST": f"unix://{proxy.path}"})
+    p = away.popen("run", "--local", *(["--detach"] if detach else []), str(root / "tick.py"))
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline:  # until the script is a few lines in
+            logs = list((runner.home / "runs").glob("*/*-exp0.log")) if (runner.home / "runs").exists() else []
+            if logs and logs[0].read_text().count("tick") >= 5:
+                break
+            time.sleep(0.1)
+        proxy.stop()  # the engine "goes away" for 3 s
+        time.sleep(3)
+        proxy.start()
+        out, err = p.communicate(timeout=120)
+        run = run_name(err)
+        if detach:  # the watcher follows: wait for its end
+            while runner.json("status", run)["status"] == "running":  # type: ignore[index]
+                time.sleep(0.2)
+            log = runner("logs", run).out
+            out = "\n".join(ln.split("] ", 2)[2] for ln in log.splitlines() if ln.startswith("[stdout]"))
+            err = "\n".join(ln.split("] ", 2)[2] for ln in log.splitlines() if ln.startswith("[runner]"))
+    finally:
+        if p.poll() is None:
+            p.kill()
+        proxy.stop()
+    assert p.returncode == (0 if detach else 3), err  # the script's exit code
+    assert [ln for ln in out.splitlines()] == [f"tick {i}" for i in range(30)]  # every line, once
+    assert "runner: lost the Docker engine" in err and "waiting up to 300 s" in err and "answers again" in err
+    assert "Traceback" not in err and "Exception in thread" not in err
+    exp: Any = runner.json("status", run)["experiment_list"][0]  # type: ignore[index]
+    assert exp["exit_code"] == 3 and exp["status"] == "failed" and exp["message"] == "exit code 3"  # it lived through
+    r = runner("artifacts", run, "--download-dir", str(tmp_path / "dl"))
+    assert r.code == 0 and (tmp_path / "dl" / run / f"{run}-exp0" / "end.txt").read_text() == "done"
+    assert docker_api.containers.list(all=True, filters={"label": f"runner/run={run}"}) == []
+
+
+def test_a_truncated_history_names_the_problem_and_runner_repair_brings_it_back(runner: Runner,
+                                                                                project: Project) -> None:  # fmt: skip
+    root = project({"argecho.py": ARGECHO})
+    runs = [run_name(runner("run", "--local", str(root / "argecho.py"), str(i)).err) for i in range(2)]
+    before: Any = runner.json("history")
+    db = runner.home / "runner.db"
+    with open(db, "r+b") as f:
+        f.truncate(4096)
+    for suffix in ("-wal", "-shm"):
+        Path(f"{db}{suffix}").unlink(missing_ok=True)
+    for argv in (["history"], ["status", runs[0]], ["logs", runs[0]]):
+        r = runner(*argv)
+        assert r.code == 1 and r.err.count("\n") == 1, r.err
+        assert "is damaged" in r.err and "`runner repair`" in r.err and "permission" not in r.err
+    r = runner("repair")
+    assert r.code == 0 and "2 from their records" in r.out, r.err
+    after: Any = runner.json("history")
+    assert [(h["run"], h["status"], h["created_at"]) for h in after] == [(h["run"], h["status"], h["created_at"])
+                                                                        for h in before]  # fmt: skip
+    assert "ARGV" in runner("logs", runs[0]).out
+    assert runner("artifacts", runs[1], "--download-dir", str(runner.home.parent / "dl")).code == 0
+    assert list(runner.home.glob("runner.db.damaged-*"))  # the damaged file is kept, not deleted

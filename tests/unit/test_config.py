@@ -23,7 +23,7 @@ memory: 4Gi
 gpus: 1
 env: {WANDB_MODE: offline, SEED: 1}
 secret: [wandb-key, s3.creds]
-datastore: ["imagenet:v2:/data", mnist]
+datastore: ["imagenet:2:/data", mnist]
 timeout: 1h30m
 retries: 0
 sweep: true

@@ -66,7 +66,17 @@ def test_requirements_file_options_and_problems(tmp_path: Path) -> None:
         "requirements.txt:12: cannot read the requirement 'not a requirement !!': skipped",
         "requirements.txt:13: pip option --no-deps is not supported in a lock: dropped",
     ]
-    assert declared.notes == ["requirements.txt: 1 requirement(s) leave the version open; pip resolves them when the image is built"]
+    assert declared.notes == []  # open versions are pinned later (compose), not noted here
+    assert [(d.at, d.what, d.reason) for d in declared.dropped] == [
+        ("requirements.txt:6", "-c constraints.txt", "a constraints file"),
+        ("requirements.txt:8", "-e ../sibling", "an editable folder outside the project"),
+        ("requirements.txt:11", "./missing/bar-1.0.tar.gz", "a local folder or a missing file"),
+        ("requirements.txt:12", "not a requirement !!", "not a requirement pip can read"),
+        ("requirements.txt:13", "--no-deps", "an unsupported pip option"),
+    ]
+    assert [o.at for r in declared.requirements for o in r.provenance] == [
+        "requirements.txt:1", "requirements.txt:2", "requirements.txt:10", "requirements.txt:9", "requirements.txt:7",
+    ]  # fmt: skip
 
 
 def test_find_declared_prefers_lock_files_and_skips_tool_only_pyproject(tmp_path: Path) -> None:

@@ -44,9 +44,12 @@ class FakeIndex:
         self.versions = versions
         self.asked: list[str] = []
 
-    def newest(self, name: str, *, python_version: str) -> str | None:
+    def newest(self, name: str, *, python_version: str, specifier: str = "") -> str | None:
+        from packaging.specifiers import SpecifierSet
+
         self.asked.append(name)
-        return self.versions.get(name)
+        version = self.versions.get(name)
+        return version if version is not None and SpecifierSet(specifier).contains(version) else None
 
 
 INDEX_VERSIONS = {"wandb": "0.16.1", "requests": "2.31.0"}
@@ -80,4 +83,8 @@ def test_fixture_lock(case: str, fake_python: Path, tmp_path: Path) -> None:
     assert list(lock.notes) == expected["notes"]
     assert {i.name: i.kind.value for i in lock.imports} == expected["imports"]
     assert [s.target for s in lock.ship] == expected["ship"]
+    if "dropped" in expected:  # issue 9: every line left out, with its reason
+        assert [[d.what, d.at, d.reason, d.kind] for d in lock.dropped] == expected["dropped"]
+    if "provenance" in expected:  # issue 9: where every lock line came from
+        assert {r.name: [o.text() for o in r.provenance] for r in lock.requirements} == expected["provenance"]
     assert lock.python_version.startswith("3.")

@@ -118,7 +118,7 @@ def test_changed_file_is_rescanned_alone(env_python: Path, tmp_path: Path, monke
     monkeypatch.setattr(deps, "scan_file_bytes", counting)
     (project / "train.py").write_text("import yaml\nimport numpy\n")
     lock = lock_project(project, files, "train.py", python=str(env_python), cache_dir=cache, offline=True)
-    assert parsed == ["train.py"]
+    assert parsed == [str(project / "train.py")]
     assert lock.text() == "numpy==1.26.4\npyyaml==6.0.1\nsix==1.16.0\n"
 
 
@@ -143,38 +143,58 @@ def test_corrupt_cache_files_are_ignored(env_python: Path, tmp_path: Path) -> No
     again = lock_project(project, files, "train.py", python=str(env_python), cache_dir=cache, offline=True)
     assert again == first
     names = sorted(f.name.split("-")[0] for f in (cache / "deps").iterdir())
-    assert names == ["lock", "probe", "scan"]  # rewritten, no temporary files left
+    assert names == ["dist", "lock", "probe", "scan"]  # rewritten, no temporary files left
 
 
-def test_offline_and_unreachable_index(env_python: Path, tmp_path: Path) -> None:
+def test_imports_that_are_not_installed_never_reach_the_index(env_python: Path, tmp_path: Path) -> None:
+    """Issue 9: an import that is not installed is not pinned (an index project of that name may be unrelated)."""
     project = tmp_path / "proj"
-    files = _project(project, {"train.py": "import wandb\n"})
+    files = _project(project, {"train.py": "import yaml\nimport wandb\n", "lib/b.py": "import common\n"})
+    index = FakeIndex({"wandb": "0.16.1", "common": "0.1.2"})
+    lock = lock_project(project, files, "train.py", python=str(env_python), index=index)
+    assert lock.text() == "pyyaml==6.0.1\n"
+    assert index.asked == []
+    assert list(lock.warnings) == [
+        "common (imported at lib/b.py:1) is not installed locally: not in the lock (the local run cannot import it "
+        "either); pip install it locally, or declare it in requirements.txt",
+        "wandb (imported at train.py:2) is not installed locally: not in the lock (the local run cannot import it "
+        "either); pip install it locally, or declare it in requirements.txt",
+    ]
+    assert [(d.what, d.at, d.kind) for d in lock.dropped] == [("common", "lib/b.py:1", "import"), ("wandb", "train.py:2", "import")]
+
+
+def test_declared_but_not_installed_offline_and_unreachable_index(env_python: Path, tmp_path: Path) -> None:
+    project = tmp_path / "proj"
+    files = _project(project, {"train.py": "import wandb\n", "requirements.txt": "wandb>=0.15\n"})
     offline = lock_project(project, files, "train.py", python=str(env_python), offline=True)
-    assert offline.text() == ""
+    assert offline.text() == "wandb>=0.15\n"  # kept as written: pip resolves it in the image
     assert list(offline.warnings) == [
-        "wandb (imported at train.py:1) is not installed locally and the index was not asked (offline): not in the lock"
+        "requirements.txt:1: wandb is not installed locally and the index was not asked (offline): kept as written"
     ]
 
     class Down(FakeIndex):
-        def newest(self, name: str, *, python_version: str) -> str | None:
+        def newest(self, name: str, *, python_version: str, specifier: str = "") -> str | None:
             raise IndexUnavailable("https://index.test/simple: connection refused")
 
     down = lock_project(project, files, "train.py", python=str(env_python), index=Down({}))
+    assert down.text() == "wandb>=0.15\n"
     assert list(down.warnings) == [
-        "wandb (imported at train.py:1) is not installed locally and the index could not be asked "
-        "(https://index.test/simple: connection refused): not in the lock"
+        "requirements.txt:1: wandb is not installed locally and the index could not be asked "
+        "(https://index.test/simple: connection refused): kept as written"
     ]
 
 
-def test_index_answers_are_cached(env_python: Path, tmp_path: Path) -> None:
+def test_index_answers_for_declared_lines_are_cached(env_python: Path, tmp_path: Path) -> None:
     project = tmp_path / "proj"
-    files = _project(project, {"train.py": "import skimage.io\n", "b.py": "import wandb\n"})
+    files = _project(
+        project, {"train.py": "import skimage.io\n", "b.py": "import wandb\n", "requirements.txt": "scikit-image>=0.20\nwandb\n"}
+    )
     cache = tmp_path / "cache"
-    # skimage is not installed: the index is asked under its distribution name
     index = FakeIndex({"scikit-image": "0.22.0", "wandb": "0.16.1"})
     lock = lock_project(project, files, "train.py", python=str(env_python), cache_dir=cache, index=index)
     assert lock.text() == "scikit-image==0.22.0\nwandb==0.16.1\n"
-    assert index.asked == ["scikit-image", "wandb"]  # by import name: skimage, wandb
+    assert index.asked == ["scikit-image", "wandb"]
+    assert [r.source.value for r in lock.requirements] == ["index", "index"]
     (project / "b.py").write_text("import wandb  # changed\n")
     second = FakeIndex({})
     lock2 = lock_project(project, files, "train.py", python=str(env_python), cache_dir=cache, index=second)
@@ -182,15 +202,24 @@ def test_index_answers_are_cached(env_python: Path, tmp_path: Path) -> None:
     assert lock2.text() == lock.text()
 
 
-def test_requirements_option_overrides_declared_files(env_python: Path, tmp_path: Path) -> None:
+def test_requirements_option_is_evidence_whose_bounds_win(env_python: Path, tmp_path: Path) -> None:
     project = tmp_path / "proj"
     files = _project(project, {"train.py": "import yaml\nimport six\n", "requirements.txt": "numpy==1.26.4\n"})
     custom = tmp_path / "pinned.txt"
     custom.write_text("PyYAML==6.0.1\n")
     lock = lock_project(project, files, "train.py", python=str(env_python), requirements=custom, offline=True)
-    assert lock.text() == "pyyaml==6.0.1\n"
+    # the project's requirements.txt is not read; the imports still count
+    assert lock.text() == "pyyaml==6.0.1\nsix==1.16.0\n"
     assert lock.origin == str(custom)
-    assert list(lock.warnings) == [f"{custom} does not cover these imports: six (six)"]
+    assert list(lock.warnings) == []
+    custom.write_text("PyYAML<6\n")
+    lock = lock_project(project, files, "train.py", python=str(env_python), requirements=custom, offline=True)
+    assert lock.text() == "pyyaml<6\nsix==1.16.0\n"
+    assert [o.text() for o in lock.requirements[0].provenance] == [f"declared at {custom}:1", "import yaml at train.py:1"]
+    assert list(lock.warnings) == [
+        f"{custom}:1 asks for pyyaml<6, but PyYAML 6.0.1 is installed locally: "
+        "the --requirements bound wins, pip picks the version in the image"
+    ]
 
 
 def test_markers_are_evaluated_for_the_image(tmp_path: Path) -> None:

@@ -10,13 +10,13 @@ from runner.resources import make_resources, parse_env, parse_memory
 @pytest.mark.parametrize(
     ("text", "spelled", "value"),
     [("2G", "2G", 2_000_000_000), ("512Mi", "512Mi", 512 * 2**20), ("1.5gi", "1.5Gi", int(1.5 * 2**30)),
-     ("100", "100", 100), ("64mb", "64M", 64_000_000)],
+     ("8388608", "8388608", 8 * 2**20), ("64mb", "64M", 64_000_000)],
 )  # fmt: skip
 def test_memory(text: str, spelled: str, value: int) -> None:
     assert parse_memory(text) == (spelled, value)
 
 
-@pytest.mark.parametrize("text", ["", "G", "-1G", "2X", "two"])
+@pytest.mark.parametrize("text", ["", "G", "-1G", "2X", "two", "100", "1", "3Mi", "2Pi", "9" * 100])
 def test_bad_memory_is_a_usage_error(text: str) -> None:
     with pytest.raises(UsageError) as e:
         parse_memory(text)

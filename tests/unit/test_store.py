@@ -91,3 +91,60 @@ def test_summaries(tmp_path: Path) -> None:
     assert (s.count(ExpState.COMPLETED), s.count(ExpState.FAILED), s.count(ExpState.RUNNING)) == (1, 1, 1)
     assert s.state is ExpState.RUNNING
     assert {x.run.name: x.state for x in store.summaries()}[b] is ExpState.COMPLETED
+
+
+def test_old_rows_with_numbers_in_args_still_read(tmp_path: Path) -> None:
+    # rows written before the API converted argument values (args=[0.1, 3]) must not break status
+    store = Store(tmp_path / "db")
+    name = new_run(store)
+    store._db.execute("UPDATE runs SET args = ? WHERE name = ?", ('["--lr", 0.1, 3]', name))
+    store._db.execute("UPDATE experiments SET command = ?, params = ? WHERE run = ?", ('["python3", "q.py", 0.1]', "oops", name))
+    assert store.get_run(name).args == ("--lr", "0.1", "3")
+    exp = store.experiments(name)[0]
+    assert exp.command == ("python3", "q.py", "0.1") and exp.params == {}
+
+
+def test_a_damaged_database_names_the_problem_and_the_repair(tmp_path: Path) -> None:
+    from runner.errors import StoreError
+
+    db = tmp_path / "runner.db"
+    store = Store(db, records=tmp_path / "runs")
+    for i in range(30):
+        new_run(store, f"a-b-{100 + i}", n=2)
+    store.close()
+    with open(db, "r+b") as f:
+        f.truncate(8192)
+    for suffix in ("-wal", "-shm"):
+        Path(f"{db}{suffix}").unlink(missing_ok=True)
+    with pytest.raises(StoreError) as e:
+        Store(db).summaries()
+    assert "is damaged" in e.value.message and "runner repair" in str(e.value) and "permission" not in str(e.value)
+
+
+def test_repair_rebuilds_from_the_records(tmp_path: Path) -> None:
+    from runner.store import repair
+
+    db, runs = tmp_path / "runner.db", tmp_path / "runs"
+    store = Store(db, records=runs)
+    a = new_run(store, "a-b-100", n=2)
+    store.update_experiment(f"{a}-exp0", state=ExpState.RUNNING, handle="c0ffee", owner_pid=1)
+    store.finish_experiment(f"{a}-exp0", state=ExpState.FAILED, exit_code=3, message="exit code 3")
+    store.finish_experiment(f"{a}-exp1", state=ExpState.COMPLETED, exit_code=0, message=None)
+    store.close()
+    (runs / "old-run-100").mkdir()  # a run from before records were kept: only its log is left
+    (runs / "old-run-100" / "old-run-100-exp0.log").write_text("[stdout] [t] hi\n")
+    db.write_bytes(b"this is not a database" * 100)
+    report = repair(db, runs)
+    assert report.damaged and report.moved_to is not None and report.moved_to.exists()
+    assert (report.from_records, report.from_folders) == (1, 1)
+    fresh = Store(db)
+    exps = fresh.experiments(a)
+    assert [(e.state, e.exit_code, e.handle) for e in exps] == [(ExpState.FAILED, 3, "c0ffee"), (ExpState.COMPLETED, 0, None)]
+    assert fresh.get_run(a).args == ("--x", "")
+    assert fresh.experiments("old-run-100")[0].state is ExpState.FAILED
+    # a sound database only gains what it lacks
+    again = repair(db, runs)
+    assert again.damaged is None and again.kept == 2 and again.from_records == 0
+    # a lost one is rebuilt as well
+    db.unlink()
+    assert repair(db, runs).from_records == 1

@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from runner.errors import UsageError
+from runner.errors import UsageError, clip
 from runner.sweep import MAX_EXPERIMENTS, Experiment, Strategy, expand, is_sweep_value, parse_value, render
 
 GRID = Strategy.GRID_SEARCH
@@ -250,7 +250,7 @@ def test_malformed_value_is_an_error_naming_the_argument(text: str, problem: str
     for strategy, trials in [(GRID, None), (RANDOM, 2)]:
         with pytest.raises(UsageError) as e:
             expand(["--lr", text, "--bs", "[1]"], strategy=strategy, trials=trials)
-        assert e.value.message.startswith(f"argument --lr: {text!r} is not a sweep value: ")
+        assert e.value.message.startswith(f"argument --lr: {clip(text)} is not a sweep value: ")
         assert problem in e.value.message
         assert e.value.hint and "range(start, stop[, step])" in e.value.hint and "['[text]']" in e.value.hint
         assert e.value.exit_code == 2
