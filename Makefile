@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 BASE_IMAGE ?= runner-python:3.11
 export RUNNER_BASE_IMAGE ?= $(BASE_IMAGE)
 
-.PHONY: help install docker-up docker-down base-image setup example test unit integration e2e ui-deps ui-test check typecheck lint bench bench-kube bench-ui clean
+.PHONY: help install docker-up docker-down base-image setup example test unit integration e2e ui-deps ui-test check typecheck lint bench bench-kube bench-ui bench-build clean
 
 help:
 	@echo "make example      install everything (Python packages, Docker engine, base image) and run examples/argecho.py"
@@ -77,6 +77,9 @@ bench-kube: setup cluster-up
 
 bench-ui: install ui-deps
 	$(BIN)/python bench/bench_ui.py
+
+bench-build: setup
+	$(BIN)/python bench/bench_build.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache

@@ -67,7 +67,8 @@ def code_only_rebuild(env: dict[str, str]) -> dict[str, float]:
     base = env["RUNNER_BASE_IMAGE"]
     fresh = f"runner-bench-base:{uuid.uuid4().hex[:8]}"
     with tempfile.TemporaryDirectory() as tmp:
-        (Path(tmp) / "Dockerfile").write_text(f"FROM {base}\nLABEL runner.bench={fresh}\n")
+        # a layer of its own: BuildKit keys a base image by its layers, so a new label alone would not do
+        (Path(tmp) / "Dockerfile").write_text(f"FROM {base}\nRUN echo {fresh} > /etc/runner-bench\n")
         subprocess.run([DOCKER, "build", "-q", "-t", fresh, tmp], check=True, capture_output=True)
         proj = Path(tmp) / "proj"
         proj.mkdir()

@@ -7,7 +7,6 @@ or exits.  Docker is imported only when a use case needs the engine.
 from __future__ import annotations
 
 import dataclasses
-import io
 import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -17,7 +16,6 @@ from typing import TYPE_CHECKING
 from runner.artifacts import copy_artifacts
 from runner.errors import BuildError, NotFoundError, RunnerError, StoreError, UsageError, clip
 from runner.home import Home
-from runner.image import ContextEntry, write_context
 from runner.logs import LogLine, file_size, follow_file, read_lines
 from runner.names import random_run_name, split_experiment
 from runner.options import KubeOptions, RunOptions, describe_sweep
@@ -379,17 +377,15 @@ class App:
         """Build the image (a no-op when cached), yielding the build log; the log is kept for ``logs --build``."""
         if sub.cached:
             return
+        from runner.build import build_image
         from runner.buildenv import read_build_env, redact
 
         env = read_build_env()
-        ctx = io.BytesIO()
-        write_context(ctx, [*sub.plan.entries, ContextEntry(".runner/deps/ca.pem", 0o644, data=env.ca_bundle)])
-        ctx.seek(0)
         log_path = self.home.build_log(sub.run.name)
         self.store.update_run(sub.run.name, build_log=str(log_path))
         with open(log_path, "w", encoding="utf-8") as log:
             try:
-                for line in self.engine.build(ctx, tag=sub.image, buildargs=env.buildargs):
+                for line in build_image(self.engine, sub.plan, tag=sub.image, env=env, cache_dir=self.home.cache):
                     line = redact(line, env)
                     log.write(line + "\n")
                     log.flush()

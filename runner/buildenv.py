@@ -1,19 +1,22 @@
-"""The host's package-index settings, passed to the image build's dependency stage.
+"""The host's package-index settings, passed to the image build's install steps.
 
 The build must reach the index the host uses, through the same proxy and CA bundle.
-These values go in as build arguments of the ``deps`` stage and a CA file beside
-the lock; neither reaches the final image or its history (see :mod:`runner.render`).
+With BuildKit these values reach the install steps as secret mounts (:func:`secret_files`);
+with the classic builder as build arguments of the ``deps`` stage and a CA file beside
+the lock.  Neither way reaches the final image, its history or its config (see
+:mod:`runner.render`).
 """
 
 from __future__ import annotations
 
 import configparser
 import os
+import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from runner.render import INDEX_ARGS
+from runner.render import INDEX_ARGS, SECRET_CA, SECRET_INDEX
 
 # Proxy variables are build arguments Docker predefines and keeps out of the image history.
 PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "no_proxy", "all_proxy")
@@ -71,6 +74,12 @@ def read_build_env(env: Mapping[str, str] | None = None, *, home: Path | None = 
         except OSError:
             continue
     return BuildEnv(buildargs=settings, ca_bundle=bundle)
+
+
+def secret_files(env: BuildEnv) -> dict[str, bytes]:
+    """BuildKit secrets: the settings as shell ``export`` lines (the install step sources them), and the CA bundle."""
+    exports = "".join(f"export {name}={shlex.quote(value)}\n" for name, value in sorted(env.buildargs.items()))
+    return {SECRET_INDEX: exports.encode(), SECRET_CA: env.ca_bundle}
 
 
 def redact(text: str, env: BuildEnv) -> str:

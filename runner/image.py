@@ -11,6 +11,8 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
+import shutil
 import tarfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -129,3 +131,88 @@ def write_context(out: BinaryIO, entries: Iterable[ContextEntry]) -> None:
             info.uid = info.gid = 0
             info.uname = info.gname = ""
             tar.addfile(info, io.BytesIO(data))
+
+
+def context_mtime_ns(sha256: str) -> int:
+    """A context file's mtime: under one second, so the image still reads it as 0, but tied to the content.
+
+    BuildKit sends a folder context incrementally and tells changed files by size and
+    mtime; with every mtime 0 a same-size edit would go unseen.  Artifacts are told by
+    whole seconds (an mtime whose seconds are not 0), so these nanoseconds change nothing there.
+    """
+    return int(sha256[:8], 16) % 1_000_000_000
+
+
+def sync_context_dir(root: Path, entries: Sequence[ContextEntry], digests: Sequence[FileDigest], *,
+                     blobs: Path) -> bool:  # fmt: skip
+    """Make ``root`` hold exactly ``entries``, as :func:`write_context` would, rewriting only what changed.
+
+    Returns False, touching nothing, when a changed file would keep its size and mtime
+    (two contents whose mtimes collide): the caller then starts a new folder, which
+    BuildKit reads in full.  Files of 1 MiB or more are hard links to ``blobs`` (one
+    copy however many projects ship them: uv's binary).  A manifest beside ``root``
+    (``root`` + ``.json``) records what is there.
+    """
+    manifest_path = root.with_name(root.name + ".json")
+    loaded = read_json(manifest_path)
+    old: dict[str, list[object]] = loaded if isinstance(loaded, dict) else {}
+    by_name = {e.arcname: e for e in entries}
+    want: dict[str, tuple[str, int, int, int]] = {}
+    for d in digests:
+        entry = by_name[d.arcname]
+        size = entry.source.stat().st_size if entry.source is not None else len(entry.read())
+        want[d.arcname] = (d.sha256, d.mode, size, context_mtime_ns(d.sha256))
+    for name, (sha, mode, size, ns) in want.items():
+        before = old.get(name)
+        if before and before[0] != sha and before[1:] == [mode, size, ns]:
+            return False
+    root.mkdir(parents=True, exist_ok=True)
+    for dirpath, _, filenames in os.walk(root):
+        for name in filenames:
+            path = Path(dirpath, name)
+            if path.relative_to(root).as_posix() not in want:
+                path.unlink()
+    write_json(manifest_path, {})  # an interrupted update leaves no manifest to trust
+    for d in digests:
+        _, _, size, ns = want[d.arcname]
+        path = root / d.arcname
+        try:
+            st = path.stat()
+            if old.get(d.arcname) == list(want[d.arcname]) and (st.st_size, st.st_mtime_ns) == (size, ns):
+                continue
+        except OSError:
+            pass
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".runner-tmp")
+        entry = by_name[d.arcname]
+        if entry.source is not None and size >= 1 << 20:
+            blob = blobs / f"{d.sha256}-{d.mode:o}"
+            if not blob.exists():
+                blobs.mkdir(parents=True, exist_ok=True)
+                _write_file(blob.with_name(blob.name + f".{os.getpid()}.tmp"), entry, d.mode, context_mtime_ns(d.sha256),
+                            final=blob)  # fmt: skip
+            tmp.unlink(missing_ok=True)
+            os.link(blob, tmp)
+            os.replace(tmp, path)
+        else:
+            _write_file(tmp, entry, d.mode, context_mtime_ns(d.sha256), final=path)
+    for dirpath, dirnames, _ in os.walk(root, topdown=False):
+        for name in dirnames:
+            sub = Path(dirpath, name)
+            if not any(sub.iterdir()):
+                sub.rmdir()
+            else:
+                os.utime(sub, ns=(0, 0))
+    os.utime(root, ns=(0, 0))
+    write_json(manifest_path, {name: list(v) for name, v in want.items()})
+    return True
+
+
+def _write_file(tmp: Path, entry: ContextEntry, mode: int, mtime_ns: int, *, final: Path) -> None:
+    if entry.source is not None:
+        shutil.copyfile(entry.source, tmp)
+    else:
+        tmp.write_bytes(entry.read())
+    os.chmod(tmp, mode)
+    os.utime(tmp, ns=(mtime_ns, mtime_ns))
+    os.replace(tmp, final)

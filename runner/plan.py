@@ -16,9 +16,11 @@ from runner.deps import lock_project, project_closure
 from runner.deps.model import Lock
 from runner.errors import UsageError
 from runner.image import ContextEntry, DigestCache, FileDigest, TagInputs, digest_entries, image_tag, normal_mode
+from runner.layers import split_layers, uv_refusal
 from runner.names import image_repository
 from runner.project import ProjectFiles, RootChoice, base_root, choose_root, list_files
-from runner.render import PROJECT_DIR, DockerfileSpec, container_command, render_dockerfile
+from runner.render import INSTALL_SCRIPT, PROJECT_DIR, DockerfileSpec, Installer, container_command, render_dockerfile
+from runner.uvbin import find_uv
 
 SCRIPT_TYPES = (".py", ".sh")
 #: runner's in-container runtime: one stdlib-only file, the ``runner`` module of an image whose project imports runner
@@ -50,6 +52,7 @@ class Plan:
     dockerfile: str
     entries: tuple[ContextEntry, ...]  # hashed build-context entries
     digests: tuple[FileDigest, ...]
+    spec: DockerfileSpec  # what ``dockerfile`` was rendered from (the classic builder renders it again)
     #: the launch folder relative to root (POSIX, "" = the root)
     workdir: str = ""
     #: sys.argv[0]: the script as ``python SCRIPT`` from the launch folder names it
@@ -107,20 +110,31 @@ def make_plan(req: PlanRequest, *, cache_dir: Path | None) -> Plan:
         search=search if script.suffix == ".py" else None,
     )
     base = req.base_image or default_base_image(lock.python_version)
-    dockerfile = render_dockerfile(
-        DockerfileSpec(
-            base_image=base,
-            has_requirements=bool(lock.requirements) or lock.install_project,
-            install_project=lock.install_project,
-            runtime=lock.uses_runtime,
-        )
+    has_requirements = bool(lock.requirements) or lock.install_project
+    layers = split_layers(lock) if has_requirements else ()
+    uv_bin, why_not_uv = (None, "") if not has_requirements else find_uv()
+    why_not_uv = uv_refusal(lock.pip_options) or why_not_uv
+    spec = DockerfileSpec(
+        base_image=base,
+        has_requirements=has_requirements,
+        install_project=lock.install_project,
+        runtime=lock.uses_runtime,
+        layers=tuple(f.name for f in layers),
+        installer=Installer.PIP if why_not_uv else Installer.UV,
+        pip_reason=why_not_uv,
     )
+    dockerfile = render_dockerfile(spec)
     entries: list[ContextEntry] = [ContextEntry("Dockerfile", 0o644, data=dockerfile.encode())]
     if lock.uses_runtime:
         entries.append(ContextEntry(RUNTIME_ENTRY, 0o644, source=RUNTIME_SOURCE))
-    if lock.requirements or lock.install_project:
+    if has_requirements:
+        entries.append(ContextEntry(".runner/install.sh", 0o644, data=INSTALL_SCRIPT.encode()))
+        if spec.installer is Installer.UV and uv_bin is not None:
+            # part of the tag like every file of the context: the installer's version decides the image too
+            entries.append(ContextEntry(".runner/uv", 0o755, source=uv_bin))
         entries.append(ContextEntry(".runner/deps/requirements.lock", 0o644, data=lock.text().encode()))
         entries += [ContextEntry(f".runner/deps/{s.target}", 0o644, source=Path(s.source)) for s in lock.ship]
+        entries += [ContextEntry(f".runner/layers/{f.name}", 0o644, data=f.text.encode()) for f in layers]
     for name in sorted(names):
         path = root / name
         entries.append(ContextEntry(f"project/{name}", normal_mode(path.stat().st_mode), source=path))
@@ -139,6 +153,7 @@ def make_plan(req: PlanRequest, *, cache_dir: Path | None) -> Plan:
         dockerfile=dockerfile,
         entries=tuple(entries),
         digests=digests,
+        spec=spec,
         workdir=choice.workdir,
         argv0=choice.argv0,
         closure=tuple(closure),

@@ -1,25 +1,38 @@
 """Render the Dockerfile for a build plan.  Pure: same plan, same text.
 
-Layout of the build context (made by :mod:`runner.image`)::
+Layout of the build context (made by :mod:`runner.plan`, written by :mod:`runner.build`)::
 
     Dockerfile
+    .runner/install.sh               INSTALL_SCRIPT: runs each install step
+    .runner/uv                       uv's binary, from runner's own environment (absent when pip installs)
     .runner/deps/requirements.lock   the lock, exactly as pinned
-    .runner/deps/ca.pem              the host's CA bundle (possibly empty); never in the final image
-    .runner/deps/wheels/...          local wheel files the lock refers to
+    .runner/deps/...                 local wheel files the lock refers to
+    .runner/deps/ca.pem              classic builder only: the host's CA bundle (possibly empty)
+    .runner/layers/N-FAMILY.txt      exact pins of a heavy family, installed as a layer of its own
     .runner/runtime/runner/...       runner's in-container runtime, when the project imports runner
     project/...                      the project's files
 
-Two stages: ``deps`` installs the lock into a virtual environment (it alone sees
-the package-index settings and the CA bundle); the final stage copies only that
-environment, then the code.  So the dependency layer comes before the code layer
-and is reused when only code changes, and index credentials stay out of the
-final image and its history.
+BuildKit (the default): one stage.  One ``RUN`` per heavy family (:mod:`runner.layers`),
+then one for the whole lock (the first makes the virtual environment), then the code.
+Every input of an install step is mounted for that step only: the installer and
+the script (bind mounts from the context), the index settings and the CA bundle
+(secret mounts), the installer's download cache (a cache mount that outlives
+the build).  None of them is in a layer, the history or the config; a changed
+lock downloads only what changed.  Each step mounts only its own file, so a
+family layer is reused while its pins stay the same.
+
+Classic builder (no BuildKit: ``classic=True``): two stages as before; ``deps``
+installs the lock with pip (it alone sees the index settings, as build arguments,
+and the CA bundle, as ``.runner/deps/ca.pem``) and the final stage copies the
+environment.
 """
 
 from __future__ import annotations
 
 import json
+import shlex
 from dataclasses import dataclass
+from enum import Enum
 
 from runner.deps import SHIP_DIR
 from runner.errors import UsageError
@@ -29,8 +42,21 @@ VENV_DIR = "/opt/runner/venv"
 #: on PYTHONPATH after the project's folders: ``import runner`` finds the runtime, a project's own runner wins
 RUNTIME_DIR = "/opt/runner/runtime"
 DEPS_DIR = SHIP_DIR  # lock lines for shipped wheels refer to files here
-#: pip settings forwarded as build arguments to the deps stage only
+#: pip settings forwarded as build arguments to the deps stage only (classic builder)
 INDEX_ARGS = ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_TRUSTED_HOST")
+#: BuildKit secret ids: shell ``export`` lines of the index settings, and the CA bundle
+SECRET_INDEX = "runner-index"
+SECRET_CA = "runner-ca"
+#: where an install step finds its tools and family file (mounted, never in a layer)
+TOOLS_DIR = "/run/runner"
+#: cache mounts shared by every build on the engine: a changed lock downloads only what changed
+UV_CACHE = "/root/.cache/uv"
+PIP_CACHE = "/root/.cache/pip"
+
+
+class Installer(str, Enum):
+    UV = "uv"
+    PIP = "pip"
 
 
 @dataclass(frozen=True)
@@ -39,11 +65,55 @@ class DockerfileSpec:
     has_requirements: bool
     install_project: bool = False
     runtime: bool = False  # ship runner's in-container runtime (runner/runtime) as the ``runner`` module
+    #: heavy families installed as layers of their own, in order (file names under .runner/layers/)
+    layers: tuple[str, ...] = ()
+    installer: Installer = Installer.UV
+    #: why pip, not uv, installs the lock (shown in the build log)
+    pip_reason: str = ""
+    #: the classic builder (no BuildKit): two stages, pip, the environment copied
+    classic: bool = False
+
+
+#: Runs one install step in the image build: ``install.sh INSTALLER REASON FILE [--no-deps]``
+#: installs a requirements file into the environment, which the first step makes.
+#: uv's binary comes from runner's machine: where it cannot run (another CPU, a musl base) pip does
+#: the work and the log says why.  uv ignores --pre and --trusted-host in a requirements file: they
+#: become its own options here.
+INSTALL_SCRIPT = f"""\
+# runner's install step for the image build (mounted for the step, never in a layer)
+set -eu
+installer=$1 reason=$2 file=$3
+shift 3
+venv={VENV_DIR}
+uv={TOOLS_DIR}/uv
+if [ "$installer" = uv ] && ! "$uv" --version >/dev/null 2>&1; then
+  installer=pip reason="uv from runner's machine does not run in this base image ($(uname -m))"
+fi
+if [ -s /run/secrets/{SECRET_INDEX} ]; then . /run/secrets/{SECRET_INDEX}; fi
+if [ -s /run/secrets/{SECRET_CA} ]; then export PIP_CERT=/run/secrets/{SECRET_CA} SSL_CERT_FILE=/run/secrets/{SECRET_CA}; fi
+if [ "$installer" = pip ]; then echo "runner: installing with pip, not uv: $reason"; fi
+if [ ! -x "$venv/bin/python" ] && [ "$installer" = uv ]; then
+  "$uv" venv --no-python-downloads --python "$(command -v python3)" "$venv"
+elif [ ! -x "$venv/bin/python" ]; then
+  python3 -m venv "$venv"
+fi
+if [ "$installer" = pip ]; then
+  exec "$venv/bin/python" -m pip install --cache-dir {PIP_CACHE} --disable-pip-version-check --no-input \\
+    --progress-bar off -r "$file" "$@"
+fi
+if [ -n "${{PIP_INDEX_URL:-}}" ]; then export UV_INDEX_URL="$PIP_INDEX_URL"; fi
+if [ -n "${{PIP_EXTRA_INDEX_URL:-}}" ]; then export UV_EXTRA_INDEX_URL="$PIP_EXTRA_INDEX_URL"; fi
+if [ -n "${{PIP_TRUSTED_HOST:-}}" ]; then export UV_INSECURE_HOST="$PIP_TRUSTED_HOST"; fi
+if grep -qx -- --pre "$file"; then set -- "$@" --prerelease allow; fi
+for host in $(sed -n 's/^--trusted-host //p' "$file"); do set -- "$@" --allow-insecure-host "$host"; done
+exec "$uv" pip install --python "$venv/bin/python" --cache-dir {UV_CACHE} --link-mode copy --compile-bytecode \\
+  --index-strategy unsafe-best-match --no-python-downloads -r "$file" "$@"
+"""
 
 
 def render_dockerfile(spec: DockerfileSpec) -> str:
     lines = ["# Generated by runner: do not edit. Same plan, same text."]
-    if spec.has_requirements:
+    if spec.has_requirements and spec.classic:
         args = "\n".join(f"ARG {name}" for name in INDEX_ARGS)
         lines += [
             f"FROM {spec.base_image} AS deps",
@@ -58,6 +128,12 @@ def render_dockerfile(spec: DockerfileSpec) -> str:
             f"FROM {spec.base_image}",
             f"COPY --from=deps {VENV_DIR} {VENV_DIR}",
             f"ENV PATH={VENV_DIR}/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        ]
+    elif spec.has_requirements:
+        lines += [
+            f"FROM {spec.base_image}",
+            f"ENV PATH={VENV_DIR}/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            *_install_steps(spec),
         ]
     else:
         lines.append(f"FROM {spec.base_image}")
@@ -77,6 +153,27 @@ def render_dockerfile(spec: DockerfileSpec) -> str:
     if spec.runtime:  # last on the path (after the base image's and the project's own entries)
         lines.append(f"ENV PYTHONPATH=${{PYTHONPATH:+$PYTHONPATH:}}{RUNTIME_DIR}")
     return "\n".join(lines) + "\n"
+
+
+def _install_steps(spec: DockerfileSpec) -> list[str]:
+    """BuildKit: one layer per heavy family, then the whole lock (the first makes the venv); inputs mounted, not copied."""
+    tools = [f"--mount=type=bind,source=.runner/install.sh,target={TOOLS_DIR}/install.sh"]
+    if spec.installer is Installer.UV:
+        tools.append(f"--mount=type=bind,source=.runner/uv,target={TOOLS_DIR}/uv")
+    caches = [f"--mount=type=cache,target={UV_CACHE},id=runner-uv", f"--mount=type=cache,target={PIP_CACHE},id=runner-pip"]
+    secrets = [f"--mount=type=secret,id={SECRET_INDEX}", f"--mount=type=secret,id={SECRET_CA}"]
+    who = f"sh {TOOLS_DIR}/install.sh {spec.installer.value} {shlex.quote(spec.pip_reason or '-')}"
+
+    def run(mounts: list[str], command: str) -> str:
+        return "RUN " + " \\\n    ".join([*mounts, command])
+
+    steps = []
+    for name in spec.layers:
+        own = f"--mount=type=bind,source=.runner/layers/{name},target={TOOLS_DIR}/{name}"
+        steps.append(run([*tools, own, *secrets, *caches], f"{who} {TOOLS_DIR}/{name} --no-deps"))
+    lock = f"--mount=type=bind,source=.runner/deps,target={DEPS_DIR}"
+    steps.append(run([*tools, lock, *secrets, *caches], f"{who} {DEPS_DIR}/requirements.lock"))
+    return steps
 
 
 def container_command(script: str, args: tuple[str, ...]) -> list[str]:

@@ -5,8 +5,12 @@ Two clients, each where it pays:
 * the hot path of ``runner run`` (inspect, create, start, logs, wait, remove, archive)
   speaks the Engine API directly over its socket with ``http.client``: docker-py's
   import alone (requests, urllib3) costs about 50 ms, a sixth of a whole ``docker run``;
-* registry-facing work (build, pull, and later push) uses docker-py, imported only
-  then, for its handling of registry auth and credential helpers.
+* registry-facing work (pull, push, and the classic build) uses docker-py, imported
+  only then, for its handling of registry auth and credential helpers;
+* image builds go through the Docker CLI's BuildKit build (``DOCKER_BUILDKIT=1 docker
+  build``, or ``docker buildx build`` on a CLI of 23 or later): the Engine API's
+  BuildKit needs a gRPC session for contexts, secrets and cache mounts, which the CLI
+  brings.  Without such a CLI the classic builder (docker-py) builds.
 
 Every engine error is translated here, at one choke point each, into runner's errors.
 """
@@ -17,13 +21,15 @@ import http.client
 import io
 import json
 import os
+import re
 import socket
 import struct
 import tarfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import IO, Any
 from urllib.parse import quote, urlencode, urlparse
 
@@ -58,6 +64,15 @@ class ContainerEnd:
     error: str
     #: the host folder of the container's writable layer, when this process can read it
     upper_dir: str | None = None
+
+
+@dataclass(frozen=True)
+class BuildKit:
+    """A Docker CLI that builds with BuildKit against this engine, and the subcommand that does it."""
+
+    cli: str
+    version: str  # the CLI's own version
+    build: tuple[str, ...]  # ("build",) with DOCKER_BUILDKIT=1, or ("buildx", "build", "--load")
 
 
 class _UnixConnection(http.client.HTTPConnection):
@@ -184,6 +199,7 @@ class DockerEngine:
         self._py: Any = None
         #: container id -> its output stream, attached before start and not yet followed
         self._attached: dict[str, http.client.HTTPResponse] = {}
+        self._buildkit: BuildKit | str | None = None
 
     def _client(self, docker: Any) -> Any:
         if self._py is None:
@@ -267,6 +283,59 @@ class DockerEngine:
                     tail.append(line)
                     del tail[:-40]
                     yield line
+
+    def buildkit(self) -> BuildKit | str:
+        """How to build with BuildKit here, or why there is no way (once per engine object)."""
+        if self._buildkit is None:
+            self._buildkit = find_buildkit(self.host, os.environ)
+        return self._buildkit
+
+    def build_buildkit(self, bk: BuildKit, context_dir: Path, *, tag: str, secrets: Mapping[str, Path]) -> Iterator[str]:
+        """Build a context folder with BuildKit through the CLI, yielding its plain progress lines; BuildError on failure.
+
+        Secrets are files the CLI hands to ``RUN --mount=type=secret`` steps: never in a layer.
+        """
+        import subprocess
+
+        argv = [bk.cli, *bk.build, "--progress=plain", "--tag", tag]
+        argv += [f"--secret=id={name},src={path}" for name, path in sorted(secrets.items())]
+        argv.append(str(context_dir))
+        try:
+            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                    env=_cli_env(self.host, os.environ))  # fmt: skip
+        except OSError as e:
+            raise EngineError(f"cannot run the Docker CLI {bk.cli}: {e.strerror or e}") from e
+        assert proc.stdout is not None
+        titles: dict[str, str] = {}
+        tail: list[str] = []
+        failed, error = "", ""
+        try:
+            for raw in proc.stdout:
+                line = raw.decode("utf-8", errors="replace").rstrip()
+                if not line.strip() or _VERTEX_DIGEST.match(line):
+                    continue
+                step = _STEP.match(line)
+                if step and step.group(2).startswith("["):
+                    # mounts only name mounted files and caches (runs/<run>/Dockerfile has them): a readable log
+                    line = f"{step.group(1)} {_short_step(step.group(2))}"
+                    titles.setdefault(step.group(1), line.partition(" ")[2])
+                elif step and step.group(2).startswith("ERROR: "):
+                    failed, error = titles.get(step.group(1), ""), step.group(2)[len("ERROR: ") :]
+                elif line.startswith(("error:", "ERROR:")) and not error:
+                    error = line.partition(":")[2].strip()
+                tail.append(line)
+                del tail[:-40]
+                yield line
+            code = proc.wait()
+        finally:
+            if proc.poll() is None:  # the reader stopped early (an interrupt): stop the build too
+                proc.terminate()
+                proc.wait()
+        if code != 0:
+            raise BuildError(
+                f"image build failed at {failed or 'the first step'}: {error or f'the Docker CLI exited with {code}'}",
+                detail="\n".join(tail[-20:]),
+            )
 
     def push(self, local: str, remote: str) -> Iterator[str]:
         """Tag ``local`` as ``remote`` and push it, yielding progress lines; RegistryError on failure.
@@ -456,6 +525,87 @@ def _frames_to_lines(cid: str, resp: http.client.HTTPResponse, *, stamped: bool)
         if rest:
             time = stamps.get(kind, "") if stamped else now_iso()
             yield LogLine(names[kind], time, b"".join(rest).decode("utf-8", "surrogateescape"))
+
+
+#: a BuildKit plain-progress line: "#5 [2/4] RUN ...", "#5 0.412 output", "#5 ERROR: ..."
+_STEP = re.compile(r"^(#\d+) (.*)$")
+#: the CLI 20.10 prints each step's digest on a line of its own: noise in a log
+_VERTEX_DIGEST = re.compile(r"^#\d+ sha256:[0-9a-f]{64}$")
+#: engines from 18.09 (API 1.39) have BuildKit
+_BUILDKIT_API = (1, 39)
+#: Docker CLIs from 23.0 build with BuildKit only through the buildx plugin
+_BUILDX_FROM = 23
+
+
+def _short_step(title: str) -> str:
+    """A step's title without its mount options (they name only mounted files and caches)."""
+    return " ".join(re.sub(r"--mount=\S+", "", title).split())
+
+
+def _cli_env(host: str, environ: Mapping[str, str]) -> dict[str, str]:
+    return {**environ, "DOCKER_HOST": host, "DOCKER_BUILDKIT": "1", "DOCKER_CLI_HINTS": "false"}
+
+
+def docker_clis(environ: Mapping[str, str]) -> list[str]:
+    """Every ``docker`` on PATH, then Debian's own client, each once."""
+    seen: dict[str, str] = {}
+    for folder in [*environ.get("PATH", "").split(os.pathsep), "/usr/bin"]:
+        path = os.path.join(folder or ".", "docker")
+        if os.path.isfile(path) and os.access(path, os.X_OK):
+            seen.setdefault(os.path.realpath(path), path)
+    return list(seen.values())
+
+
+def find_buildkit(host: str, environ: Mapping[str, str]) -> BuildKit | str:
+    """The first Docker CLI that can build with BuildKit against ``host``, or why none can.
+
+    ``RUNNER_DOCKER_CLI`` names the CLI to use (and only that one); ``RUNNER_BUILDKIT=0``
+    turns BuildKit off.
+    """
+    if environ.get("RUNNER_BUILDKIT", "").lower() in ("0", "false", "no", "off"):
+        return "RUNNER_BUILDKIT=0"
+    named = environ.get("RUNNER_DOCKER_CLI")
+    clis = [named] if named else docker_clis(environ)
+    if not clis:
+        return "no docker CLI on PATH"
+    reasons = []
+    for cli in clis:
+        found = _probe_cli(cli, host, environ)
+        if isinstance(found, BuildKit):
+            return found
+        reasons.append(found)
+    return "; ".join(reasons)
+
+
+def _probe_cli(cli: str, host: str, environ: Mapping[str, str]) -> BuildKit | str:
+    import subprocess  # only when building: not on the cached path
+
+    env = _cli_env(host, environ)
+    try:
+        p = subprocess.run([cli, "version", "--format", "{{json .}}"], capture_output=True, env=env, timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return f"{cli} does not run ({e})"
+    try:
+        info = json.loads(p.stdout.decode(errors="replace").strip().splitlines()[-1])
+        version = str(info["Client"]["Version"])
+        major = int(version.split(".")[0])
+    except (ValueError, IndexError, KeyError, TypeError):
+        return f"{cli} is not a Docker CLI that answers `version`"
+    server = info.get("Server") or {}
+    api = str(server.get("ApiVersion") or "")
+    if not api:
+        return f"{cli} (Docker CLI {version}) cannot reach the engine at {host}"
+    if tuple(int(x) for x in api.split(".")[:2]) < _BUILDKIT_API:
+        return f"the engine at {host} speaks API {api}, which has no BuildKit (Docker 18.09 or later has)"
+    if major < _BUILDX_FROM:
+        return BuildKit(cli=cli, version=version, build=("build",))
+    try:
+        buildx = subprocess.run([cli, "buildx", "version"], capture_output=True, env=env, timeout=30).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        buildx = False
+    if buildx:
+        return BuildKit(cli=cli, version=version, build=("buildx", "build", "--load"))
+    return f"{cli} (Docker CLI {version}) builds with BuildKit only through the buildx plugin, which is not installed"
 
 
 def _read_exactly(resp: http.client.HTTPResponse, n: int) -> bytes:

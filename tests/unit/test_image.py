@@ -1,3 +1,4 @@
+import hashlib
 import io
 import tarfile
 from pathlib import Path
@@ -69,3 +70,41 @@ def test_digest_cache_reuses_and_notices_changes(tmp_path: Path) -> None:
     assert DigestCache(cache_file).digest(f) != again
     cache_file.write_text("{not json")
     assert DigestCache(cache_file).digest(f) == digest_entries([ContextEntry("p", 0o644, data=b"two!")], cache)[0].sha256
+
+
+def test_context_dir_holds_the_entries_and_shows_every_edit(tmp_path: Path) -> None:
+    from runner.image import context_mtime_ns, sync_context_dir
+    from runner.jsonfile import read_json, write_json
+
+    src = tmp_path / "a.py"
+    src.write_text("v = 1\n")
+    big = tmp_path / "big.bin"
+    big.write_bytes(b"x" * (1 << 20))
+    entries = [ContextEntry("project/a.py", 0o644, source=src), ContextEntry(".runner/uv", 0o755, source=big),
+               ContextEntry("Dockerfile", 0o644, data=b"FROM x\n")]  # fmt: skip
+    root, blobs = tmp_path / "ctx", tmp_path / "blobs"
+    (root / "project").mkdir(parents=True)
+    (root / "project" / "stale.py").write_text("old")
+    assert sync_context_dir(root, entries, digest_entries(entries, DigestCache(None)), blobs=blobs)
+    assert sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()) == [
+        ".runner/uv", "Dockerfile", "project/a.py"]  # fmt: skip
+    a = (root / "project/a.py").stat()
+    assert a.st_mode & 0o777 == 0o644 and int(a.st_mtime) == 0  # the image reads mtime 0
+    assert a.st_mtime_ns == context_mtime_ns(hashlib.sha256(b"v = 1\n").hexdigest())
+    assert (root / ".runner/uv").stat().st_nlink == 2 and (root / ".runner/uv").stat().st_mode & 0o777 == 0o755
+    assert (root / "project").stat().st_mtime_ns == 0
+
+    src.write_text("v = 2\n")  # same size: only the mtime can tell BuildKit it changed
+    assert sync_context_dir(root, entries, digest_entries(entries, DigestCache(None)), blobs=blobs)
+    assert (root / "project/a.py").read_text() == "v = 2\n"
+    assert (root / "project/a.py").stat().st_mtime_ns != a.st_mtime_ns
+
+    # a changed file whose size and mtime would both stay: refused, the caller starts a new folder
+    manifest = root.with_name("ctx.json")
+    doc = read_json(manifest)
+    assert isinstance(doc, dict)
+    digests = digest_entries(entries, DigestCache(None))
+    sha = next(d.sha256 for d in digests if d.arcname == "project/a.py")
+    doc["project/a.py"] = ["0" * 64, 0o644, 6, context_mtime_ns(sha)]
+    write_json(manifest, doc)
+    assert not sync_context_dir(root, entries, digests, blobs=blobs)

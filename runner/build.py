@@ -1,0 +1,89 @@
+"""Building a plan's image: BuildKit through the Docker CLI where there is one, else the classic builder.
+
+BuildKit builds from a folder kept per project under the cache (``contexts/``), so the
+CLI sends only the files that changed since the last build (see
+:func:`runner.image.sync_context_dir`: the same names, modes and bytes as the tar the
+classic builder gets).  The index settings and the CA bundle go in as secrets, from
+files that exist only for the build and only this user can read.  Without BuildKit
+the classic builder builds the two-stage Dockerfile (``classic=True``) from a tar, as
+before, and the log says why.  Both install the same lock under the same tag: the tag
+names what the image holds, not how it was built.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fcntl
+import hashlib
+import io
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from runner.buildenv import BuildEnv, secret_files
+from runner.image import ContextEntry, sync_context_dir, write_context
+from runner.plan import Plan
+from runner.render import render_dockerfile
+
+if TYPE_CHECKING:
+    from runner.adapters.docker_engine import DockerEngine
+
+NO_BUILDKIT = (
+    "runner: BuildKit is not available ({why}): building with the classic builder instead "
+    "(pip, no installer cache, the whole environment in one layer). For fast builds use a Docker CLI "
+    "that builds with BuildKit: Docker's own client up to 22.10, or 23 and later with the buildx plugin "
+    "(RUNNER_DOCKER_CLI=PATH picks one)."
+)
+
+
+def classic_entries(plan: Plan, ca_bundle: bytes) -> list[ContextEntry]:
+    """The classic builder's context: its own Dockerfile, the lock and wheels, the CA bundle, the code."""
+    dockerfile = render_dockerfile(dataclasses.replace(plan.spec, classic=True))
+    kept = [e for e in plan.entries if e.arcname.startswith(("project/", ".runner/deps/", ".runner/runtime/"))]
+    return [ContextEntry("Dockerfile", 0o644, data=dockerfile.encode()), *kept,
+            ContextEntry(".runner/deps/ca.pem", 0o644, data=ca_bundle)]  # fmt: skip
+
+
+def build_image(engine: DockerEngine, plan: Plan, *, tag: str, env: BuildEnv, cache_dir: Path) -> Iterator[str]:
+    """Build ``plan``'s image as ``tag``, yielding the build log line by line; BuildError on failure."""
+    bk = engine.buildkit()
+    if isinstance(bk, str):
+        yield NO_BUILDKIT.format(why=bk)
+        ctx = io.BytesIO()
+        write_context(ctx, classic_entries(plan, env.ca_bundle))
+        ctx.seek(0)
+        yield from engine.build(ctx, tag=tag, buildargs=env.buildargs)
+        return
+    contexts = cache_dir / "contexts"
+    contexts.mkdir(parents=True, exist_ok=True)
+    name = f"{plan.project}-{hashlib.sha256(str(plan.root).encode()).hexdigest()[:16]}"
+    # one build of a project at a time: two would rewrite the same folder under each other
+    with open(contexts / f"{name}.lock", "a+") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        held.seek(0)
+        generation = int(held.read().strip() or 0)
+        root = contexts / f"{name}-{generation}"
+        if not sync_context_dir(root, plan.entries, plan.digests, blobs=contexts / "blobs"):
+            # a changed file would look unchanged to BuildKit: a new folder, which it reads in full
+            shutil.rmtree(root, ignore_errors=True)
+            root.with_name(root.name + ".json").unlink(missing_ok=True)
+            generation += 1
+            held.seek(0)
+            held.truncate()
+            held.write(str(generation))
+            held.flush()
+            root = contexts / f"{name}-{generation}"
+            if not sync_context_dir(root, plan.entries, plan.digests, blobs=contexts / "blobs"):
+                raise AssertionError("a new context folder cannot collide")
+        with tempfile.TemporaryDirectory(prefix="runner-secrets-") as tmp:
+            paths = {}
+            for secret, data in secret_files(env).items():
+                path = Path(tmp, secret)
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(data)
+                paths[secret] = path
+            yield from engine.build_buildkit(bk, root, tag=tag, secrets=paths)
