@@ -236,7 +236,7 @@ def compose_lock(
     open_lines = [r for r in kept if r.version is None and "@" not in r.line and "://" not in r.line and not r.line.startswith("-")]
     if declared is not None and open_lines:
         notes.append(
-            f"{declared.origin}: {len(open_lines)} requirement(s) leave the version open; pip resolves them when the image is built"
+            f"{declared.origin}: {len(open_lines)} requirement(s) leave the version open; the installer resolves them when the image is built"
         )
     for info in resolved.missing_guarded:
         notes.append(f"{info.name}: imported only guarded or lazily ({where_imported(info)}) and not installed locally: left out")
@@ -333,13 +333,11 @@ def _declared_line(
         warnings.append(f"{at}: '{written}' is {reason}: dropped")
         dropped.append(Dropped(what=written, at=at, reason=reason))
         return None
-    extras = f"[{','.join(sorted(req.extras))}]" if req.extras else ""
-    line = f"{r.name}{extras}=={version}"
+    # Not pinned to the index's newest: that release may need newer versions of what is pinned
+    # here from the local install (an unsatisfiable lock). The declared line lets the installer
+    # pick a release that fits the exact pins.
     warnings.append(
-        f"{at}: {r.name} is not installed locally: pinned {line}, the newest on {lookups.where}"
-        + (f" that {spec} allows" if spec else "")
-        + " (its dependencies are resolved by pip in the image)"
+        f"{at}: {r.name} is not installed locally: kept as declared ({written}), the installer picks "
+        f"the version in the image (newest on {lookups.where}: {version}; install it locally to pin it)"
     )
-    return Requirement(
-        name=r.name, version=version, line=line, source=PinSource.INDEX, provenance=(Origin(PinSource.INDEX, at=at),)
-    )
+    return _with(r, Origin(PinSource.DECLARED, at=at))

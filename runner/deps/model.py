@@ -50,8 +50,6 @@ class ImportInfo:
 class PinSource(str, Enum):
     IMPORT = "import"  # directly imported, version from the local install
     TRANSITIVE = "transitive"  # needed by an imported distribution, version from the local install
-    #: declared, not installed locally: the newest release on the package index that the declared bound allows
-    INDEX = "index"
     DECLARED = "declared"  # from a requirements/pyproject/lock file in the project
     #: not required by anything, but installed locally and imported by (or named in an extra of) an imported distribution
     OPTIONAL = "optional"
@@ -70,8 +68,8 @@ class Origin:
         """Short human form: ``import yaml at train.py:3``, ``transitive via scipy``..."""
         if self.kind is PinSource.IMPORT:
             return f"import {self.detail} at {self.at}" if self.at else f"import {self.detail}"
-        if self.kind in (PinSource.DECLARED, PinSource.INDEX):
-            return f"declared at {self.at}" + (" (version from the index)" if self.kind is PinSource.INDEX else "")
+        if self.kind is PinSource.DECLARED:
+            return f"declared at {self.at}"
         if self.kind is PinSource.TRANSITIVE:
             return f"transitive via {self.via}"
         return f"optional of {self.via} ({self.detail})" if self.detail else f"optional of {self.via}"
