@@ -342,6 +342,23 @@ def read_run_record(configmaps: list[dict[str, Any]]) -> tuple[dict[str, Any], d
     return doc, data, where
 
 
+def newest_run_image(configmaps: list[dict[str, Any]]) -> str | None:
+    """The image of the newest run that has one, from run ConfigMaps (part 0s): what the data pod can run.
+
+    Only runs that reached the cluster count (``launched``): their image is in a registry the cluster pulls from.
+    """
+    best: tuple[float, str] | None = None
+    for cm in configmaps:
+        try:
+            doc = json.loads((cm.get("data") or {}).get("run.json") or "{}")
+        except ValueError:
+            continue
+        if isinstance(doc, dict) and doc.get("image") and doc.get("launched"):
+            key = (float(doc.get("created_at") or 0), str(doc["image"]))
+            best = key if best is None or key > best else best
+    return best[1] if best else None
+
+
 def make_launcher_configmap(source: str | None = None) -> dict[str, Any]:
     cm = template("launcher-configmap.yaml")
     cm["data"] = {"launcher.py": source if source is not None else LAUNCHER.read_text()}
