@@ -9,10 +9,11 @@ from __future__ import annotations
 import dataclasses
 import io
 import os
+import shutil
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from runner.artifacts import copy_artifacts
 from runner.errors import BuildError, NotFoundError, RunnerError, StoreError, UsageError, clip
@@ -681,6 +682,55 @@ class App:
                 raise RunnerError(f"cannot copy the artifacts of {exp.name} to {clip(str(download_dir))}: "
                                   f"{e.strerror or e}") from e  # fmt: skip
         return out
+
+    # -- delete ---------------------------------------------------------------------------
+
+    def delete(self, name: str, *, kube: KubeOptions | None = None) -> dict[str, Any]:
+        """Remove a run or one experiment: what it left on its target, and its history entry.
+
+        Kubernetes: Jobs, pods, record ConfigMaps, logs and artifacts on the data volume.
+        Local: containers, logs, artifacts, the run's folder.  Images stay (they are shared
+        by content: the next run of the same code reuses them).  What is still running
+        is refused: stop it first.
+        """
+        self.reconcile()
+        run, exps = self.select(name, kube=kube)
+        names = [e.name for e in exps]
+        live = {e.name: e for e in exps}
+        if run.target == KUBE:
+            target = self._kube_of(run, kube)
+            found = target.summaries(run=run.name)
+            if found:
+                live.update({e.name: e for e in found[0].experiments if e.name in live})
+        busy = [e for e in live.values() if e.state.active]
+        if busy:
+            raise UsageError(f"{busy[0].name} is still {busy[0].state.value}: delete removes only what has ended",
+                             hint=f"stop it first with `runner stop {name}`")  # fmt: skip
+        try:
+            known = {e.name for e in self.store.experiments(run.name)}
+        except RunnerError:
+            known = set()
+        whole = name == run.name  # a run name selects it all; RUN-expN one experiment
+        notes: list[str] = []
+        if run.target == KUBE:
+            whole = self._kube_of(run, kube).delete(run.name, None if whole else names) or whole
+        else:
+            for exp in exps:
+                if exp.handle:
+                    try:
+                        self.engine.remove(exp.handle)
+                    except RunnerError as e:
+                        notes.append(f"the container of {exp.name} was not removed ({e.message})")
+        if known:
+            whole = self.store.forget(run.name, None if whole else [n for n in names if n in known]) or whole
+        run_dir = self.home.run_dir(run.name)
+        if whole:
+            shutil.rmtree(run_dir, ignore_errors=True)
+        else:
+            for n in names:
+                self.home.experiment_log(run.name, n).unlink(missing_ok=True)
+                shutil.rmtree(self.home.artifacts(run.name, n), ignore_errors=True)
+        return {"run": run.name, "target": run.target, "experiments": names, "run_deleted": whole, "notes": notes}
 
     # -- repair ---------------------------------------------------------------------------
 

@@ -587,6 +587,34 @@ def artifacts(
 
 
 @app.command()
+def delete(
+    name: Annotated[str, typer.Argument(help="A run (all its experiments) or one experiment, RUN-expN.")],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask first.")] = False,
+    as_json: JsonOpt = False,
+    context: ContextOpt = None,
+    namespace: NamespaceOpt = None,
+) -> None:
+    """Remove a run or experiment: its Jobs, pods and ConfigMaps or containers, its logs and artifacts, its history.
+
+    Images stay: `docker image prune` (local), the registry's own garbage collection (Kubernetes).
+    """
+    if not yes:
+        if not sys.stdin.isatty():
+            raise UsageError(f"runner delete {name}: not asking on a non-interactive input", hint="add --yes to delete")
+        if not typer.confirm(f"delete {name}: its logs, artifacts and history (and its Kubernetes objects)?", err=True):
+            _err("nothing deleted")
+            raise typer.Exit(1)
+    done = _app().delete(name, kube=_kube_opts(context, namespace))
+    if as_json:
+        _json(done)
+        return
+    for note in done["notes"]:
+        _err(f"warning: {note}")
+    what = done["run"] if done["run_deleted"] else ", ".join(done["experiments"])
+    typer.echo(f"deleted {what} ({done['target']})")
+
+
+@app.command()
 def repair() -> None:
     """Rebuild a damaged or lost history database (runner.db) from the records kept in RUNNER_HOME/runs/."""
     r = _app().repair()

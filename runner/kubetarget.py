@@ -206,6 +206,12 @@ class KubeTarget:
             by_cm.setdefault(where.get(e) or kube.run_configmap_name(run), {})[f"{e}.json"] = kube.end_value({**end, "final": True})
         for cm, data in by_cm.items():
             self.cluster.patch_configmap(cm, data)
+        # recorded: the Job is no longer needed (a TTL, not a delete: `kubectl get jobs` still shows it a while)
+        if ends:
+            try:
+                self.cluster.set_ttl([kube.job_name(e) for e in ends], kube.FINISHED_JOB_TTL)
+            except ClusterError:
+                pass
 
     def volume_ends(self, run: str, experiments: list[str]) -> dict[str, dict[str, Any]]:
         """Ends the launchers left in ``end.json`` on the volume (what they could not record in the ConfigMap)."""
@@ -424,6 +430,41 @@ class KubeTarget:
         # Records "stopped" for those that never started: a deleted Job with a stop mark is a final
         # "stopped" to observe (see _summary).
         self.summaries(run=run)
+
+    # -- delete --------------------------------------------------------------------------------
+
+    def delete(self, run: str, experiments: list[str] | None = None) -> bool:
+        """Remove a run's (or some experiments') Jobs, pods, folders on the data volume and record ConfigMaps.
+
+        True when the whole run went (no experiment left in its record).  The volume is
+        cleared first: the data pod's image is read from the run's record.
+        """
+        cms = self._run_configmaps(run)
+        record = kube.read_run_record(cms)
+        names = [str(e["name"]) for e in record[0]["experiments"]] if record else []
+        whole = experiments is None or not set(names) - set(experiments)
+        gone = set(names) if experiments is None else set(experiments)
+        if record is not None:  # a run that never reached the cluster left nothing on the volume
+            folders = [f"runs/{run}"] if whole else [kube.experiment_dir(run, e) for e in sorted(gone)]
+            self.cluster.exec(self.data_pod(run=run), ["rm", "-rf", *(f"{kube.DATA_MOUNT}/{f}" for f in folders)], timeout=300)
+        sel = f"{kube.RUN_LABEL}={run}"
+        jobs = [j["metadata"]["name"] for j in self.cluster.list_objects("Job", sel)
+                if whole or j["metadata"].get("labels", {}).get(kube.EXP_LABEL) in gone]  # fmt: skip
+        self.cluster.delete_many("Job", jobs)
+        pods = [p["metadata"]["name"] for p in self.cluster.list_objects("Pod", sel)
+                if whole or p["metadata"].get("labels", {}).get(kube.EXP_LABEL) in gone]  # fmt: skip
+        self.cluster.delete_many("Pod", pods)
+        if whole:
+            # part 0 last: whoever sees a run sees all of it (see record_run)
+            cms.sort(key=lambda cm: "run.json" in (cm.get("data") or {}))
+            for cm in cms:
+                self.cluster.delete("ConfigMap", cm["metadata"]["name"])
+            return True
+        for cm in cms:
+            patch = kube.without_experiments(cm, gone)
+            if patch:
+                self.cluster.patch_configmap(cm["metadata"]["name"], patch)
+        return False
 
     def _kept_links(self, run: str, doc: dict[str, Any], stopping: set[str]) -> set[str]:
         max_parallel = (doc.get("options") or {}).get("max_parallel")
