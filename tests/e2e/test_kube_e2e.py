@@ -361,7 +361,7 @@ def test_api_arguments_longer_than_exec_allows(kr: KubeRunner, project: Any, mon
 
     import runner
 
-    for key in ("RUNNER_HOME", "KUBECONFIG", "RUNNER_REGISTRY", "RUNNER_HELPER_IMAGE", "RUNNER_BASE_IMAGE"):
+    for key in ("RUNNER_HOME", "KUBECONFIG", "RUNNER_REGISTRY", "RUNNER_BASE_IMAGE"):
         monkeypatch.setenv(key, kr.env[key])
     root = project({"lens.py": "import hashlib, json, sys\n"
                                "print('LENS ' + json.dumps([[len(a), hashlib.sha256(a.encode()).hexdigest()] for a in sys.argv]))\n"})

@@ -40,3 +40,26 @@ def test_newest_run_image_is_the_newest_launched_one() -> None:
 def test_no_run_no_image() -> None:
     assert kube.newest_run_image([]) is None
     assert kube.newest_run_image([{"metadata": {"name": "x"}, "data": {"run.json": "not json"}}]) is None
+
+
+def test_without_experiments_takes_them_out_of_a_part_and_its_keys() -> None:
+    part = [{"name": "r-exp0", "index": 0}, {"name": "r-exp1", "index": 1}]
+    cm = {"metadata": {"name": "runner-run-r"},
+          "data": {"run.json": json.dumps({"name": "r"}), "part.json": json.dumps(part),
+                   "r-exp0.json": "{}", "r-exp1.json": "{}", "r-exp1.stop": "1"}}  # fmt: skip
+    patch = kube.without_experiments(cm, {"r-exp1"})
+    assert patch == {"part.json": json.dumps([part[0]], sort_keys=True), "r-exp1.json": None, "r-exp1.stop": None}
+    assert kube.without_experiments(cm, {"r-exp7"}) == {"part.json": json.dumps(part, sort_keys=True)}
+
+
+def test_without_experiments_reads_records_from_before_parts() -> None:
+    doc = {"name": "r", "experiments": [{"name": "r-exp0"}, {"name": "r-exp1"}]}
+    cm = {"metadata": {"name": "runner-run-r"}, "data": {"run.json": json.dumps(doc), "r-exp0.json": "{}"}}
+    patch = kube.without_experiments(cm, {"r-exp0"})
+    assert json.loads(str(patch["run.json"]))["experiments"] == [{"name": "r-exp1"}]
+    assert patch["r-exp0.json"] is None
+    # what is left still reads as the run's record
+    rest = {**cm["data"], **{k: v for k, v in patch.items() if v is not None}}
+    rest = {k: v for k, v in rest.items() if patch.get(k, "") is not None}
+    record = kube.read_run_record([{"metadata": cm["metadata"], "data": rest}])
+    assert record is not None and [e["name"] for e in record[0]["experiments"]] == ["r-exp1"]
