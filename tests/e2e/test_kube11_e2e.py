@@ -52,6 +52,7 @@ def test_logs_and_artifacts_read_the_volume_with_the_runs_own_image(kr: KubeRunn
     got = kr("artifacts", run, "--download-dir", str(tmp_path / "dl"))
     assert got.code == 0, got.err
     assert (tmp_path / "dl" / run / f"{run}-exp0" / "out" / "x.txt").read_text() == "made x"
+    assert kr("delete", run, "--yes").code == 0  # leave the shared namespace as it was
 
 
 def test_datastore_in_a_namespace_with_no_runs_says_what_to_set(tmp_path: Path) -> None:
@@ -80,6 +81,7 @@ def test_name_is_unique_in_the_namespace_and_validated(kr: KubeRunner, project: 
     bad = other("run", "--name", "Not_OK", str(root / "w.py"), "n")
     assert bad.code == 2 and "--name 'Not_OK' is not a valid name" in bad.err, bad.err
     assert len(bad.err.strip().splitlines()) == 1  # refused before anything else is said
+    assert kr("delete", "named-e2e", "--yes").code == 0  # leave the shared namespace as it was
 
 
 def test_delete_removes_jobs_pods_configmaps_volume_and_history(kr: KubeRunner, project: Project) -> None:
@@ -113,3 +115,4 @@ def test_delete_removes_jobs_pods_configmaps_volume_and_history(kr: KubeRunner, 
     assert "doomed" not in [h["run"] for h in kr.json("history")]
     assert kr("status", "doomed").code == 2
     assert kr("run", "--name", "doomed", str(root / "w.py"), "c").code == 0  # the name is free again
+    assert kr("delete", "doomed", "--yes").code == 0  # leave the shared namespace as it was
