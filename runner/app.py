@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from runner.artifacts import copy_artifacts
 from runner.errors import BuildError, NotFoundError, RunnerError, StoreError, UsageError, clip
@@ -145,13 +146,30 @@ class App:
         version = image_python(self.home.cache, self.engine, base_id)
         return None if version is None else check(self.home.cache, plan.lock, version, image=plan.base_image)
 
-    def submit(self, req: PlanRequest, opts: RunOptions) -> Submission:
+    def submit(self, req: PlanRequest, opts: RunOptions, *, name: str | None = None) -> Submission:
         """Plan, resolve the image, and record the run.  Building and launching come next."""
         experiments = expand_experiments(req.args, opts)
-        return self._record(self.plan(req), experiments, target=LOCAL, options=_options_doc(opts))
+        self._check_name_free(name)
+        return self._record(self.plan(req), experiments, target=LOCAL, options=_options_doc(opts), name=name)
+
+    def _check_name_free(self, name: str | None) -> None:
+        """``--name``: valid, and no run in history has it (checked before anything is built)."""
+        if name is None:
+            return
+        from runner.names import check_run_name
+
+        problem = check_run_name(name)
+        if problem:
+            raise UsageError(problem)
+        try:
+            self.store.get_run(name)
+        except NotFoundError:
+            return
+        raise UsageError(f"--name {name}: a run with that name exists already",
+                         hint=f"choose another name, or remove the old run with `runner delete {name}`")  # fmt: skip
 
     def _record(self, plan: Plan, experiments: Sequence[Experiment], *, target: str,
-                options: dict[str, object]) -> Submission:  # fmt: skip
+                options: dict[str, object], name: str | None = None) -> Submission:  # fmt: skip
         """The image for a plan (cached or to build) and a new run in history, owned by this process."""
         base_id = self.engine.image_id(plan.base_image) or self.engine.pull(plan.base_image)
         image = plan.image_ref(base_id)
@@ -173,7 +191,7 @@ class App:
                 python_warnings = (f"the base image {plan.base_image} does not tell its Python version: "
                                    f"the lock's Requires-Python was not checked",)  # fmt: skip
         run = self.store.create_run(
-            make_name=random_run_name,
+            make_name=(lambda: name) if name else random_run_name,
             project=plan.project,
             root=str(plan.root),
             script=plan.script,
@@ -192,7 +210,7 @@ class App:
         return Submission(self.store.get_run(run.name), plan, image, cached, self.store.experiments(run.name),
                           python_warnings=python_warnings)  # fmt: skip
 
-    def submit_kube(self, req: PlanRequest, opts: RunOptions) -> tuple[Submission, KubeTarget]:
+    def submit_kube(self, req: PlanRequest, opts: RunOptions, *, name: str | None = None) -> tuple[Submission, KubeTarget]:
         """Like :meth:`submit`, for Kubernetes: the cluster is checked first, before anything is built or pushed."""
         ko = opts.kube or KubeOptions()
         if not ko.registry:
@@ -201,8 +219,12 @@ class App:
                 hint="give --registry HOST[:PORT] (or registry in runner.yaml, or RUNNER_REGISTRY)",
             )
         experiments = expand_experiments(req.args, opts)
+        self._check_name_free(name)
         target = self.kube(ko)
         target.cluster.check()
+        if name is not None and target.has_run(name):
+            raise UsageError(f"--name {name}: namespace {target.cluster.info.namespace} has a run with that name already",
+                             hint=f"choose another name, or remove it with `runner delete {name}`")  # fmt: skip
         target.check_secrets(ko.secrets)
         for ds in ko.datastores:
             target.resolve_datastore(ds)  # fails now, not after the build
@@ -210,7 +232,7 @@ class App:
         options = {**_options_doc(opts), "context": info.context, "namespace": info.namespace, "registry": ko.registry,
                    "secrets": list(ko.secrets), "timeout": ko.timeout, "retries": ko.retries,
                    "datastores": list(ko.datastores)}  # fmt: skip
-        return self._record(self.plan(req), experiments, target=KUBE, options=options), target
+        return self._record(self.plan(req), experiments, target=KUBE, options=options, name=name), target
 
     def push(self, sub: Submission, target: KubeTarget, registry: str) -> tuple[str, bool]:
         """The image in the registry, by digest: (reference, pushed?).  Asks the registry first: present -> no push."""
@@ -307,7 +329,7 @@ class App:
             argv = {f"{kube.experiment_dir(sub.run.name, e.name)}/argv.json": argv_through_file(e.command)[1]
                     for e in sub.experiments if exec_too_long(e.command)}  # fmt: skip
             if argv:
-                target.put_files(argv)
+                target.put_files(argv, image=image)
             target.record_run(configmaps)
             target.launch(specs)
         except RunnerError as e:
@@ -656,6 +678,55 @@ class App:
                 raise RunnerError(f"cannot copy the artifacts of {exp.name} to {clip(str(download_dir))}: "
                                   f"{e.strerror or e}") from e  # fmt: skip
         return out
+
+    # -- delete ---------------------------------------------------------------------------
+
+    def delete(self, name: str, *, kube: KubeOptions | None = None) -> dict[str, Any]:
+        """Remove a run or one experiment: what it left on its target, and its history entry.
+
+        Kubernetes: Jobs, pods, record ConfigMaps, logs and artifacts on the data volume.
+        Local: containers, logs, artifacts, the run's folder.  Images stay (they are shared
+        by content: the next run of the same code reuses them).  What is still running
+        is refused: stop it first.
+        """
+        self.reconcile()
+        run, exps = self.select(name, kube=kube)
+        names = [e.name for e in exps]
+        live = {e.name: e for e in exps}
+        if run.target == KUBE:
+            target = self._kube_of(run, kube)
+            found = target.summaries(run=run.name)
+            if found:
+                live.update({e.name: e for e in found[0].experiments if e.name in live})
+        busy = [e for e in live.values() if e.state.active]
+        if busy:
+            raise UsageError(f"{busy[0].name} is still {busy[0].state.value}: delete removes only what has ended",
+                             hint=f"stop it first with `runner stop {name}`")  # fmt: skip
+        try:
+            known = {e.name for e in self.store.experiments(run.name)}
+        except RunnerError:
+            known = set()
+        whole = name == run.name  # a run name selects it all; RUN-expN one experiment
+        notes: list[str] = []
+        if run.target == KUBE:
+            whole = self._kube_of(run, kube).delete(run.name, None if whole else names) or whole
+        else:
+            for exp in exps:
+                if exp.handle:
+                    try:
+                        self.engine.remove(exp.handle)
+                    except RunnerError as e:
+                        notes.append(f"the container of {exp.name} was not removed ({e.message})")
+        if known:
+            whole = self.store.forget(run.name, None if whole else [n for n in names if n in known]) or whole
+        run_dir = self.home.run_dir(run.name)
+        if whole:
+            shutil.rmtree(run_dir, ignore_errors=True)
+        else:
+            for n in names:
+                self.home.experiment_log(run.name, n).unlink(missing_ok=True)
+                shutil.rmtree(self.home.artifacts(run.name, n), ignore_errors=True)
+        return {"run": run.name, "target": run.target, "experiments": names, "run_deleted": whole, "notes": notes}
 
     # -- repair ---------------------------------------------------------------------------
 

@@ -34,7 +34,7 @@ app = typer.Typer(
     name="runner",
     help="Run a Python script unchanged in a container: locally on Docker (--local) or on Kubernetes.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # typer's own: --install-completion / --show-completion (bash, zsh, fish, PowerShell)
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -144,14 +144,18 @@ def run(
     retries: Annotated[Optional[int], typer.Option("--retries", help="Run it again this many times if it fails (Kubernetes).")] = None,
     datastore: Annotated[Optional[list[str]], typer.Option("--datastore", help="Mount NAME[:VERSION][:MOUNTDIR] read-only.")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the Kubernetes manifests it would apply; do nothing.")] = False,
+    name: Annotated[Optional[str], typer.Option("--name", help="Name the run (unique; lower-case letters, digits, '-').")] = None,
 ) -> None:
     """Build (or reuse) the script's image and run it: on Kubernetes, or with --local on Docker.
 
     With --sweep or --strategy, argument values like "[32, 64]", "range(1, 4)" or
     "uniform(0.001, 0.1, 4)" expand into one experiment per combination (or per trial).
     """
+    from runner.names import check_run_name
     from runner.options import RunArgs, resolve_options
 
+    if name is not None and check_run_name(name):  # a bad name is refused before anything is read or built
+        raise UsageError(str(check_run_name(name)), hint="e.g. --name lr-search-2")
     req, config = _plan_request(script, args, base_image, python, requirements, config_file)
     given = RunArgs(
         local=local or None, detach=detach or None, cpus=cpus, memory=memory, gpus=gpus, env=tuple(env or ()),
@@ -164,9 +168,9 @@ def run(
         raise UsageError("--dry-run: only for the Kubernetes target", hint="leave out --local")
     a = _app()
     if opts.kube is not None:
-        _run_kube(a, req, opts, dry_run=dry_run)
+        _run_kube(a, req, opts, dry_run=dry_run, name=name)
         return
-    sub = a.submit(req, opts)
+    sub = a.submit(req, opts, name=name)
 
     def start() -> None:
         if opts.detach:  # otherwise drive() starts them, as places free up
@@ -245,7 +249,7 @@ def _exit_code(a: App, sub: Submission) -> int:
     return next((c for c in codes if c), 0)
 
 
-def _run_kube(a: App, req: PlanRequest, opts: RunOptions, *, dry_run: bool) -> None:
+def _run_kube(a: App, req: PlanRequest, opts: RunOptions, *, dry_run: bool, name: str | None = None) -> None:
     r = opts.resources
     if r.cpus is None and r.memory is None and not r.gpus:
         _err("warning: no --cpus, --memory or --gpus given: each experiment requests 1 CPU and no memory limit")
@@ -255,7 +259,7 @@ def _run_kube(a: App, req: PlanRequest, opts: RunOptions, *, dry_run: bool) -> N
             _err(f"note: {n}")
         sys.stdout.write(text)
         return
-    sub, target = a.submit_kube(req, opts)
+    sub, target = a.submit_kube(req, opts, name=name)
     registry = str(opts.kube.registry if opts.kube else "")  # submit_kube refused a run without one
 
     def start() -> None:
@@ -580,6 +584,34 @@ def artifacts(
         for f in names:
             typer.echo(str(download_dir / split_experiment(exp)[0] / exp / f))
     typer.echo(f"{total} file(s) in {download_dir}")
+
+
+@app.command()
+def delete(
+    name: Annotated[str, typer.Argument(help="A run (all its experiments) or one experiment, RUN-expN.")],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask first.")] = False,
+    as_json: JsonOpt = False,
+    context: ContextOpt = None,
+    namespace: NamespaceOpt = None,
+) -> None:
+    """Remove a run or experiment: its Jobs, pods and ConfigMaps or containers, its logs and artifacts, its history.
+
+    Images stay: `docker image prune` (local), the registry's own garbage collection (Kubernetes).
+    """
+    if not yes:
+        if not sys.stdin.isatty():
+            raise UsageError(f"runner delete {name}: not asking on a non-interactive input", hint="add --yes to delete")
+        if not typer.confirm(f"delete {name}: its logs, artifacts and history (and its Kubernetes objects)?", err=True):
+            _err("nothing deleted")
+            raise typer.Exit(1)
+    done = _app().delete(name, kube=_kube_opts(context, namespace))
+    if as_json:
+        _json(done)
+        return
+    for note in done["notes"]:
+        _err(f"warning: {note}")
+    what = done["run"] if done["run_deleted"] else ", ".join(done["experiments"])
+    typer.echo(f"deleted {what} ({done['target']})")
 
 
 @app.command()

@@ -37,7 +37,9 @@ TARGET = "kubernetes"
 #: the kubelet rotates a container's log past 10 MiB (containerLogMaxSize): a follower of a faster
 #: writer can miss lines; past this many bytes followed, the count is checked against the volume's log
 ROTATION_SIZE = 8 << 20
-DEFAULT_HELPER_IMAGE = "busybox:1.36"
+#: how to say where the data pod's image comes from when nothing can be chosen
+HELPER_HINT = ("set RUNNER_HELPER_IMAGE to an image with sh and tar that the cluster can pull, "
+               "or run something in this namespace first (its image is used)")
 
 
 @dataclass(frozen=True)
@@ -85,7 +87,8 @@ def parse_datastore(text: str) -> tuple[str, int | None, str | None]:
 class KubeTarget:
     def __init__(self, cluster: KubeCluster, *, helper_image: str | None = None) -> None:
         self.cluster = cluster
-        self.helper_image = helper_image or os.environ.get("RUNNER_HELPER_IMAGE") or DEFAULT_HELPER_IMAGE
+        # an override only: by default the data pod runs an image the cluster already pulls (see helper_image_for)
+        self.helper_image = helper_image or os.environ.get("RUNNER_HELPER_IMAGE") or None
 
     # -- setup -----------------------------------------------------------------------------
 
@@ -121,7 +124,7 @@ class KubeTarget:
         self.cluster.create_many(configmaps[1:])
         self.cluster.create(configmaps[0])
 
-    def put_files(self, files: dict[str, str]) -> None:
+    def put_files(self, files: dict[str, str], *, image: str | None = None) -> None:
         """Write text files on the data volume (paths relative to it), through the data pod."""
         buf = io.BytesIO()
         with tarfile.open(fileobj=buf, mode="w:") as tar:
@@ -131,10 +134,15 @@ class KubeTarget:
                 info.size, info.mode = len(data), 0o644
                 tar.addfile(info, io.BytesIO(data))
         data = buf.getvalue()
-        self.cluster.exec(self.data_pod(), ["sh", "-c", f"head -c {len(data)} | tar x -C {kube.DATA_MOUNT}"], stdin=data)
+        pod = self.data_pod(image=image)
+        self.cluster.exec(pod, ["sh", "-c", f"head -c {len(data)} | tar x -C {kube.DATA_MOUNT}"], stdin=data)
 
     def _run_configmaps(self, run: str) -> list[dict[str, Any]]:
         return self.cluster.list_objects("ConfigMap", f"{kube.KIND_LABEL} in (run,{kube.PART_KIND}),{kube.RUN_LABEL}={run}")
+
+    def has_run(self, run: str) -> bool:
+        """Does the namespace hold a record of ``run`` (its part-0 ConfigMap)?"""
+        return self.cluster.get("ConfigMap", kube.run_configmap_name(run)) is not None
 
     def record_end(self, run: str, experiment: str, end: dict[str, Any]) -> None:
         self._write_ends(run, {experiment: end}, kube.part_of(self._run_configmaps(run)))
@@ -198,6 +206,12 @@ class KubeTarget:
             by_cm.setdefault(where.get(e) or kube.run_configmap_name(run), {})[f"{e}.json"] = kube.end_value({**end, "final": True})
         for cm, data in by_cm.items():
             self.cluster.patch_configmap(cm, data)
+        # recorded: the Job is no longer needed (a TTL, not a delete: `kubectl get jobs` still shows it a while)
+        if ends:
+            try:
+                self.cluster.set_ttl([kube.job_name(e) for e in ends], kube.FINISHED_JOB_TTL)
+            except ClusterError:
+                pass
 
     def volume_ends(self, run: str, experiments: list[str]) -> dict[str, dict[str, Any]]:
         """Ends the launchers left in ``end.json`` on the volume (what they could not record in the ConfigMap)."""
@@ -206,7 +220,7 @@ class KubeTarget:
         paths = " ".join(f"{kube.DATA_MOUNT}/{kube.experiment_dir(run, e)}/end.json" for e in experiments)
         # one line per file found: its path, a tab, its JSON (written without newlines)
         script = f"for f in {paths}; do if [ -f $f ]; then printf '%s\\t' $f; tr -d '\\n' < $f; echo; fi; done"
-        out = self.cluster.exec(self.data_pod(wait=30), ["sh", "-c", script], timeout=60).decode("utf-8", "replace")
+        out = self.cluster.exec(self.data_pod(wait=30, run=run), ["sh", "-c", script], timeout=60).decode("utf-8", "replace")
         found: dict[str, dict[str, Any]] = {}
         for line in out.splitlines():
             path, _, text = line.partition("\t")
@@ -360,7 +374,7 @@ class KubeTarget:
         """Lines in the experiment's log on the volume (0 if it cannot be read now)."""
         path = f"{kube.DATA_MOUNT}/{kube.experiment_dir(run, experiment)}/log"
         try:
-            out = self.cluster.exec(self.data_pod(wait=30), ["sh", "-c", f"wc -l < {path} 2>/dev/null || echo 0"], timeout=60)
+            out = self.cluster.exec(self.data_pod(wait=30, run=run), ["sh", "-c", f"wc -l < {path} 2>/dev/null || echo 0"], timeout=60)
             return int(out.strip() or 0)
         except (ClusterError, NotFoundError, ValueError):
             return 0
@@ -371,7 +385,7 @@ class KubeTarget:
         path = f"{kube.DATA_MOUNT}/{kube.experiment_dir(run, experiment)}/log"
         read = f"tail -n {int(tail)} {path}" if tail is not None else f"cat {path}"
         pending: list[bytes] = []
-        for chunk in self.cluster.exec_stream(self.data_pod(), ["sh", "-c", f"{read} 2>/dev/null || true"]):
+        for chunk in self.cluster.exec_stream(self.data_pod(run=run), ["sh", "-c", f"{read} 2>/dev/null || true"]):
             cut = chunk.rfind(b"\n")
             if cut < 0:
                 pending.append(chunk)
@@ -417,6 +431,41 @@ class KubeTarget:
         # "stopped" to observe (see _summary).
         self.summaries(run=run)
 
+    # -- delete --------------------------------------------------------------------------------
+
+    def delete(self, run: str, experiments: list[str] | None = None) -> bool:
+        """Remove a run's (or some experiments') Jobs, pods, folders on the data volume and record ConfigMaps.
+
+        True when the whole run went (no experiment left in its record).  The volume is
+        cleared first: the data pod's image is read from the run's record.
+        """
+        cms = self._run_configmaps(run)
+        record = kube.read_run_record(cms)
+        names = [str(e["name"]) for e in record[0]["experiments"]] if record else []
+        whole = experiments is None or not set(names) - set(experiments)
+        gone = set(names) if experiments is None else set(experiments)
+        if record is not None:  # a run that never reached the cluster left nothing on the volume
+            folders = [f"runs/{run}"] if whole else [kube.experiment_dir(run, e) for e in sorted(gone)]
+            self.cluster.exec(self.data_pod(run=run), ["rm", "-rf", *(f"{kube.DATA_MOUNT}/{f}" for f in folders)], timeout=300)
+        sel = f"{kube.RUN_LABEL}={run}"
+        jobs = [j["metadata"]["name"] for j in self.cluster.list_objects("Job", sel)
+                if whole or j["metadata"].get("labels", {}).get(kube.EXP_LABEL) in gone]  # fmt: skip
+        self.cluster.delete_many("Job", jobs)
+        pods = [p["metadata"]["name"] for p in self.cluster.list_objects("Pod", sel)
+                if whole or p["metadata"].get("labels", {}).get(kube.EXP_LABEL) in gone]  # fmt: skip
+        self.cluster.delete_many("Pod", pods)
+        if whole:
+            # part 0 last: whoever sees a run sees all of it (see record_run)
+            cms.sort(key=lambda cm: "run.json" in (cm.get("data") or {}))
+            for cm in cms:
+                self.cluster.delete("ConfigMap", cm["metadata"]["name"])
+            return True
+        for cm in cms:
+            patch = kube.without_experiments(cm, gone)
+            if patch:
+                self.cluster.patch_configmap(cm["metadata"]["name"], patch)
+        return False
+
     def _kept_links(self, run: str, doc: dict[str, Any], stopping: set[str]) -> set[str]:
         max_parallel = (doc.get("options") or {}).get("max_parallel")
         if not max_parallel:
@@ -428,31 +477,57 @@ class KubeTarget:
 
     # -- the data volume ---------------------------------------------------------------------
 
-    def data_pod(self, *, wait: float = 120) -> str:
-        """A running pod that mounts the data volume (made if needed; it ends by itself after 15 minutes)."""
-        name = str(kube.make_data_pod(image=self.helper_image)["metadata"]["name"])
+    def helper_image_for(self, run: str | None = None) -> str:
+        """The data pod's image: one the cluster can already pull, never one from outside the user's registry.
+
+        ``RUNNER_HELPER_IMAGE`` if set; else the run's own image (it has sh and tar: any
+        runner image is Debian-based); else the newest run image in the namespace
+        (datastore commands); else a UsageError saying what to set.
+        """
+        if self.helper_image:
+            return self.helper_image
+        if run is not None:
+            record = kube.read_run_record(self._run_configmaps(run))
+            if record is not None and record[0].get("image"):
+                return str(record[0]["image"])
+        image = kube.newest_run_image(self.cluster.list_objects("ConfigMap", f"{kube.KIND_LABEL}=run"))
+        if image is None:
+            raise UsageError(f"no image to read the data volume with: namespace {self.cluster.ns} has no runs yet",
+                             hint=HELPER_HINT)  # fmt: skip
+        return image
+
+    def data_pod(self, *, wait: float = 120, run: str | None = None, image: str | None = None) -> str:
+        """A running pod that mounts the data volume (made if needed; it ends by itself after 15 minutes).
+
+        A running one is used whatever runner image it has (each has sh and tar), unless
+        ``RUNNER_HELPER_IMAGE`` asks for another; a new one gets ``image``, or
+        :meth:`helper_image_for` ``run``.
+        """
+        name = str(kube.make_data_pod(image="-")["metadata"]["name"])
         pod = self.cluster.get("Pod", name)
         if pod is not None:
             phase = (pod.get("status") or {}).get("phase")
             started = (pod.get("status") or {}).get("startTime")
             young = started and time.time() - _epoch(started) < 600
-            if phase == "Running" and young and pod["spec"]["containers"][0]["image"] == self.helper_image:
+            same = self.helper_image is None or pod["spec"]["containers"][0]["image"] == self.helper_image
+            if phase == "Running" and young and same:
                 return name
             self.cluster.delete("Pod", name, grace=0)
             for _ in range(100):
                 if self.cluster.get("Pod", name) is None:
                     break
                 time.sleep(0.2)
+        chosen = self.helper_image or image or self.helper_image_for(run)
         if self.cluster.get("PersistentVolumeClaim", kube.DATA_PVC) is None:
             self.cluster.create(kube.make_data_pvc(storage_class=os.environ.get("RUNNER_STORAGE_CLASS")))
-        self.cluster.create(kube.make_data_pod(image=self.helper_image))
+        self.cluster.create(kube.make_data_pod(image=chosen))
         self.cluster.wait_pod(name, timeout=wait)
         return name
 
-    def download(self, folder: str, dest: Path) -> list[str]:
+    def download(self, folder: str, dest: Path, *, run: str | None = None) -> list[str]:
         """Everything under ``folder`` (relative to the volume) into ``dest``; the files' relative paths."""
         path = f"{kube.DATA_MOUNT}/{folder}"
-        data = self.cluster.exec(self.data_pod(), ["sh", "-c", f"if [ -d {path} ]; then tar c -C {path} .; fi"])
+        data = self.cluster.exec(self.data_pod(run=run), ["sh", "-c", f"if [ -d {path} ]; then tar c -C {path} .; fi"])
         if not data:
             return []
         with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
@@ -460,7 +535,7 @@ class KubeTarget:
         return sorted(saved)
 
     def artifacts(self, run: str, experiment: str, dest: Path) -> list[str]:
-        return self.download(f"{kube.experiment_dir(run, experiment)}/artifacts", dest)
+        return self.download(f"{kube.experiment_dir(run, experiment)}/artifacts", dest, run=run)
 
     # -- datastores ----------------------------------------------------------------------------
 

@@ -37,6 +37,27 @@ def random_run_name() -> str:
     return f"{adjective}-{animal}-{n % 900 + 100}"
 
 
+#: a run name given with ``--name``: a DNS-1123 label, short enough that ``<run>-exp<N>`` and the
+#: run's ConfigMap names stay valid label values (63 characters) for sweeps of up to 10**8 experiments
+RUN_NAME_MAX = 40
+_GIVEN_NAME = re.compile(r"^[a-z]([a-z0-9-]*[a-z0-9])?$")
+
+
+def check_run_name(name: str) -> str | None:
+    """What is wrong with ``name`` as a ``--name`` (None: nothing).  Pure: the CLI turns it into a usage error."""
+    shown = name if len(name) <= 60 else name[:57] + "..."
+    if not name:
+        return "--name is empty"
+    if len(name) > RUN_NAME_MAX:
+        return f"--name {shown!r} is {len(name)} characters long: at most {RUN_NAME_MAX}"
+    if not _GIVEN_NAME.match(name):
+        return (f"--name {shown!r} is not a valid name: lower-case letters, digits and '-', "
+                "starting with a letter and ending with a letter or digit")  # fmt: skip
+    if _EXP_NAME.match(name):
+        return f"--name {shown!r} ends like an experiment name (-expN): choose another"
+    return None
+
+
 def experiment_name(run: str, index: int) -> str:
     return f"{run}-exp{index}"
 

@@ -301,6 +301,26 @@ class Store:
         if cur.rowcount == 1:
             self._keep_experiment(name)
 
+    def forget(self, run: str, experiments: Sequence[str] | None = None) -> bool:
+        """Remove a run (``experiments`` None) or some of its experiments from history; True if the run is gone.
+
+        A run left with no experiment goes too.  Its records (the JSON beside its files)
+        follow: the caller removes the run's folder when the run is gone.
+        """
+        with self._tx() as db:
+            if experiments is None:
+                db.execute("DELETE FROM experiments WHERE run = ?", (run,))
+            else:
+                db.executemany("DELETE FROM experiments WHERE name = ? AND run = ?", [(e, run) for e in experiments])
+            left = db.execute("SELECT COUNT(*) FROM experiments WHERE run = ?", (run,)).fetchone()[0]
+            if not left:
+                db.execute("DELETE FROM runs WHERE name = ?", (run,))
+        if left and self.records is not None:
+            for e in experiments or ():
+                (self.records / run / f"{e}.json").unlink(missing_ok=True)
+            self._keep_run(run)
+        return not left
+
     def claim(self, name: str, *, pid: int, previous: int | None) -> bool:
         """Become the experiment's owner if its owner is still ``previous`` (compare-and-set)."""
         with self._tx() as db:

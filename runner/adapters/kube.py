@@ -205,6 +205,19 @@ class KubeCluster:
         except NotFoundError:
             pass
 
+    def set_ttl(self, names: list[str], seconds: int) -> None:
+        """Give Jobs ``names`` a ttlSecondsAfterFinished (the cluster deletes them, and their pods, that long after they end)."""
+
+        def one(name: str) -> None:
+            try:
+                self._call(f"update Job {name}", self._rest, "PATCH", self._path("Job", name),
+                           body={"spec": {"ttlSecondsAfterFinished": seconds}},
+                           content_type="application/merge-patch+json")  # fmt: skip
+            except NotFoundError:
+                pass
+
+        self._many(one, names, WORKERS)
+
     def list_objects(self, kind: str, selector: str, *, fields: str | None = None) -> list[dict[str, Any]]:
         if kind not in ("ConfigMap", "Pod", "Job", "Event"):
             raise KeyError(kind)

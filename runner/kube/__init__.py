@@ -342,6 +342,48 @@ def read_run_record(configmaps: list[dict[str, Any]]) -> tuple[dict[str, Any], d
     return doc, data, where
 
 
+#: a finished Job is kept this long once its end is recorded in the run's ConfigMap (status, logs and
+#: artifacts no longer need it: the record and the volume have them); then the cluster deletes it and its pods
+FINISHED_JOB_TTL = 3600
+
+
+def without_experiments(cm: dict[str, Any], gone: set[str]) -> dict[str, str | None]:
+    """The data patch that takes experiments ``gone`` out of one ConfigMap of a run's record (``runner delete``)."""
+    data = cm.get("data") or {}
+    patch: dict[str, str | None] = {}
+    for key in ("part.json", "run.json"):
+        if key not in data:
+            continue
+        doc = json.loads(data[key])
+        if key == "part.json":
+            patch[key] = json.dumps([e for e in doc if e.get("name") not in gone], sort_keys=True)
+        elif isinstance(doc.get("experiments"), list):  # one ConfigMap, recorded before parts existed
+            patch[key] = json.dumps({**doc, "experiments": [e for e in doc["experiments"] if e.get("name") not in gone]},
+                                    sort_keys=True)  # fmt: skip
+    for e in sorted(gone):
+        for key in (f"{e}.json", f"{e}.stop"):
+            if key in data:
+                patch[key] = None
+    return patch
+
+
+def newest_run_image(configmaps: list[dict[str, Any]]) -> str | None:
+    """The image of the newest run that has one, from run ConfigMaps (part 0s): what the data pod can run.
+
+    Only runs that reached the cluster count (``launched``): their image is in a registry the cluster pulls from.
+    """
+    best: tuple[float, str] | None = None
+    for cm in configmaps:
+        try:
+            doc = json.loads((cm.get("data") or {}).get("run.json") or "{}")
+        except ValueError:
+            continue
+        if isinstance(doc, dict) and doc.get("image") and doc.get("launched"):
+            key = (float(doc.get("created_at") or 0), str(doc["image"]))
+            best = key if best is None or key > best else best
+    return best[1] if best else None
+
+
 def make_launcher_configmap(source: str | None = None) -> dict[str, Any]:
     cm = template("launcher-configmap.yaml")
     cm["data"] = {"launcher.py": source if source is not None else LAUNCHER.read_text()}

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from e2e_cluster import HELPER_IMAGE, REGISTRY, delete_namespace, make_namespace
+from e2e_cluster import REGISTRY, delete_namespace, make_namespace
 from support import Runner, write_project
 
 @dataclass
@@ -23,11 +23,10 @@ class Namespace:
 
 
 class KubeRunner(Runner):
-    """The CLI as a user of one namespace: their kubeconfig, the test registry and helper image."""
+    """The CLI as a user of one namespace: their kubeconfig and the test registry (nothing a new user would not set)."""
 
     def __init__(self, home: Path, ns: Namespace) -> None:
-        super().__init__(home, {"KUBECONFIG": str(ns.kubeconfig), "RUNNER_REGISTRY": REGISTRY,
-                                "RUNNER_HELPER_IMAGE": HELPER_IMAGE})  # fmt: skip
+        super().__init__(home, {"KUBECONFIG": str(ns.kubeconfig), "RUNNER_REGISTRY": REGISTRY})
         self.ns = ns
 
     def experiment(self, name: str) -> dict[str, Any]:

@@ -12,7 +12,6 @@ from pathlib import Path
 ADMIN_KUBECONFIG = os.environ.get("RUNNER_E2E_ADMIN_KUBECONFIG", "/var/lib/runner-cluster/kubeconfig")
 KUBECTL = os.environ.get("RUNNER_E2E_KUBECTL", "/var/lib/runner-cluster/bin/kubectl")
 REGISTRY = os.environ.get("RUNNER_E2E_REGISTRY", "127.0.0.1:5000")
-HELPER_IMAGE = os.environ.get("RUNNER_E2E_HELPER_IMAGE", f"{REGISTRY}/runner-cluster/busybox:1.35")
 RBAC = Path(__file__).resolve().parents[2] / "manifests" / "rbac.yaml"
 
 

@@ -173,6 +173,10 @@ def test_datastore_is_stored_once_mounted_read_only_and_read(kr: KubeRunner, pro
     data = tmp_path / "data"
     (data / "sub").mkdir(parents=True)
     (data / "sub" / "numbers.txt").write_text("1 2 3\n")
+    # the data pod runs an image the cluster already pulls, a run's: in a namespace with no run yet,
+    # datastore commands ask for RUNNER_HELPER_IMAGE (test_kube11_e2e.py), so run something first
+    hello = project({"hello.py": "print('hi')\n"})
+    assert kr("run", str(hello / "hello.py")).code == 0
     made = kr("datastore", "create", "--source", str(data), "--name", "numbers")
     assert made.code == 0 and "version 1" in made.out and "uploaded" in made.out, made.err
     again = kr("datastore", "create", "--source", str(data), "--name", "numbers")
@@ -357,7 +361,7 @@ def test_api_arguments_longer_than_exec_allows(kr: KubeRunner, project: Any, mon
 
     import runner
 
-    for key in ("RUNNER_HOME", "KUBECONFIG", "RUNNER_REGISTRY", "RUNNER_HELPER_IMAGE", "RUNNER_BASE_IMAGE"):
+    for key in ("RUNNER_HOME", "KUBECONFIG", "RUNNER_REGISTRY", "RUNNER_BASE_IMAGE"):
         monkeypatch.setenv(key, kr.env[key])
     root = project({"lens.py": "import hashlib, json, sys\n"
                                "print('LENS ' + json.dumps([[len(a), hashlib.sha256(a.encode()).hexdigest()] for a in sys.argv]))\n"})

@@ -73,7 +73,7 @@ def test_arguments_of_two_megabytes_reach_the_script_and_its_end_is_recorded(kr:
                                                                              monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
     import runner
 
-    for key in ("RUNNER_HOME", "KUBECONFIG", "RUNNER_REGISTRY", "RUNNER_HELPER_IMAGE", "RUNNER_BASE_IMAGE"):
+    for key in ("RUNNER_HOME", "KUBECONFIG", "RUNNER_REGISTRY", "RUNNER_BASE_IMAGE"):
         monkeypatch.setenv(key, kr.env[key])
     root = project({"lens.py": LENS})
     args = ["--big", "y" * 1_000_000 + "\u00e9", *("z" * 100_000 for _ in range(10)), "", "a b"]  # ~2.1 MB
