@@ -7,7 +7,7 @@ metrics with plotly.js, served from the ``plotly`` package (no request leaves th
 
 Bound to a loopback address, the server answers only requests whose Host is that address
 (no DNS rebinding); bound to any other, every request must carry the token it printed
-(``?token=`` once, then a cookie).  Requests that change something (stop) are POSTs with an
+(``?token=`` once, then a cookie).  Requests that change something (stop, delete) are POSTs with an
 ``X-Runner-UI`` header, which a page of another site cannot send.
 """
 
@@ -221,6 +221,15 @@ class UI:
         stopped = self.app.stop(name, kube=self.s.kube)
         return JSONResponse({"stopped": stopped})
 
+    def delete(self, request: Request) -> Response:
+        if request.headers.get("x-runner-ui") != "1":
+            return PlainTextResponse("403: delete only from runner's own page\n", 403)
+        try:
+            done = self.app.delete(request.path_params["name"], kube=self.s.kube)
+        except UsageError as e:  # still running: the page says why
+            return JSONResponse({"error": e.message, "hint": e.hint or ""}, 409)
+        return JSONResponse(done)
+
     # -- an experiment -----------------------------------------------------------------------
 
     def _experiment(self, name: str) -> tuple[RunRecord, ExperimentRecord]:
@@ -401,6 +410,7 @@ def make_app(settings: Settings) -> Starlette:
         Route("/runs/{run}/rows", ui.run_rows),
         Route("/runs/{run}/metrics", ui.run_metrics),
         Route("/stop/{name}", ui.stop, methods=["POST"]),
+        Route("/delete/{name}", ui.delete, methods=["POST"]),
         Route("/experiments/{exp}", ui.experiment_page),
         Route("/experiments/{exp}/log", ui.log_stream),
         Route("/experiments/{exp}/state", ui.experiment_state),

@@ -170,16 +170,25 @@ def test_live_output_within_a_second_and_stop_from_the_page(runner: Runner, proj
         assert runner("logs", exp).out.count("TICK") == before
 
 
-def test_delete_says_it_is_not_available(runner: Runner, project: Project, browser: webdriver.Chrome) -> None:
+def test_delete_from_the_page_removes_the_run(runner: Runner, project: Project, browser: webdriver.Chrome) -> None:
     proj = project({"hello.py": "print('hello')\n"})
     r = runner("run", "--local", "hello.py", cwd=proj)
     assert r.code == 0, r.err
     run = run_name(r.err)
+    assert (runner.home / "runs" / run).is_dir()
     with ui_server(runner.env) as url:
         browser.get(f"{url}/runs/{run}")
-        button = browser.find_element(By.CSS_SELECTOR, "button.delete")
-        assert not button.is_enabled()
-        assert "Delete is not available yet" in browser.find_element(By.CSS_SELECTOR, ".actions").text
+        browser.find_element(By.CSS_SELECTOR, "button.delete").click()
+        alert = browser.switch_to.alert
+        assert f"Delete {run}?" in alert.text
+        alert.dismiss()  # asked first: nothing happens without a yes
+        assert runner("status", run, "--json").code == 0
+        browser.find_element(By.CSS_SELECTOR, "button.delete").click()
+        browser.switch_to.alert.accept()
+        wait("the runs page", lambda: browser.current_url.rstrip("/") == url.rstrip("/"), timeout=30)
+        assert run not in [row.get("run") for row in table_rows(browser, "#runs")]
+        assert runner("status", run).code == 2  # history no longer knows it
+        assert not (runner.home / "runs" / run).exists()  # logs and artifacts went too
         browser.get(f"{url}/runs/no-such-run")
         assert "'no-such-run'" in browser.find_element(By.CSS_SELECTOR, ".error").text
         assert browser.title.startswith("Not found")

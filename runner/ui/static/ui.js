@@ -1,4 +1,4 @@
-// runner ui: table polling, stop with confirmation, live output (server-sent events), metric plots.
+// runner ui: table polling, stop and delete with confirmation, live output (server-sent events), metric plots.
 // Everything the script produced is put in the page as text (textContent), never as markup.
 "use strict";
 
@@ -41,6 +41,32 @@ function stopButtons() {
           : doc.stopped.length ? `stopped ${doc.stopped.join(", ")}` : `nothing of ${name} was running`;
       } catch (e) {
         out.textContent = `could not stop ${name}: ${e}`;
+      }
+    });
+  }
+}
+
+function deleteButtons() {
+  for (const b of document.querySelectorAll("button[data-delete]")) {
+    b.addEventListener("click", async () => {
+      const name = b.dataset.delete;
+      if (!window.confirm(`Delete ${name}? Its logs, artifacts and history go; this cannot be undone.`)) return;
+      const out = document.getElementById("action-result");
+      b.disabled = true;
+      out.textContent = `deleting ${name}…`;
+      try {
+        const r = await fetch(`/delete/${encodeURIComponent(name)}`, { method: "POST", headers: { "X-Runner-UI": "1" } });
+        const doc = await r.json().catch(() => null);
+        if (r.ok) {
+          out.textContent = `deleted ${name}`;
+          window.location.assign("/");
+        } else {
+          out.textContent = doc && doc.error ? `${doc.error}${doc.hint ? ` (${doc.hint})` : ""}` : `could not delete ${name} (${r.status})`;
+          b.disabled = false;
+        }
+      } catch (e) {
+        out.textContent = `could not delete ${name}: ${e}`;
+        b.disabled = false;
       }
     });
   }
@@ -154,6 +180,7 @@ async function drawMetrics() {
 document.addEventListener("DOMContentLoaded", () => {
   pollTables();
   stopButtons();
+  deleteButtons();
   followLog();
   followState();
   drawMetrics();
