@@ -357,7 +357,7 @@ class LocalTarget:
             message = "; ".join([*([message] if message else []), *problems])
         if self._end(name, state, end.exit_code, message):
             try:
-                self.engine.remove(cid)
+                self._retrying(lambda: self.engine.remove(cid))  # an engine that is restarting: once it is back
             except EngineError as e:
                 self.notes.append(f"the container of {name} was not removed ({e.message})")
         else:

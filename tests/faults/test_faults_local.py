@@ -27,7 +27,7 @@ pytestmark = pytest.mark.integration
 Project = Callable[[dict[str, str]], Path]
 
 
-@pytest.fixture(params=[False, True], ids=["live-restore-off", "live-restore-on"])
+@pytest.fixture
 def engine(request: pytest.FixtureRequest) -> Iterator[PrivateEngine]:
     e = PrivateEngine(live_restore=request.param)
     try:
@@ -38,16 +38,31 @@ def engine(request: pytest.FixtureRequest) -> Iterator[PrivateEngine]:
         e.close()
 
 
-def test_engine_restarted_mid_run(engine: PrivateEngine, runner: Runner, project: Project, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("engine", "detach"), [(False, False), (True, False), (False, True)], indirect=["engine"],
+                         ids=["live-restore-off", "live-restore-on", "live-restore-off-detached"])  # fmt: skip
+def test_engine_restarted_mid_run(engine: PrivateEngine, detach: bool, runner: Runner, project: Project,
+                                  tmp_path: Path) -> None:  # fmt: skip
     root = project({"tick.py": TICK})
     r = Runner(runner.home, {"DOCKER_HOST": engine.host})
-    f = Following(r, "run", "--local", str(root / "tick.py"), "12", "3")
-    f.wait_out("tick 3")
+    f = Following(r, "run", "--local", *(["--detach"] if detach else []), str(root / "tick.py"), "12", "3")
+    if detach:
+        assert f.finish() == 0, f.stderr
+        run = f.run
+        wait_for(lambda: "tick 3" in r("logs", run).out, timeout=120, what="tick 3")
+    else:
+        f.wait_out("tick 3")
     engine.stop()  # SIGTERM, as a service manager's restart does
     time.sleep(2)
     engine.start()  # the same data root: its containers are known again
-    code = f.finish()
-    run, err = f.run, f.stderr
+    if detach:  # the watcher follows it to the end; its notices are in the log
+        wait_for(lambda: r.json("status", run)["status"] != "running", timeout=120, what="the end")  # type: ignore[index]
+        log = r("logs", run).out
+        f.out, f.err = texts(log), [*f.err, *texts(log, "runner")]
+        code = r.json("status", run)["experiment_list"][0]["exit_code"]  # type: ignore[index]
+        f.err.append(r("status", run).out)  # what the user reads there
+    else:
+        code = f.finish()
+    run, err = f.run, "\n".join(f.err)
     no_traceback(err)
     dest = tmp_path / "dl"
     if engine.live_restore:  # the container lived through it: the script's own end, every line, once
