@@ -150,6 +150,8 @@ def test_full_disk_under_runner_home(project: Project, tmp_path: Path) -> None:
         (mnt / "filler").unlink()  # room again: nothing stays "running"
         check_consistent(runner, run, status="failed", exit_code=3, upto=2, complete=True, dest=tmp_path / "dl")
     finally:
+        (mnt / "filler").unlink(missing_ok=True)
+        runner("history")  # takes over and removes a container a failed case left behind
         subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
