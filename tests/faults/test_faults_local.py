@@ -142,7 +142,7 @@ def test_full_disk_under_runner_home(project: Project, tmp_path: Path) -> None:
         err = f.stderr
         no_traceback(err)
         assert code == 3, err  # the script's exit code, never 0
-        assert "stops here" in err or "disk" in err, err  # the user heard about the disk
+        assert "is full" in err or "stops here" in err, err  # the user heard about the disk
         assert ticks(f.out) == list(range(8)), f.out  # the terminal still got every line
         run = f.run
         s = runner("status", run)  # read-only commands work on the full disk
