@@ -182,7 +182,7 @@ class App:
             args=plan.args,
             target=target,
             options=options,
-            experiments=[(container_command(plan.script, e.args), e.params) for e in experiments],
+            experiments=[(container_command(plan.argv0, e.args), e.params) for e in experiments],
             state=ExpState.QUEUED if cached else ExpState.BUILDING,
             owner_pid=os.getpid(),
         )
@@ -254,15 +254,20 @@ class App:
 
         for exp in sub.experiments:
             self.store.finish_experiment(exp.name, state=ExpState.FAILED, exit_code=None, message=message)
+        from runner.kube import make_run_configmaps
+
         end = {"state": "failed", "exit_code": None, "message": message, "finished_at": time.time()}
         try:
-            target.record_run(self._run_doc(sub, sub.image, launched=False), {e.name: end for e in sub.experiments})
+            target.record_run(make_run_configmaps(self._run_doc(sub, sub.image, launched=False),
+                                                  {e.name: end for e in sub.experiments}))  # fmt: skip
         except RunnerError:
             pass  # the cluster is what failed: the local history has it
 
-    def job_specs(self, sub: Submission, image: str, opts: RunOptions, target: KubeTarget | None) -> list[JobSpec]:
+    def job_specs(self, sub: Submission, image: str, opts: RunOptions, target: KubeTarget | None, *,
+                  records: dict[str, str] | None = None) -> list[JobSpec]:  # fmt: skip
+        """``records``: experiment -> the run ConfigMap (part) that keeps its end (:func:`runner.kube.part_of`)."""
         from runner.kube import JobSpec, release_chain
-        from runner.render import ARGV_BOOTSTRAP, ARGV_FILE, PROJECT_DIR, argv_through_file, exec_too_long
+        from runner.render import ARGV_BOOTSTRAP, ARGV_FILE, argv_through_file, exec_too_long
 
         ko = opts.kube or KubeOptions()
         mounts = tuple(target.resolve_datastore(d) for d in ko.datastores) if target else ()
@@ -275,8 +280,8 @@ class App:
             if not exec_too_long(command):
                 return command, dict(opts.env)
             argv_through_file(command)  # refuses shell scripts, as on the local target
-            # longer than exec allows: the launcher takes the command from run.json in the run's
-            # ConfigMap and starts the script through the argv-file bootstrap
+            # longer than exec allows: the launcher takes the argv from argv.json in the experiment's
+            # folder on the data volume (see launch_kube) and starts the script through the bootstrap
             return (), {**opts.env, "RUNNER_ARGV_FILE": ARGV_FILE, "RUNNER_ARGV_BOOTSTRAP": ARGV_BOOTSTRAP}
 
         specs = []
@@ -284,17 +289,28 @@ class App:
             command, env = command_and_env(tuple(e.command))
             env = {**_runtime_env(sub, e), **env}
             del env[EXPERIMENT_VAR]  # make_job sets it (the launcher reads it too)
-            specs.append(JobSpec(run=sub.run.name, experiment=e.name, image=image, command=command, workdir=PROJECT_DIR,
+            specs.append(JobSpec(run=sub.run.name, experiment=e.name, image=image, command=command,
+                                 workdir=sub.plan.container_workdir,
                                  env=env, secrets=ko.secrets, cpus=r.cpus, memory=r.memory, gpus=r.gpus,
                                  timeout=ko.timeout, retries=ko.retries, datastores=mounts,
-                                 suspend=chain[e.name][0], release=chain[e.name][1]))  # fmt: skip
+                                 suspend=chain[e.name][0], release=chain[e.name][1],
+                                 record=(records or {}).get(e.name)))  # fmt: skip
         return specs
 
     def launch_kube(self, sub: Submission, target: KubeTarget, opts: RunOptions, image: str) -> None:
+        from runner import kube
+        from runner.render import argv_through_file, exec_too_long
+
         try:
             target.ensure_infra()
-            specs = self.job_specs(sub, image, opts, target)
-            target.record_run(self._run_doc(sub, image, launched=True))
+            configmaps = kube.make_run_configmaps(self._run_doc(sub, image, launched=True))
+            specs = self.job_specs(sub, image, opts, target, records=kube.part_of(configmaps))
+            # arguments too long for exec (and for any ConfigMap): on the volume, before the Jobs exist
+            argv = {f"{kube.experiment_dir(sub.run.name, e.name)}/argv.json": argv_through_file(e.command)[1]
+                    for e in sub.experiments if exec_too_long(e.command)}  # fmt: skip
+            if argv:
+                target.put_files(argv)
+            target.record_run(configmaps)
             target.launch(specs)
         except RunnerError as e:
             self._fail_kube(sub, target, e.message)
@@ -313,8 +329,9 @@ class App:
         from runner.names import experiment_name
 
         ko = opts.kube or KubeOptions()
-        notes = []
+        notes: list[str] = []
         plan = self.plan(req)
+        notes.extend(plan.notices)
         base_id = self.engine.image_id(plan.base_image)
         if base_id is None:
             raise UsageError(f"base image {plan.base_image} is not present, so the image tag is not known yet")
@@ -342,7 +359,7 @@ class App:
                         options=_options_doc(opts))  # fmt: skip
         exps = tuple(
             ExperimentRecord(name=experiment_name(name, e.index), run=name, index=e.index,
-                             command=tuple(container_command(plan.script, e.args)), params=e.params,
+                             command=tuple(container_command(plan.argv0, e.args)), params=e.params,
                              state=ExpState.QUEUED, handle=None, exit_code=None, message=None,
                              created_at=run.created_at, started_at=None, finished_at=None, owner_pid=None,
                              stop_requested=False)  # fmt: skip
@@ -350,9 +367,11 @@ class App:
         )
         sub = Submission(run, plan, image, False, exps)
         target = self.kube(ko) if ko.datastores else None
-        specs = self.job_specs(sub, ref, opts, target)
-        objects = [kube.make_data_pvc(), kube.make_launcher_configmap(),
-                   kube.make_run_configmap(self._run_doc(sub, ref, launched=True)),
+        configmaps = kube.make_run_configmaps(self._run_doc(sub, ref, launched=True))
+        specs = self.job_specs(sub, ref, opts, target, records=kube.part_of(configmaps))
+        if any(s.env.get("RUNNER_ARGV_FILE") for s in specs):
+            notes.append("arguments too long for exec are written to argv.json on the data volume at submit time")
+        objects = [kube.make_data_pvc(), kube.make_launcher_configmap(), *configmaps,
                    *(kube.make_job(s) for s in specs)]  # fmt: skip
         return yaml.safe_dump_all(objects, sort_keys=False, allow_unicode=True), notes
 
@@ -393,7 +412,7 @@ class App:
 
     def container_specs(self, sub: Submission, opts: RunOptions) -> dict[str, ContainerSpec]:
         from runner.adapters.docker_engine import ContainerSpec
-        from runner.render import ARGV_FILE, PROJECT_DIR, argv_through_file, exec_too_long
+        from runner.render import ARGV_FILE, argv_through_file, exec_too_long
 
         specs = {}
         for exp in sub.experiments:
@@ -408,7 +427,7 @@ class App:
                 name=f"runner-{exp.name}",
                 labels={"app.kubernetes.io/managed-by": "runner", "runner/run": sub.run.name, "runner/experiment": exp.name},
                 env={**_runtime_env(sub, exp), **opts.env},
-                workdir=PROJECT_DIR,
+                workdir=sub.plan.container_workdir,
                 cpus=opts.resources.cpus,
                 memory_bytes=opts.resources.memory_bytes,
                 gpus=opts.resources.gpus,
@@ -604,8 +623,8 @@ class App:
             if exp.state.active and follow:
                 yield from (prefix + ln.format() for ln in target.follow(run.name, exp.name))
                 continue
-            lines = target.finished_log(run.name, exp.name)
-            yield from (prefix + ln for ln in (lines[-tail:] if tail else [] if tail == 0 else lines))
+            if tail != 0:
+                yield from (prefix + ln for ln in target.finished_log(run.name, exp.name, tail=tail))
 
     def _ended(self, experiment: str) -> Callable[[], bool]:
         return lambda: not self.store.get_experiment(experiment).state.active

@@ -181,6 +181,8 @@ def _start_and_follow(a: App, sub: Submission, *, target: str, opts: RunOptions,
 
     Exits with the script's exit code (with several experiments: the first non-zero one).
     """
+    for notice in sub.plan.notices:
+        _err(f"note: {notice}")
     for warning in (*sub.plan.lock.warnings, *sub.python_warnings):
         _err(f"warning: {warning}")
     sensitive = [f for f in sub.plan.files.excluded if f != ".git/"]  # .git/ is always left out: no news
@@ -211,7 +213,8 @@ def _start_and_follow(a: App, sub: Submission, *, target: str, opts: RunOptions,
     try:
         for name, output in follow():
             out = sys.stdout if output.stream == "stdout" else sys.stderr
-            out.write(f"{name} | {output.text}\n" if prefix else output.text + "\n")
+            text = output.text.replace("\n", f"\n{name} | ") if prefix else output.text  # may hold several lines
+            out.write(f"{name} | {text}\n" if prefix else text + "\n")
             out.flush()
     except KeyboardInterrupt:
         _err(f"\nstopped {sub.run.name} (artifacts so far are kept)")
@@ -319,6 +322,7 @@ def inspect(
     if as_json:
         _json({
             "root": plan.root, "script": plan.script, "args": plan.args, "command": plan.command,
+            "workdir": plan.container_workdir, "closure": plan.closure, "notices": plan.notices,
             "files": plan.files.files, "excluded": plan.files.excluded,
             "imports": lock.imports, "requirements": lock.requirements, "lock": lock.text(),
             "lock_origin": lock.origin, "warnings": lock.warnings, "notes": lock.notes,
@@ -331,6 +335,9 @@ def inspect(
     typer.echo(f"project root   {plan.root}")
     typer.echo(f"script         {plan.script}")
     typer.echo(f"command        {' '.join(_quote(c) for c in plan.command)}")
+    typer.echo(f"workdir        {plan.container_workdir}")
+    for notice in plan.notices:
+        typer.echo(f"note: {notice}")
     typer.echo(f"files ({len(plan.files.files)})")
     for f in plan.files.files:
         typer.echo(f"  {f}")
@@ -584,6 +591,36 @@ def repair() -> None:
     rebuilt = r.from_records + r.from_database + r.from_folders
     typer.echo(f"history has {r.kept + rebuilt} run(s): {r.kept} already there, {r.from_records} from their records, "
                f"{r.from_database} read back from the damaged database, {r.from_folders} from their folders only")  # fmt: skip
+
+
+@app.command()
+def ui(
+    host: Annotated[str, typer.Option("--host", help="Address to listen on; any but 127.0.0.1/localhost needs the printed token.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port to listen on (0: any free one).")] = 8765,
+    open_browser: Annotated[bool, typer.Option("--open/--no-open", help="Open the page in a web browser.")] = False,
+    context: ContextOpt = None,
+    namespace: NamespaceOpt = None,
+) -> None:
+    """A web view of the same history: runs, experiments, live output, artifacts, metric plots (the ui extra)."""
+    try:
+        from runner.ui import server
+    except ModuleNotFoundError as e:  # only runner ui needs the web packages
+        raise UsageError(f"runner ui needs the ui extra ({e.name} is not installed)",
+                         hint="pip install 'runner[ui]'") from e  # fmt: skip
+    from runner.home import Home
+
+    srv = server.bind(home=Home.from_env(), host=host, port=port, kube=_kube_opts(context, namespace))
+    _err(f"runner ui  {srv.url}  (Ctrl-C to stop)")
+    if srv.settings.token:
+        _err("note: not a loopback address: every request needs the token in that URL")
+    if open_browser:
+        import webbrowser
+
+        webbrowser.open(srv.url)
+    try:
+        srv.serve()
+    except KeyboardInterrupt:
+        pass
 
 
 # -- datastores (Kubernetes) -------------------------------------------------------------

@@ -43,6 +43,10 @@ class EngineError(RunnerError):
     """The container engine is unreachable or refused an operation."""
 
 
+class StreamCutError(EngineError):
+    """A container's output stream ended while the container still runs (only the connection broke)."""
+
+
 class ImageMissingError(EngineError):
     """The base image is neither present nor pullable."""
 

@@ -39,6 +39,9 @@ T = TypeVar("T")
 API_WAIT = 300.0
 #: the stream of runner's own notices among an experiment's output lines
 NOTICE = "runner"
+#: the kubelet rotates a container's log past 10 MiB (containerLogMaxSize): a follower of a faster
+#: writer can miss lines; past this many bytes followed, the count is checked against the volume's log
+ROTATION_SIZE = 8 << 20
 DEFAULT_HELPER_IMAGE = "busybox:1.36"
 
 
@@ -118,16 +121,29 @@ class KubeTarget:
 
     # -- records -----------------------------------------------------------------------------
 
-    def record_run(self, doc: dict[str, Any], ends: dict[str, dict[str, Any]] | None = None) -> None:
-        cm = kube.make_run_configmap(doc)
-        for exp, end in (ends or {}).items():
-            cm["data"][f"{exp}.json"] = json.dumps({**end, "final": True}, sort_keys=True)
-        self.cluster.create(cm)
+    def record_run(self, configmaps: list[dict[str, Any]]) -> None:
+        """The run's record (:func:`runner.kube.make_run_configmaps`): the parts first, then part 0
+        (``run.json``), so whoever sees a run sees all of it."""
+        self.cluster.create_many(configmaps[1:])
+        self.cluster.create(configmaps[0])
+
+    def put_files(self, files: dict[str, str]) -> None:
+        """Write text files on the data volume (paths relative to it), through the data pod."""
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w:") as tar:
+            for path, text in sorted(files.items()):
+                data = text.encode("utf-8", "surrogateescape")
+                info = tarfile.TarInfo(path)
+                info.size, info.mode = len(data), 0o644
+                tar.addfile(info, io.BytesIO(data))
+        data = buf.getvalue()
+        self.cluster.exec(self.data_pod(), ["sh", "-c", f"head -c {len(data)} | tar x -C {kube.DATA_MOUNT}"], stdin=data)
+
+    def _run_configmaps(self, run: str) -> list[dict[str, Any]]:
+        return self.cluster.list_objects("ConfigMap", f"{kube.KIND_LABEL} in (run,{kube.PART_KIND}),{kube.RUN_LABEL}={run}")
 
     def record_end(self, run: str, experiment: str, end: dict[str, Any]) -> None:
-        self.cluster.patch_configmap(
-            kube.run_configmap_name(run), {f"{experiment}.json": json.dumps({**end, "final": True}, sort_keys=True)}
-        )
+        self._write_ends(run, {experiment: end}, kube.part_of(self._run_configmaps(run)))
 
     def launch(self, specs: list[kube.JobSpec]) -> None:
         """Create the run's Jobs, concurrently: the runnable ones first, then the suspended ones (``--max-parallel``).
@@ -155,12 +171,15 @@ class KubeTarget:
         """Runs as the cluster shows them (one run, or all in the namespace), newest first."""
         sel = "app.kubernetes.io/managed-by=runner"
         if run is not None:
-            cm = self.cluster.get("ConfigMap", kube.run_configmap_name(run))
-            cms = [cm] if cm is not None else []
+            cms = self._run_configmaps(run)
             sel += f",{kube.RUN_LABEL}={run}"
         else:
-            cms = self.cluster.list_objects("ConfigMap", f"{sel},{kube.KIND_LABEL}=run")
-        if not cms:
+            cms = self.cluster.list_objects("ConfigMap", f"{sel},{kube.KIND_LABEL} in (run,{kube.PART_KIND})")
+        by_run: dict[str, list[dict[str, Any]]] = {}
+        for cm in cms:
+            by_run.setdefault((cm["metadata"].get("labels") or {}).get(kube.RUN_LABEL, ""), []).append(cm)
+        records = [r for r in map(kube.read_run_record, by_run.values()) if r is not None]
+        if not records:
             return []
         jobs: dict[str, dict[str, Any]] = {}
         pods: dict[str, list[dict[str, Any]]] = {}
@@ -168,15 +187,42 @@ class KubeTarget:
             jobs[j["metadata"]["labels"].get(kube.EXP_LABEL, "")] = j
         for p in self.cluster.list_objects("Pod", sel):
             pods.setdefault(p["metadata"].get("labels", {}).get(kube.EXP_LABEL, ""), []).append(p)
-        out = [self._summary(cm, jobs, pods) for cm in cms]
+        pending = [p for ps in pods.values() for p in ps if (p.get("status") or {}).get("phase") == "Pending"]
+        if pending:  # their status may not say why they wait: the events do (one more request, only then)
+            try:
+                kube.attach_warnings(pending, self.cluster.list_objects("Event", "", fields="type=Warning,involvedObject.kind=Pod"))
+            except ClusterError:
+                pass
+        out = [self._summary(rec, jobs, pods) for rec in records]
         out.sort(key=lambda s: s.run.created_at, reverse=True)
         return out
 
-    def _write_ends(self, run: str, ends: dict[str, dict[str, Any]]) -> None:
-        """Several experiments' ends in one patch of the run ConfigMap."""
-        if ends:
-            self.cluster.patch_configmap(kube.run_configmap_name(run),
-                                         {f"{e}.json": json.dumps({**end, "final": True}, sort_keys=True) for e, end in ends.items()})  # fmt: skip
+    def _write_ends(self, run: str, ends: dict[str, dict[str, Any]], where: dict[str, str]) -> None:
+        """Several experiments' ends, one patch per ConfigMap (part) that holds them."""
+        by_cm: dict[str, dict[str, str | None]] = {}
+        for e, end in ends.items():
+            by_cm.setdefault(where.get(e) or kube.run_configmap_name(run), {})[f"{e}.json"] = kube.end_value({**end, "final": True})
+        for cm, data in by_cm.items():
+            self.cluster.patch_configmap(cm, data)
+
+    def volume_ends(self, run: str, experiments: list[str]) -> dict[str, dict[str, Any]]:
+        """Ends the launchers left in ``end.json`` on the volume (what they could not record in the ConfigMap)."""
+        if not experiments:
+            return {}
+        paths = " ".join(f"{kube.DATA_MOUNT}/{kube.experiment_dir(run, e)}/end.json" for e in experiments)
+        # one line per file found: its path, a tab, its JSON (written without newlines)
+        script = f"for f in {paths}; do if [ -f $f ]; then printf '%s\\t' $f; tr -d '\\n' < $f; echo; fi; done"
+        out = self.cluster.exec(self.data_pod(wait=30), ["sh", "-c", script], timeout=60).decode("utf-8", "replace")
+        found: dict[str, dict[str, Any]] = {}
+        for line in out.splitlines():
+            path, _, text = line.partition("\t")
+            try:
+                end = json.loads(text)
+            except ValueError:
+                continue
+            if isinstance(end, dict) and end.get("state"):
+                found[path.rsplit("/", 2)[-2]] = end
+        return found
 
     def _repair_chain(self, doc: dict[str, Any], jobs: dict[str, dict[str, Any]], ended: set[str]) -> None:
         """``--max-parallel``: resume suspended Jobs whose releaser has ended (its launcher never got to it)."""
@@ -190,9 +236,9 @@ class KubeTarget:
             except ClusterError:
                 pass
 
-    def _summary(self, cm: dict[str, Any], jobs: dict[str, dict[str, Any]], pods: dict[str, list[dict[str, Any]]]) -> RunSummary:
-        data = cm.get("data") or {}
-        doc = json.loads(data.get("run.json") or "{}")
+    def _summary(self, record: tuple[dict[str, Any], dict[str, str], dict[str, str]], jobs: dict[str, dict[str, Any]],
+                 pods: dict[str, list[dict[str, Any]]]) -> RunSummary:  # fmt: skip
+        doc, data, where = record
         run = RunRecord(
             name=doc["name"], project=doc.get("project", ""), root=doc.get("root", ""), script=doc.get("script", ""),
             args=tuple(doc.get("args") or ()), target=TARGET, image=doc.get("image"), cached=doc.get("cached"),
@@ -201,11 +247,27 @@ class KubeTarget:
         exps = []
         derived: dict[str, dict[str, Any]] = {}
         ended: set[str] = set()
+        recorded = {e["name"]: json.loads(data[f"{e['name']}.json"]) for e in doc.get("experiments") or []
+                    if f"{e['name']}.json" in data}  # fmt: skip
+        seen_of = {e["name"]: kube.observe(end=recorded.get(e["name"]), stop=bool(data.get(f"{e['name']}.stop")),
+                                           job=jobs.get(e["name"]), pods=pods.get(e["name"], []),
+                                           launched=bool(doc.get("launched")))
+                   for e in doc.get("experiments") or []}  # fmt: skip
+        # Ended with nothing recorded: the launcher may have failed to reach the API server and left
+        # its end on the volume (end.json).  Looked for once: what is found, or derived, is written down.
+        lost = [n for n, seen in seen_of.items()
+                if seen.final and seen.state != "stopped" and n not in recorded and doc.get("launched")]  # fmt: skip
+        if lost:
+            try:
+                for name, found in self.volume_ends(run.name, lost).items():
+                    recorded[name] = found
+                    seen_of[name] = kube.observe(end=found, stop=False, job=None, pods=[], launched=True)
+            except (ClusterError, NotFoundError):
+                pass  # the volume cannot be read now: the state derived from the Job stands
         for e in doc.get("experiments") or []:
             name = e["name"]
-            end = json.loads(data[f"{name}.json"]) if f"{name}.json" in data else None
-            seen = kube.observe(end=end, stop=bool(data.get(f"{name}.stop")), job=jobs.get(name), pods=pods.get(name, []),
-                                launched=bool(doc.get("launched")))  # fmt: skip
+            end = recorded.get(name)
+            seen = seen_of[name]
             exps.append(ExperimentRecord(
                 name=name, run=run.name, index=int(e.get("index", 0)), command=tuple(e.get("command") or ()),
                 params=e.get("params") or {}, state=ExpState(seen.state), handle=kube.job_name(name),
@@ -219,8 +281,8 @@ class KubeTarget:
                 # make the end outlive the Job and its pods (clean-up, TTL): first observer writes it down
                 derived[name] = {**(end or {}), "state": seen.state, "exit_code": seen.exit_code, "message": seen.message,
                                  "started_at": seen.started_at, "finished_at": seen.finished_at or time.time()}  # fmt: skip
-        try:  # one patch for all of them (a 1,000-experiment sweep must not cost 1,000 requests)
-            self._write_ends(run.name, derived)
+        try:  # one patch per part for all of them (a 1,000-experiment sweep must not cost 1,000 requests)
+            self._write_ends(run.name, derived, where)
         except ClusterError:
             pass
         self._repair_chain(doc, jobs, ended)
@@ -274,15 +336,17 @@ class KubeTarget:
         done: set[str] = set()
         seen_in: dict[str, int] = {}
         told = None
+        size = 0  # bytes read from pod logs: past the kubelet's rotation size, lines may have been lost
         while True:
             pods = yield from self._patient(lambda: self._pods(experiment))
             current = next((p for p in pods if p["metadata"]["name"] not in done and _pod_started(p)), None)
             if current is None:
                 exp = yield from self._patient(lambda: self.experiment(run, experiment))
                 if exp.state.active:
-                    if on_wait and exp.message and exp.message != told:
+                    # once per reason (the text before the colon): an event's message may change at each retry
+                    if on_wait and exp.message and exp.message.split(":", 1)[0] != told:
                         on_wait(exp.message)
-                        told = exp.message
+                        told = exp.message.split(":", 1)[0]
                     time.sleep(poll)
                     continue
                 # Ended: a pod may have run to its end between two looks (its status in the API
@@ -298,8 +362,14 @@ class KubeTarget:
                     seen_in[name] = len(lines)
                     yield from (parse_line(raw) or LogLine("stderr", now_iso(), raw) for raw in lines)
                 if not seen_in:  # never saw a pod run: the volume has whatever it wrote
-                    for raw in (yield from self._patient(lambda: self.finished_log(run, experiment))):
+                    for raw in (yield from self._patient(lambda: list(self.finished_log(run, experiment)))):
                         yield parse_line(raw) or LogLine("stderr", now_iso(), raw)
+                elif size > ROTATION_SIZE:
+                    missing = self._log_lines(run, experiment) - sum(seen_in.values())
+                    if missing > 0:
+                        yield LogLine("stderr", now_iso(), f"runner: {missing} line(s) of output were lost from the pod's "
+                                      f"log while following (the kubelet rotates it); `runner logs {experiment}` has "
+                                      "every line, from the data volume")  # fmt: skip
                 return
             name = current["metadata"]["name"]
             skip = seen_in.get(name, 0)
@@ -309,6 +379,7 @@ class KubeTarget:
                     n += 1
                     if n <= skip:
                         continue
+                    size += len(raw)
                     yield parse_line(raw) or LogLine("stderr", now_iso(), raw)
             except (ClusterError, NotFoundError):
                 pass  # the pod went away mid-stream (the volume has the rest), or the API server did (asked next)
@@ -317,11 +388,31 @@ class KubeTarget:
             if pod is None or (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
                 done.add(name)
 
-    def finished_log(self, run: str, experiment: str) -> list[str]:
-        """The whole log from the data volume (all attempts), as formatted lines."""
+    def _log_lines(self, run: str, experiment: str) -> int:
+        """Lines in the experiment's log on the volume (0 if it cannot be read now)."""
         path = f"{kube.DATA_MOUNT}/{kube.experiment_dir(run, experiment)}/log"
-        out = self.cluster.exec(self.data_pod(), ["sh", "-c", f"cat {path} 2>/dev/null || true"])
-        return out.decode("utf-8", "surrogateescape").splitlines()
+        try:
+            out = self.cluster.exec(self.data_pod(wait=30), ["sh", "-c", f"wc -l < {path} 2>/dev/null || echo 0"], timeout=60)
+            return int(out.strip() or 0)
+        except (ClusterError, NotFoundError, ValueError):
+            return 0
+
+    def finished_log(self, run: str, experiment: str, *, tail: int | None = None) -> Iterator[str]:
+        """The log from the data volume (all attempts; the last ``tail`` lines), as formatted lines,
+        streamed as they are read: a log of a gigabyte starts printing at once."""
+        path = f"{kube.DATA_MOUNT}/{kube.experiment_dir(run, experiment)}/log"
+        read = f"tail -n {int(tail)} {path}" if tail is not None else f"cat {path}"
+        pending: list[bytes] = []
+        for chunk in self.cluster.exec_stream(self.data_pod(), ["sh", "-c", f"{read} 2>/dev/null || true"]):
+            cut = chunk.rfind(b"\n")
+            if cut < 0:
+                pending.append(chunk)
+                continue
+            pending.append(chunk[:cut])
+            yield from b"".join(pending).decode("utf-8", "surrogateescape").split("\n")
+            pending = [chunk[cut + 1 :]] if cut + 1 < len(chunk) else []
+        if pending:
+            yield b"".join(pending).decode("utf-8", "surrogateescape")
 
     # -- stop --------------------------------------------------------------------------------
 
@@ -334,12 +425,17 @@ class KubeTarget:
         recorded "stopped", and hand their turn on when it comes.  A running experiment's
         launcher releases its successor when its pod ends.
         """
-        cm = kube.run_configmap_name(run)
-        self.cluster.patch_configmap(cm, {f"{e}.stop": "1" for e in experiments})
-        kept = self._kept_links(run, set(experiments))
+        record = kube.read_run_record(self._run_configmaps(run))
+        doc, _, where = record if record is not None else ({}, {}, {})
+        marks: dict[str, dict[str, str | None]] = {}
+        for e in experiments:
+            marks.setdefault(where.get(e) or kube.run_configmap_name(run), {})[f"{e}.stop"] = "1"
+        for cm, data in marks.items():
+            self.cluster.patch_configmap(cm, data)
+        kept = self._kept_links(run, doc, set(experiments))
         if kept:
             self._write_ends(run, {e: {"state": "stopped", "exit_code": None, "message": "stopped while queued",
-                                       "finished_at": time.time()} for e in kept})  # fmt: skip
+                                       "finished_at": time.time()} for e in kept}, where)  # fmt: skip
         self.cluster.delete_many("Job", [kube.job_name(e) for e in experiments if e not in kept])
         deadline = time.monotonic() + wait
         pending = set(experiments) - kept
@@ -353,9 +449,7 @@ class KubeTarget:
         # "stopped" to observe (see _summary).
         self.summaries(run=run)
 
-    def _kept_links(self, run: str, stopping: set[str]) -> set[str]:
-        cm = self.cluster.get("ConfigMap", kube.run_configmap_name(run))
-        doc = json.loads(((cm or {}).get("data") or {}).get("run.json") or "{}")
+    def _kept_links(self, run: str, doc: dict[str, Any], stopping: set[str]) -> set[str]:
         max_parallel = (doc.get("options") or {}).get("max_parallel")
         if not max_parallel:
             return set()
@@ -366,7 +460,7 @@ class KubeTarget:
 
     # -- the data volume ---------------------------------------------------------------------
 
-    def data_pod(self) -> str:
+    def data_pod(self, *, wait: float = 120) -> str:
         """A running pod that mounts the data volume (made if needed; it ends by itself after 15 minutes)."""
         name = str(kube.make_data_pod(image=self.helper_image)["metadata"]["name"])
         pod = self.cluster.get("Pod", name)
@@ -384,7 +478,7 @@ class KubeTarget:
         if self.cluster.get("PersistentVolumeClaim", kube.DATA_PVC) is None:
             self.cluster.create(kube.make_data_pvc(storage_class=os.environ.get("RUNNER_STORAGE_CLASS")))
         self.cluster.create(kube.make_data_pod(image=self.helper_image))
-        self.cluster.wait_pod(name)
+        self.cluster.wait_pod(name, timeout=wait)
         return name
 
     def download(self, folder: str, dest: Path) -> list[str]:

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from runner.artifacts import copy_from_layer, extract_changed
-from runner.errors import EngineError, NotFoundError, RunnerError, StoreError
+from runner.errors import EngineError, NotFoundError, RunnerError, StoreError, StreamCutError
 from runner.home import Home
 from runner.logs import LogLine, LogWriter, now_iso
 from runner.render import PROJECT_DIR
@@ -132,7 +132,7 @@ class LocalTarget:
             self.store.finish_experiment(exp.name, state=ExpState.STOPPED, exit_code=None, message="stopped before start")
             return False
         try:
-            cid = self.engine.create_and_start(spec)
+            cid = self.engine.create_and_start(spec, attach=True)  # its owner follows it next (drive)
         except RunnerError as e:
             self.store.finish_experiment(exp.name, state=ExpState.FAILED, exit_code=None, message=str(e))
             raise
@@ -254,6 +254,8 @@ class LocalTarget:
                 except NotFoundError:
                     log.write(LogLine("stderr", now_iso(), "runner: the container disappeared before it ended"))
                     break
+                except StreamCutError:
+                    continue  # the engine's log has the rest: follow on from the newest line seen
                 except EngineError as e:
                     outage = outage or e.message
                     waiting = LogLine(NOTICE, now_iso(), f"runner: lost the Docker engine ({e.message}); waiting up to "

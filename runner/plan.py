@@ -7,17 +7,18 @@ dependency stage's cache); it builds nothing and writes nothing but caches.
 
 from __future__ import annotations
 
+import os
 import platform
 from dataclasses import dataclass
 from pathlib import Path
 
-from runner.deps import lock_project
+from runner.deps import lock_project, project_closure
 from runner.deps.model import Lock
 from runner.errors import UsageError
 from runner.image import ContextEntry, DigestCache, FileDigest, TagInputs, digest_entries, image_tag, normal_mode
 from runner.names import image_repository
-from runner.project import ProjectFiles, find_root, list_files
-from runner.render import DockerfileSpec, container_command, render_dockerfile
+from runner.project import ProjectFiles, RootChoice, base_root, choose_root, list_files
+from runner.render import PROJECT_DIR, DockerfileSpec, container_command, render_dockerfile
 
 SCRIPT_TYPES = (".py", ".sh")
 #: runner's in-container runtime: one stdlib-only file, the ``runner`` module of an image whose project imports runner
@@ -32,6 +33,8 @@ class PlanRequest:
     base_image: str | None = None
     python: str | None = None
     requirements: Path | None = None
+    #: the launch folder (default: the current directory): the working directory inside mirrors it
+    cwd: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -40,13 +43,25 @@ class Plan:
     project: str
     script: str  # relative to root, POSIX
     args: tuple[str, ...]
-    command: tuple[str, ...]
+    command: tuple[str, ...]  # runs in ``workdir``: its script is sys.argv[0] as the local launch gives it
     files: ProjectFiles
     lock: Lock
     base_image: str
     dockerfile: str
     entries: tuple[ContextEntry, ...]  # hashed build-context entries
     digests: tuple[FileDigest, ...]
+    #: the launch folder relative to root (POSIX, "" = the root)
+    workdir: str = ""
+    #: sys.argv[0]: the script as ``python SCRIPT`` from the launch folder names it
+    argv0: str = ""
+    #: the script's import closure, relative to root (what was scanned)
+    closure: tuple[str, ...] = ()
+    #: one-line notices (what widened the root...)
+    notices: tuple[str, ...] = ()
+
+    @property
+    def container_workdir(self) -> str:
+        return f"{PROJECT_DIR}/{self.workdir}" if self.workdir else PROJECT_DIR
 
     def image_ref(self, base_image_id: str) -> str:
         tag = image_tag(
@@ -73,14 +88,23 @@ def default_base_image(python_version: str) -> str:
 
 def make_plan(req: PlanRequest, *, cache_dir: Path | None) -> Plan:
     script = check_script(req.script)
-    root = find_root(script)
+    cwd = (req.cwd or Path.cwd()).resolve()
+    choice, closure, search = _root(script, cwd, cache_dir)
+    root = choice.root
     rel = script.relative_to(root).as_posix()
     files = list_files(root)
     names = set(files.files)
-    if rel not in names:  # an ignored script still runs: it is the one file that must be there
-        names.add(rel)
+    # an ignored script still runs: it is the one file that must be there; so do the modules it imports
+    names.update([rel, *closure])
     lock = lock_project(
-        root, sorted(names), rel, python=req.python, requirements=req.requirements, cache_dir=cache_dir
+        root,
+        sorted(names),
+        rel,
+        python=req.python,
+        requirements=req.requirements,
+        cache_dir=cache_dir,
+        scan=closure if script.suffix == ".py" else None,
+        search=search if script.suffix == ".py" else None,
     )
     base = req.base_image or default_base_image(lock.python_version)
     dockerfile = render_dockerfile(
@@ -108,11 +132,49 @@ def make_plan(req: PlanRequest, *, cache_dir: Path | None) -> Plan:
         project=root.name,
         script=rel,
         args=req.args,
-        command=tuple(container_command(rel, req.args)),
+        command=tuple(container_command(choice.argv0, req.args)),
         files=files,
         lock=lock,
         base_image=base,
         dockerfile=dockerfile,
         entries=tuple(entries),
         digests=digests,
+        workdir=choice.workdir,
+        argv0=choice.argv0,
+        closure=tuple(closure),
+        notices=choice.notices,
     )
+
+
+def _root(script: Path, cwd: Path, cache_dir: Path | None) -> tuple[RootChoice, list[str], list[str]]:
+    """Where the build context is rooted, the script's import closure and its sys.path folders
+    (both relative to that root)."""
+    if script.suffix != ".py":
+        choice = choose_root(script, cwd=cwd)
+        return choice, [], []
+    base = base_root(script, cwd=cwd)
+    closure = project_closure(script, cwd=cwd, roots=[base], cache_dir=cache_dir)
+    needs: list[tuple[Path, str]] = []
+    inside = f"{base}{os.sep}"
+    for folder, by, line in closure.path_dirs:
+        # a sys.path folder the script imports nothing from (outside the root) is no reason to widen it
+        if any(f.startswith(f"{folder}{os.sep}") and not f.startswith(inside) for f in closure.files):
+            needs.append((Path(folder), f"added to sys.path at {_at(by, line, script.parent)}"))
+    for reached, by, line in closure.reached:
+        needs.append((Path(reached), f"named at {_at(by, line, script.parent)}"))
+    needs += [(Path(f), "imported") for f in closure.files[1:] if not f.startswith(inside)]
+    choice = choose_root(script, cwd=cwd, needs=needs)
+    root = choice.root
+    prefix = len(f"{root}{os.sep}") if root != Path(root.anchor) else len(root.anchor)
+    files = [f[prefix:] for f in closure.files]  # all under root: it was widened to hold them
+    search: list[str] = []
+    for entry in closure.search[1:]:
+        path = Path(entry)
+        if path.is_relative_to(root):
+            rel = path.relative_to(root).as_posix()
+            search.append("" if rel == "." else rel)
+    return choice, files, search
+
+
+def _at(file: str, line: int, folder: Path) -> str:
+    return f"{os.path.relpath(file, folder)}:{line}"

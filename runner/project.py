@@ -1,5 +1,10 @@
 """The project: its root and the files that make up the build context.
 
+The root (``choose_root``): the git work tree holding the script, else the launch
+folder, widened to the nearest folder that holds everything the script reaches (its
+import closure, folders it adds to ``sys.path``, relative paths it names); the
+working directory inside mirrors the launch folder.
+
 Shared by the dependency stage (which files to scan) and the image build (which
 files to copy).  On the hot path of every ``runner run``: the walk only reads
 directories (``os.scandir``, whose entry types come free from ``readdir`` on
@@ -34,10 +39,11 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["ProjectFiles", "find_root", "list_files", "IgnoreRules", "compile_gitignore"]
+__all__ = ["ProjectFiles", "RootChoice", "base_root", "choose_root", "find_root", "git_root", "list_files", "IgnoreRules", "compile_gitignore"]
 
 # Folders never part of a build context, whatever the ignore files say.
 _SKIP_DIRS = frozenset(
@@ -100,14 +106,102 @@ def find_root(script: Path) -> Path:
     project root: shipping a whole home folder is never what was meant.
     """
     script = script.absolute()
+    return git_root(script) or (script if script.is_dir() else script.parent)
+
+
+def git_root(script: Path) -> Path | None:
+    """The git work tree holding ``script``, or None (none, or one at the home folder or ``/``)."""
+    script = script.absolute()
     start = script if script.is_dir() else script.parent
     home = _home()
     for folder in (start, *start.parents):
         if (folder / ".git").exists():
             if folder == home or folder == Path(folder.anchor):
-                break
+                return None
             return folder
-    return start
+    return None
+
+
+@dataclass(frozen=True)
+class RootChoice:
+    root: Path
+    #: the launch folder relative to ``root`` (POSIX, "" = the root): the working directory inside
+    workdir: str
+    #: ``sys.argv[0]`` as ``python SCRIPT`` from the launch folder gives it (relative to ``workdir``)
+    argv0: str
+    #: one-line notices for the person (what widened the root, a launch folder not mirrored)
+    notices: tuple[str, ...] = ()
+
+
+def _too_wide(folder: Path) -> bool:
+    """``/``, the home folder or a folder above it: never a build context by accident."""
+    home = _home()
+    return folder == Path(folder.anchor) or (home is not None and (folder == home or folder in home.parents))
+
+
+def _common(paths: Sequence[Path]) -> Path:
+    return Path(os.path.commonpath([os.fspath(p) for p in paths]))
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    return path == folder or folder in path.parents
+
+
+def base_root(script: Path, *, cwd: Path) -> Path:
+    """The root before widening: the git work tree, else the launch folder -- unless that is
+    the home folder or ``/`` (or would take one in with the script): then the script's folder."""
+    git = git_root(script)
+    if git is not None:
+        return git
+    if _too_wide(cwd) or (not _inside(script, cwd) and _too_wide(_common([cwd, script.parent]))):
+        return script.parent
+    return cwd
+
+
+def choose_root(script: Path, *, cwd: Path, needs: Sequence[tuple[Path, str]] = ()) -> RootChoice:
+    """The build context's root, and where the script runs inside it (issue 9).
+
+    ``script`` and ``cwd`` (the launch folder) are absolute; ``needs`` are what the
+    script reaches (its import closure's files, folders it adds to ``sys.path``,
+    relative paths it names that exist), each with why (shown when it widens the root).
+
+    Inside a git repository the root is the work tree; outside, the launch folder.
+    Either widens to the nearest folder holding the script and everything it reaches.
+    The working directory inside mirrors the launch folder -- unless the launch folder
+    is outside a git root, or is the home folder or ``/`` (then it is the root, as
+    before, and a notice says so).  A root that would be the home folder or ``/`` is a
+    UsageError, unless a ``.runnerignore`` there says what to leave out.
+    """
+    from runner.errors import UsageError
+
+    base = base_root(script, cwd=cwd)
+    notices: list[str] = []
+    items = [(script, "the script"), *needs]
+    mirror = _inside(cwd, base)
+    root = _common([base, *(p for p, _ in items)])
+    if root != base:
+        outside = [(p, why) for p, why in items if not _inside(p, base)]
+        # a module inside a folder already named (a sys.path folder) is no news
+        outside = [(p, why) for p, why in outside if not any(q != p and _inside(p, q) for q, _ in outside)]
+        shown = ", ".join(f"{os.path.relpath(p, base)} ({why})" for p, why in outside[:3])
+        more = f" and {len(outside) - 3} more" if len(outside) > 3 else ""
+        notices.append(f"build context widened from {base} to {root} to include {shown}{more}")
+    if _too_wide(root) and not (root / ".runnerignore").is_file():
+        raise UsageError(
+            f"the build context would be {root}, {'your home folder' if root == _home() else 'too wide to ship'}"
+            f" (it must hold {os.path.relpath(script, root)} and what it reaches)",
+            hint=f"run from a narrower folder, keep what the script reaches inside one project folder,"
+            f" or add a .runnerignore in {root} that leaves out what is not needed",
+        )
+    if mirror and not _inside(cwd, root):
+        mirror = False
+    if mirror:
+        workdir = "" if cwd == root else cwd.relative_to(root).as_posix()
+        argv0 = Path(os.path.relpath(script, cwd)).as_posix()
+    else:
+        workdir, argv0 = "", script.relative_to(root).as_posix()
+        notices.append(f"launched from {cwd}, outside the build context {root}: the script runs in its root")
+    return RootChoice(root=root, workdir=workdir, argv0=argv0, notices=tuple(notices))
 
 
 def _home() -> Path | None:

@@ -28,6 +28,17 @@ os.makedirs("logs", exist_ok=True)
 with open("logs/out.json", "w") as f:
     json.dump(sys.argv, f)
 """
+#: reads a file next to it by a relative path, prints what `python s.py` sees
+SUBFOLDER_SCRIPT = """\
+import json, os, sys
+with open("config.yaml") as f:
+    print("CONFIG " + f.read().strip())
+print("ARGV " + json.dumps(sys.argv))
+print("CWD " + os.getcwd())
+os.makedirs("out", exist_ok=True)
+with open("out/result.txt", "w") as f:
+    f.write("done\\n")
+"""
 #: arguments a shell, an option parser or a manifest could mangle
 TRICKY = ["--flag=value", "-x", "--", "", "a b", "'single'", '"double"', "ünïcödé ☃", "--local", "$HOME", "a\\b"]
 

@@ -32,6 +32,7 @@ PATHS = {
     "PersistentVolumeClaim": ("/api/v1", "persistentvolumeclaims"),
     "Secret": ("/api/v1", "secrets"),
     "Job": ("/apis/batch/v1", "jobs"),
+    "Event": ("/api/v1", "events"),
 }
 
 
@@ -206,10 +207,11 @@ class KubeCluster:
         except NotFoundError:
             pass
 
-    def list_objects(self, kind: str, selector: str) -> list[dict[str, Any]]:
-        if kind not in ("ConfigMap", "Pod", "Job"):
+    def list_objects(self, kind: str, selector: str, *, fields: str | None = None) -> list[dict[str, Any]]:
+        if kind not in ("ConfigMap", "Pod", "Job", "Event"):
             raise KeyError(kind)
-        found = self._call(f"list {kind}s", self._rest, "GET", self._path(kind), query={"labelSelector": selector})
+        query = {"labelSelector": selector, **({"fieldSelector": fields} if fields else {})}
+        found = self._call(f"list {kind}s", self._rest, "GET", self._path(kind), query=query)
         return list(found.get("items") or [])
 
     def get(self, kind: str, name: str) -> dict[str, Any] | None:
@@ -267,6 +269,8 @@ class KubeCluster:
         Stdin cannot be closed over the v4 exec protocol, so commands that read it
         must know its length (``head -c N``): see :meth:`upload`.
         """
+        if stdin is None:  # read off the websocket directly: linear in the output's size
+            return b"".join(self.exec_stream(pod, command, idle=timeout))
         from kubernetes.stream import stream
 
         what = f"exec in {pod}"
@@ -297,6 +301,61 @@ class KubeCluster:
             text = err.decode(errors="replace").strip().splitlines()
             raise ClusterError(f"{what}: {command[0]} failed (exit {code}): {text[-1] if text else ''}")
         return bytes(out)
+
+    def exec_stream(self, pod: str, command: list[str], *, idle: float = 120) -> Iterator[bytes]:
+        """Run ``command`` in the pod; its stdout as it comes (a large file is not held in memory first).
+
+        ClusterError with its stderr if it fails, or if nothing came for ``idle`` seconds.
+        The frames are read off the websocket here: the client's own buffering (every
+        frame appended to one growing bytes object, and a copy of everything kept) makes a
+        large output quadratic.
+        """
+        import socket
+
+        import websocket
+        from kubernetes.stream import stream
+
+        what = f"exec in {pod}"
+        ws = self._call(what, lambda **kw: stream(
+            self.core.connect_get_namespaced_pod_exec, pod, self.ns, command=command, stdin=False,
+            stdout=True, stderr=True, tty=False, binary=True, **kw,
+        ), _request_timeout=idle, raw=True)  # fmt: skip
+        err, status = bytearray(), bytearray()
+        sock = ws.sock
+        try:
+            sock.settimeout(idle)
+            while True:
+                try:
+                    op, frame = sock.recv_data_frame(True)
+                except websocket.WebSocketConnectionClosedException:
+                    break
+                if op == websocket.ABNF.OPCODE_CLOSE:
+                    break
+                data = frame.data if isinstance(frame.data, bytes) else bytes(frame.data)
+                if op not in (websocket.ABNF.OPCODE_BINARY, websocket.ABNF.OPCODE_TEXT) or len(data) < 2:
+                    continue
+                channel, payload = data[0], data[1:]
+                if channel == 1:
+                    yield payload
+                elif channel == 2:
+                    err += payload
+                elif channel == 3:  # the exec's status, as JSON, at its end
+                    status += payload
+        except (socket.timeout, TimeoutError) as e:
+            raise ClusterError(f"{what}: no answer in {idle:g}s") from e
+        except (OSError, ValueError, websocket.WebSocketException) as e:
+            raise ClusterError(f"{what}: the connection broke: {e}") from e
+        finally:
+            ws.close()
+        try:
+            doc = json.loads(bytes(status) or b'{"status": "Success"}')
+        except ValueError:
+            doc = {"status": "Failure", "message": status.decode(errors="replace")}
+        if doc.get("status") != "Success":
+            causes = (doc.get("details") or {}).get("causes") or [{}]
+            code = causes[0].get("message") or doc.get("message")
+            text = err.decode(errors="replace").strip().splitlines()
+            raise ClusterError(f"{what}: {command[0]} failed (exit {code}): {text[-1] if text else ''}")
 
     def wait_pod(self, name: str, *, timeout: float = 120) -> dict[str, Any]:
         """Until the pod runs; ClusterError naming why it does not (pull error, unschedulable)."""

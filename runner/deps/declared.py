@@ -97,22 +97,14 @@ class Declared:
         return self
 
 
-def declared_folders(script: str) -> list[str]:
-    """Folders (relative to the root, "" = root) where a declared file counts: the script's, up to the root."""
-    folder = script.rpartition("/")[0]
-    out = [folder]
-    while folder:
-        folder = folder.rpartition("/")[0]
-        out.append(folder)
-    return out
-
-
 def find_declared(root: Path, files: Iterable[str], script: str = "") -> Path | None:
     """The nearest declared-dependencies file from ``script``'s folder up to the root (see :data:`DECLARED_FILES`).
 
     A per-folder ``requirements.txt`` in a monorepo is the one of that folder's scripts.
     """
     present = set(files)
+    from runner.deps import declared_folders
+
     for folder in declared_folders(script):
         for name in DECLARED_FILES:
             rel = f"{folder}/{name}" if folder else name

@@ -4,7 +4,8 @@ Pure functions over (scanned sites, project file list, probed environment).
 
 A name is the project's own only when Python would really import it from the
 project: a module or regular package in a folder that is on ``sys.path`` when the
-script runs (the script's folder, the project root) or next to the importing file.
+script runs (the script's folder, the project root, folders the script adds to
+``sys.path``) or next to the importing file.
 The order follows the import system: built-in modules, then those folders (a
 ``random.py`` next to the script shadows the standard library's), then the
 standard library, then site-packages.  A folder without ``__init__.py`` (a namespace
@@ -101,11 +102,11 @@ class Resolved:
     ambiguous: tuple[ImportInfo, ...]
 
 
-def _search_dirs(script: str, file: str) -> tuple[str, ...]:
+def _search_dirs(script: str, file: str, search: Sequence[str] | None) -> tuple[str, ...]:
     script_dir = posixpath.dirname(script)
     file_dir = posixpath.dirname(file)
     out: list[str] = []
-    for d in (script_dir, "", file_dir):
+    for d in (script_dir, *(("",) if search is None else search), file_dir):
         if d not in out:
             out.append(d)
     return tuple(out)
@@ -135,8 +136,15 @@ def _third_party(env: Environment, site: ImportSite) -> tuple[str, tuple[str, ..
 
 
 def classify(
-    sites: Sequence[ImportSite], *, script: str, local: LocalIndex, env: Environment
+    sites: Sequence[ImportSite],
+    *,
+    script: str,
+    local: LocalIndex,
+    env: Environment,
+    search: Sequence[str] | None = None,
 ) -> Resolved:
+    """``search``: the folders on the script's ``sys.path`` besides its own (relative to the
+    root: the project root, folders the script adds to ``sys.path``); default: the root."""
     groups: dict[tuple[str, ImportKind], tuple[list[ImportSite], set[str]]] = {}
     py2_names: set[str] = set()
     ambiguous_names: set[str] = set()
@@ -144,7 +152,7 @@ def classify(
         top = site.module.split(".", 1)[0]
         name = top
         dists: tuple[str, ...] = ()
-        dirs = _search_dirs(script, site.file)
+        dirs = _search_dirs(script, site.file, search)
         if top in env.builtin:
             kind = ImportKind.STDLIB
         elif any(top in local.regular.get(d, ()) for d in dirs):

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import ast
 import json
+import posixpath
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
-__all__ = ["FileScan", "RawImport", "scan_source", "scan_notebook", "scan_file_bytes"]
+__all__ = ["FileScan", "RawImport", "RelImport", "PathRef", "scan_source", "scan_notebook", "scan_file_bytes"]
 
 # Exceptions whose handler makes an import "guarded": the code expects it may fail.
 _GUARD_EXCEPTIONS = frozenset({"ImportError", "ModuleNotFoundError", "Exception", "BaseException"})
@@ -31,16 +34,38 @@ class RawImport:
 
 
 @dataclass(frozen=True)
+class RelImport:
+    """``from .mod import a, b`` (``level`` dots): the project's own, followed by the import closure."""
+
+    level: int
+    module: str  # "" for ``from . import a``
+    names: tuple[str, ...]
+    line: int
+
+
+#: A path the code builds, as (base, relative path, line).  base: "F" = the file's folder
+#: (``__file__``-based), "C" = the working directory (a plain relative string), "A" = absolute.
+PathRef = tuple[str, str, int]
+
+
+@dataclass(frozen=True)
 class FileScan:
     imports: tuple[RawImport, ...] = ()
     #: one line per problem: "file:line: reason" is built by the caller from these
     errors: tuple[tuple[int, int, str], ...] = ()  # (cell, line, message)
+    relative: tuple[RelImport, ...] = ()
+    #: folders put on ``sys.path`` (``sys.path.insert/append/extend``, ``+=``, ``site.addsitedir``)
+    path_adds: tuple[PathRef, ...] = ()
+    #: paths named in the code that leave the file's or the working folder ("../data", Path(__file__).parent / "..")
+    paths: tuple[PathRef, ...] = ()
 
 
 class _Visitor(ast.NodeVisitor):
     def __init__(self, cell: int) -> None:
         self.cell = cell
         self.found: list[RawImport] = []
+        self.relative: list[RelImport] = []
+        self.paths = _Paths()
         self._guard = 0
         self._lazy = 0
 
@@ -61,13 +86,44 @@ class _Visitor(ast.NodeVisitor):
             self._add(alias.name, node.lineno)
 
     def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
-        # Relative imports are the project's own by definition; __future__ is syntax.
-        if node.level or not node.module or node.module == "__future__":
+        # Relative imports are the project's own by definition (kept for the closure only);
+        # __future__ is syntax.
+        if node.level:
+            names = tuple(sorted({a.name for a in node.names if a.name != "*"}))
+            self.relative.append(RelImport(level=node.level, module=node.module or "", names=names, line=node.lineno))
+            return
+        if not node.module or node.module == "__future__":
             return
         names = tuple(sorted({a.name for a in node.names if a.name != "*"}))
         self._add(node.module, node.lineno, names)
 
+    def visit_Assign(self, node: ast.Assign) -> None:
+        self.paths.assign(node.targets, node.value)
+        self.generic_visit(node)
+
+    def visit_AnnAssign(self, node: ast.AnnAssign) -> None:
+        if node.value is not None:
+            self.paths.assign([node.target], node.value)
+        self.generic_visit(node)
+
+    def visit_AugAssign(self, node: ast.AugAssign) -> None:
+        added = isinstance(node.op, ast.Add) and _is_sys_path(node.target) and self.paths.add_path_entries(node.value)
+        with self.paths.outermost(added):
+            self.generic_visit(node)
+
+    def visit_Constant(self, node: ast.Constant) -> None:
+        self.paths.literal(node)
+
+    def visit_BinOp(self, node: ast.BinOp) -> None:
+        # The whole expression is the path; its parts ("..", a folder) are not paths on their own.
+        with self.paths.outermost(self.paths.expression(node)):
+            self.generic_visit(node)
+
     def visit_Call(self, node: ast.Call) -> None:
+        with self.paths.outermost(self.paths.call(node)):
+            self._visit_call(node)
+
+    def _visit_call(self, node: ast.Call) -> None:
         # importlib.import_module("x") / __import__("x") with a literal: a lazy import.
         func = node.func
         name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
@@ -162,11 +218,19 @@ def scan_source(source: bytes | str, *, cell: int = 0) -> FileScan:
         visitor.visit(tree)
     except RecursionError:  # pathological nesting: keep what was found
         pass
-    return FileScan(imports=tuple(visitor.found))
+    return FileScan(
+        imports=tuple(visitor.found),
+        relative=tuple(visitor.relative),
+        path_adds=tuple(visitor.paths.adds),
+        paths=tuple(visitor.paths.reached),
+    )
 
 
 def _cell_python(lines: list[str]) -> str | None:
-    """Python of one notebook cell: IPython magics and shell lines blanked (line numbers kept)."""
+    """Python of one notebook cell: IPython magics and shell lines become ``pass`` (line numbers kept).
+
+    ``pass`` rather than a blank line: a branch whose body is only magics still parses.
+    """
     if lines and lines[0].lstrip().startswith("%%"):
         magic = lines[0].lstrip()[2:].split(None, 1)
         if not magic or magic[0] not in _PYTHON_CELL_MAGICS:
@@ -176,7 +240,8 @@ def _cell_python(lines: list[str]) -> str | None:
     for line in lines:
         stripped = line.strip()
         if stripped.startswith(("%", "!")) or stripped.endswith("?") or _is_shell_assignment(stripped):
-            out.append("\n")
+            indent = line[: len(line) - len(line.lstrip())]
+            out.append(f"{indent}pass\n")
         else:
             out.append(line if line.endswith("\n") else line + "\n")
     return "".join(out)
@@ -199,6 +264,9 @@ def scan_notebook(data: bytes) -> FileScan:
         return FileScan(errors=((0, 1, f"not a readable notebook ({str(exc).splitlines()[0] if str(exc) else exc})"),))
     imports: list[RawImport] = []
     errors: list[tuple[int, int, str]] = []
+    relative: list[RelImport] = []
+    adds: list[PathRef] = []
+    paths: list[PathRef] = []
     for number, cell in enumerate(cells, start=1):
         if not isinstance(cell, dict) or cell.get("cell_type") != "code":
             continue
@@ -210,8 +278,220 @@ def scan_notebook(data: bytes) -> FileScan:
         result = scan_source(python, cell=number)
         imports.extend(result.imports)
         errors.extend(result.errors)
-    return FileScan(imports=tuple(imports), errors=tuple(errors))
+        relative.extend(result.relative)
+        adds.extend(result.path_adds)
+        paths.extend(result.paths)
+    return FileScan(
+        imports=tuple(imports), errors=tuple(errors), relative=tuple(relative), path_adds=tuple(adds), paths=tuple(paths)
+    )
 
 
 def scan_file_bytes(path: str, data: bytes) -> FileScan:
     return scan_notebook(data) if path.endswith(".ipynb") else scan_source(data)
+
+
+# --------------------------------------------------------------------------- paths the code builds
+
+# A path value while evaluating: (base, relative POSIX path) -- see PathRef.
+_Value = tuple[str, str]
+_JOIN = frozenset({"join", "joinpath", "Path", "PurePath", "PosixPath", "PurePosixPath"})
+_SAME = frozenset({"abspath", "realpath", "normpath", "resolve", "absolute", "str", "fspath", "expanduser"})
+_CWD = frozenset({"getcwd", "cwd"})
+
+
+def _is_sys_path(node: ast.expr) -> bool:
+    return (
+        isinstance(node, ast.Attribute)
+        and node.attr == "path"
+        and isinstance(node.value, ast.Name)
+        and node.value.id == "sys"
+    )
+
+
+def _func_name(node: ast.expr) -> str:
+    return node.attr if isinstance(node, ast.Attribute) else node.id if isinstance(node, ast.Name) else ""
+
+
+def _up(rel: str) -> str:
+    """The folder above ``rel`` (``dirname``/``.parent``), staying relative."""
+    if rel in ("", "."):
+        return ".."
+    if rel == ".." or rel.endswith("/.."):
+        return rel + "/.."
+    head = posixpath.dirname(rel)
+    return head or "."
+
+
+def _join(left: _Value, right: _Value) -> _Value:
+    if right[0] != "C":  # an absolute (or __file__-based, hence absolute) right side wins, as in os.path.join
+        return right
+    return left[0], posixpath.normpath(posixpath.join(left[1], right[1]))
+
+
+class _Paths:
+    """Evaluates the path expressions scripts use to reach sibling folders.
+
+    Literal strings, ``__file__``, ``os.path.join/dirname/abspath/realpath/normpath``,
+    ``os.getcwd()``, ``pathlib.Path(...)`` with ``/``, ``.parent``, ``.parents[N]``,
+    ``.resolve()``, ``str()``, and names assigned one of these earlier in the file.
+    Anything else is unknown (``None``): never guessed.
+    """
+
+    def __init__(self) -> None:
+        self.names: dict[str, _Value] = {}
+        self.adds: list[PathRef] = []
+        self.reached: list[PathRef] = []
+        self._inside = 0
+
+    @contextmanager
+    def outermost(self, evaluated: bool) -> Iterator[None]:
+        """While visiting the parts of an evaluated path expression, record nothing more."""
+        self._inside += evaluated
+        try:
+            yield
+        finally:
+            self._inside -= evaluated
+
+    def _reach(self, value: _Value | None, line: int) -> bool:
+        if value is None:
+            return False
+        # Only a path that climbs out of its folder and then names something can leave the
+        # project ("../data"; a bare ".." is a parent, not a file the script reads); an
+        # absolute path never enters an image.
+        rel = value[1]
+        if self._inside == 0 and value[0] != "A" and rel.startswith("../") and rel.strip("./"):
+            ref = (value[0], rel, line)
+            if ref not in self.reached:
+                self.reached.append(ref)
+        return True
+
+    def literal(self, node: ast.Constant) -> None:
+        if isinstance(node.value, str) and len(node.value) < 4096:
+            self._reach(self.eval(node), node.lineno)
+
+    def expression(self, node: ast.expr) -> bool:
+        return self._reach(self.eval(node), node.lineno)
+
+    def assign(self, targets: list[ast.expr], value: ast.expr) -> None:
+        result = self.eval(value)
+        for target in targets:
+            if isinstance(target, ast.Name):
+                if result is None:
+                    self.names.pop(target.id, None)
+                else:
+                    self.names[target.id] = result
+
+    def call(self, node: ast.Call) -> bool:
+        """Record a ``sys.path`` addition or a path this call builds; True if it was one."""
+        func = node.func
+        name = _func_name(func)
+        if isinstance(func, ast.Attribute) and _is_sys_path(func.value):
+            if name == "insert" and len(node.args) == 2:
+                return self._add(node.args[1])
+            if name == "append" and len(node.args) == 1:
+                return self._add(node.args[0])
+            if name == "extend" and len(node.args) == 1:
+                return self.add_path_entries(node.args[0])
+            return False
+        if name == "addsitedir" and node.args:
+            return self._add(node.args[0])
+        return self.expression(node)
+
+    def add_path_entries(self, node: ast.expr) -> bool:
+        found = False
+        if isinstance(node, (ast.List, ast.Tuple)):
+            for element in node.elts:
+                found = self._add(element) or found
+        return found
+
+    def _add(self, node: ast.expr) -> bool:
+        value = self.eval(node)
+        if value is None:
+            return False
+        self.adds.append((value[0], value[1], node.lineno))
+        return True
+
+    def eval(self, node: ast.expr, depth: int = 0) -> _Value | None:
+        if depth > 20:
+            return None
+        if isinstance(node, ast.Constant):
+            if not isinstance(node.value, str) or "\0" in node.value or "\n" in node.value:
+                return None
+            text = node.value.replace("\\", "/") if node.value.startswith("..\\") else node.value
+            if text.startswith("/"):
+                return "A", posixpath.normpath(text)
+            return "C", posixpath.normpath(text) if text else "."
+        if isinstance(node, ast.Name):
+            if node.id == "__file__":
+                return "F", "__file__"
+            return self.names.get(node.id)
+        if isinstance(node, ast.BinOp):
+            left, right = self.eval(node.left, depth + 1), self.eval(node.right, depth + 1)
+            if left is None or right is None:
+                return None
+            if isinstance(node.op, ast.Div):
+                return _join(left, right)
+            # HERE + "/shared": string concatenation of a folder and a separator-led literal
+            raw = node.right.value if isinstance(node.right, ast.Constant) else None
+            if isinstance(node.op, ast.Add) and isinstance(raw, str) and raw.startswith("/"):
+                return left[0], posixpath.normpath(left[1] + raw)
+            return None
+        if isinstance(node, ast.Attribute):
+            if node.attr == "parent":
+                inner = self.eval(node.value, depth + 1)
+                return None if inner is None else (inner[0], _up(inner[1]))
+            return None
+        if isinstance(node, ast.Subscript):
+            # Path(__file__).parents[N]
+            if isinstance(node.value, ast.Attribute) and node.value.attr == "parents":
+                index = node.slice
+                if isinstance(index, ast.Constant) and isinstance(index.value, int) and 0 <= index.value < 32:
+                    inner = self.eval(node.value.value, depth + 1)
+                    if inner is None:
+                        return None
+                    rel = inner[1]
+                    for _ in range(index.value + 1):
+                        rel = _up(rel)
+                    return inner[0], rel
+            return None
+        if isinstance(node, ast.Call):
+            return self._eval_call(node, depth)
+        return None
+
+    def _eval_call(self, node: ast.Call, depth: int) -> _Value | None:
+        func = node.func
+        name = _func_name(func)
+        if node.keywords:
+            return None
+        if name in _CWD and not node.args:
+            return "C", "."
+        # method calls on a path value: p.resolve(), p.joinpath("x"), p.absolute()
+        receiver: _Value | None = None
+        if isinstance(func, ast.Attribute) and name in ("resolve", "absolute", "joinpath", "expanduser"):
+            receiver = self.eval(func.value, depth + 1)
+            if receiver is not None:
+                if name != "joinpath":
+                    return receiver if not node.args or name == "resolve" else None
+                return self._join_all([receiver], node.args, depth)
+        if name in _JOIN:
+            return self._join_all([], node.args, depth) if node.args else ("C", ".")
+        if name == "dirname" and len(node.args) == 1:
+            inner = self.eval(node.args[0], depth + 1)
+            return None if inner is None else (inner[0], _up(inner[1]))
+        if name in _SAME and len(node.args) == 1:
+            return self.eval(node.args[0], depth + 1)
+        return None
+
+    def _join_all(self, start: list[_Value], args: list[ast.expr], depth: int) -> _Value | None:
+        parts = list(start)
+        for arg in args:
+            value = self.eval(arg, depth + 1)
+            if value is None:
+                return None
+            parts.append(value)
+        if not parts:
+            return None
+        result = parts[0]
+        for part in parts[1:]:
+            result = _join(result, part)
+        return result

@@ -1,4 +1,4 @@
-"""The Kubernetes target's pure part: manifests from ``manifests/*.yaml``, names, state from objects.
+"""The Kubernetes target's pure part: manifests from ``runner/kube/manifests/*.yaml`` (package data), names, state from objects.
 
 Nothing here talks to a cluster (that is :mod:`runner.adapters.kube`); everything is
 plain dicts in, plain dicts out, so it is golden-tested in ``tests/unit``.
@@ -8,11 +8,15 @@ Design, in short (docs/architecture.md has the long form):
 * **One Job per experiment** (not one Indexed Job per run): each experiment has its own
   resources, deadline, retries and stop, and ``kubectl get jobs -l runner/experiment=X``
   answers for one of them.  A run is the set of Jobs sharing the ``runner/run`` label.
-* **The run's record lives in a ConfigMap** (``runner-run-<run>``): ``run.json`` says what
-  was run; ``<exp>.json`` how each experiment ended (written by the launcher in the pod,
-  or by the CLI when the pod never got that far); ``<exp>.stop`` marks a stop request.
-  ConfigMaps outlive pods and Jobs, so everyone with access to the namespace sees the
-  same history.
+* **The run's record lives in ConfigMaps** (``runner-run-<run>``, and ``runner-run-<run>-<k>``
+  when it needs more: :func:`make_run_configmaps`): ``run.json`` says what was run;
+  ``part.json`` lists the experiments of that part; ``<exp>.json`` how each ended
+  (written by the launcher in the pod, or by the CLI when the pod never got that far);
+  ``<exp>.stop`` marks a stop request.  A ConfigMap holds at most 1 MiB, so the
+  experiments are split into parts with room kept for every end, and an argument list
+  too long for one (the script's argv when exec could not take it) is on the data
+  volume instead.  ConfigMaps outlive pods and Jobs, so everyone with access to the
+  namespace sees the same history.
 * **The launcher** (:mod:`runner.kube.launcher`, from a ConfigMap) is the container's
   entrypoint: it keeps logs and artifacts on the ``runner-data`` volume and records the
   end state without the CLI connected.
@@ -39,7 +43,7 @@ from typing import Any
 
 from runner.names import kube_name
 
-MANIFESTS = Path(__file__).resolve().parents[2] / "manifests"
+MANIFESTS = Path(__file__).resolve().parent / "manifests"  # package data: found in a wheel too
 LAUNCHER = Path(__file__).resolve().parent / "launcher.py"
 LAUNCHER_DIR = "/opt/runner/launcher"
 DATA_PVC = "runner-data"
@@ -54,6 +58,17 @@ DATASTORE_LABEL = "runner/datastore"
 GPU_RESOURCE = "nvidia.com/gpu"
 #: Seconds the Job may live beyond ``--timeout`` (image pull, scheduling) before Kubernetes ends it.
 DEADLINE_SLACK = 300
+#: A ConfigMap holds at most 1 MiB (data and metadata).  A run's record is split in parts of at
+#: most PART_BUDGET bytes, counting END_RESERVE for each experiment's end and stop mark to come.
+PART_BUDGET = 768 * 1024
+END_RESERVE = 2048
+#: an end's message is capped (the launcher caps its own: launcher.MAX_MESSAGE), so ends fit their reserve
+MAX_MESSAGE = 1024
+#: a command longer than this is not copied into the record (the Job has it, or the volume: argv.json)
+ENTRY_LIMIT = 64 * 1024
+#: the run's arguments, in run.json, up to this size (a sweep's values are in its experiments' params)
+ARGS_LIMIT = 64 * 1024
+PART_KIND = "run-part"
 
 
 @dataclass(frozen=True)
@@ -81,6 +96,7 @@ class JobSpec:
     datastores: tuple[DatastoreMount, ...] = ()
     suspend: bool = False  # created queued (spec.suspend): its predecessor in the release chain resumes it
     release: str | None = None  # the experiment whose Job this one resumes when it ends (--max-parallel)
+    record: str | None = None  # the run ConfigMap (part) that holds its end; None: part 0
 
 
 def release_chain(experiments: list[str], max_parallel: int | None) -> dict[str, tuple[bool, str | None]]:
@@ -194,7 +210,7 @@ def make_job(spec: JobSpec) -> dict[str, Any]:
     env = [{"name": k, "value": escape_arg(v)} for k, v in spec.env.items()]
     env += [
         {"name": "RUNNER_EXPERIMENT", "value": spec.experiment},
-        {"name": "RUNNER_CONFIGMAP", "value": run_configmap_name(spec.run)},
+        {"name": "RUNNER_CONFIGMAP", "value": spec.record or run_configmap_name(spec.run)},
         {"name": "RUNNER_DATA", "value": DATA_MOUNT},
     ]
     if spec.timeout:
@@ -223,13 +239,107 @@ def make_job(spec: JobSpec) -> dict[str, Any]:
     return job
 
 
-def make_run_configmap(run_doc: dict[str, Any]) -> dict[str, Any]:
-    cm = template("run-configmap.yaml")
+def part_configmap_name(run: str, part: int) -> str:
+    return run_configmap_name(run) if part == 0 else kube_name(f"runner-run-{run}-{part}")
+
+
+def _size(value: Any) -> int:
+    return len(json.dumps(value, sort_keys=True, ensure_ascii=False).encode("utf-8", "surrogateescape"))
+
+
+def end_value(end: dict[str, Any]) -> str:
+    """An experiment's end as stored (``<exp>.json``): its message capped, so it fits its reserve."""
+    message = end.get("message")
+    if isinstance(message, str) and len(message) > MAX_MESSAGE:
+        end = {**end, "message": message[: MAX_MESSAGE - 3] + "..."}
+    text = json.dumps(end, sort_keys=True)
+    while len(text) > END_RESERVE - 128 and isinstance(end.get("message"), str) and end["message"]:
+        end = {**end, "message": end["message"][: len(end["message"]) // 2]}  # escapes made it longer
+        text = json.dumps(end, sort_keys=True)
+    return text
+
+
+def make_run_configmaps(run_doc: dict[str, Any], ends: dict[str, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """The run's record, as ConfigMaps none of which can pass 1 MiB, whatever the sweep or the arguments.
+
+    ``run_doc`` is the whole run (``experiments``: name, index, command, params).  Part 0
+    (``runner-run-<run>``) holds ``run.json`` without the experiments (their count and the
+    number of parts instead; the run's ``args`` only up to :data:`ARGS_LIMIT`), and like
+    every part a ``part.json``: its experiments, each with the command unless that passes
+    :data:`ENTRY_LIMIT`.  Experiments go to parts in index order, each part filled up to
+    :data:`PART_BUDGET` counting :data:`END_RESERVE` per experiment, so the ends and stop
+    marks written later always fit.  A small run is one ConfigMap, as before.
+    """
     name = str(run_doc["name"])
-    cm["metadata"]["name"] = run_configmap_name(name)
-    cm["metadata"]["labels"][RUN_LABEL] = name
-    cm["data"] = {"run.json": json.dumps(run_doc, sort_keys=True, ensure_ascii=False)}
-    return cm
+    entries = []
+    for e in sorted(run_doc.get("experiments") or [], key=lambda e: int(e.get("index", 0))):
+        entry = {k: e[k] for k in ("name", "index", "command", "params") if k in e}
+        if _size(entry.get("command")) > ENTRY_LIMIT:
+            entry["command"] = None  # the Job has it, or argv.json on the volume
+            entry["command_omitted"] = True
+        entries.append(entry)
+    header = {k: v for k, v in run_doc.items() if k != "experiments"}
+    if _size(header.get("args")) > ARGS_LIMIT:
+        header["args"], header["args_omitted"] = [], True
+    header["experiments"] = len(entries)
+    parts: list[list[dict[str, Any]]] = [[]]
+    used = _size(header) + 64  # run.json, and room for the count of parts
+    for entry in entries:
+        cost = _size(entry) + 2 + END_RESERVE
+        if parts[-1] and used + cost > PART_BUDGET:
+            parts.append([])
+            used = 0
+        parts[-1].append(entry)
+        used += cost
+    header["parts"] = len(parts)
+    out = []
+    for i, part in enumerate(parts):
+        cm = template("run-configmap.yaml")
+        cm["metadata"]["name"] = part_configmap_name(name, i)
+        cm["metadata"]["labels"][RUN_LABEL] = name
+        data = {"part.json": json.dumps(part, sort_keys=True, ensure_ascii=False)}
+        if i == 0:
+            data["run.json"] = json.dumps(header, sort_keys=True, ensure_ascii=False)
+        else:
+            cm["metadata"]["labels"][KIND_LABEL] = PART_KIND
+        for e in part:
+            if ends and e["name"] in ends:
+                data[f"{e['name']}.json"] = end_value({**ends[e["name"]], "final": True})
+        cm["data"] = data
+        out.append(cm)
+    return out
+
+
+def part_of(configmaps: list[dict[str, Any]]) -> dict[str, str]:
+    """experiment -> the name of the ConfigMap that holds its end and stop mark."""
+    return {e["name"]: cm["metadata"]["name"] for cm in configmaps
+            for e in json.loads((cm.get("data") or {}).get("part.json") or "[]")}  # fmt: skip
+
+
+def read_run_record(configmaps: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, str], dict[str, str]] | None:
+    """A run's ConfigMaps (any order) -> (run doc with its experiments, all data keys merged, experiment -> ConfigMap).
+
+    None without part 0 (``run.json``).  Runs recorded before parts existed (one
+    ConfigMap whose ``run.json`` lists the experiments) read the same.
+    """
+    head = next((cm for cm in configmaps if "run.json" in (cm.get("data") or {})), None)
+    if head is None:
+        return None
+    doc = json.loads(head["data"]["run.json"])
+    data: dict[str, str] = {}
+    where: dict[str, str] = {}
+    experiments: list[dict[str, Any]] = []
+    for cm in configmaps:
+        cm_data = cm.get("data") or {}
+        data.update(cm_data)
+        for e in json.loads(cm_data.get("part.json") or "[]"):
+            experiments.append(e)
+            where[e["name"]] = cm["metadata"]["name"]
+    if isinstance(doc.get("experiments"), list):  # one ConfigMap, recorded before parts existed
+        experiments = doc["experiments"]
+        where = {e["name"]: head["metadata"]["name"] for e in experiments}
+    doc = {**doc, "experiments": sorted(experiments, key=lambda e: int(e.get("index", 0)))}
+    return doc, data, where
 
 
 def make_launcher_configmap(source: str | None = None) -> dict[str, Any]:
@@ -324,7 +434,7 @@ def _pod_why(pod: dict[str, Any]) -> tuple[str, int | None, str | None]:
         sched = _conditions(pod).get("PodScheduled")
         if sched and sched.get("status") == "False":
             return "queued", None, f"{sched.get('reason') or 'Unschedulable'}: {sched.get('message', '')}".strip()
-        return "queued", None, None
+        return "queued", None, status.get(WARNING_KEY)
     if phase == "Running":
         return "running", None, None
     if phase == "Succeeded":
@@ -332,6 +442,29 @@ def _pod_why(pod: dict[str, Any]) -> tuple[str, int | None, str | None]:
     if phase == "Failed":
         return "failed", None, status.get("message") or status.get("reason") or "the pod failed"
     return "queued", None, None
+
+
+#: where :func:`attach_warnings` puts a pending pod's latest warning event (in its status dict)
+WARNING_KEY = "runner.warning"
+
+
+def attach_warnings(pods: list[dict[str, Any]], events: list[dict[str, Any]]) -> None:
+    """Why a pending pod does not start when its status does not say (a volume that cannot be
+    mounted, a sandbox that cannot be made -- e.g. a 1-byte --memory): its newest warning event,
+    as ``Reason: message``, kept in the pod's status for :func:`observe`."""
+    newest: dict[str, tuple[str, str]] = {}
+    for ev in events:
+        if ev.get("type") != "Warning":
+            continue
+        obj = ev.get("involvedObject") or {}
+        when = str(ev.get("lastTimestamp") or ev.get("eventTime") or (ev.get("metadata") or {}).get("creationTimestamp") or "")
+        text = f"{ev.get('reason') or 'Warning'}: {ev.get('message') or ''}".strip()
+        if obj.get("kind") == "Pod" and when >= newest.get(obj.get("name", ""), ("", ""))[0]:
+            newest[obj.get("name", "")] = (when, text[:MAX_MESSAGE])
+    for pod in pods:
+        found = newest.get((pod.get("metadata") or {}).get("name", ""))
+        if found:
+            pod.setdefault("status", {})[WARNING_KEY] = found[1]
 
 
 def observe(*, end: dict[str, Any] | None, stop: bool, job: dict[str, Any] | None, pods: list[dict[str, Any]],

@@ -16,8 +16,12 @@ built into the image, so the image stays byte-identical to the local target's).
   working directory whose mtime is not 0 (the build gives all image files mtime 0)
   to the volume, and records the end state (exit code, signal, OOM kill seen in
   the container's memory cgroup, stop, timeout) in ``end.json`` there and in the
-  run's ConfigMap, through the API with the pod's service-account token, so the
-  CLI need not be connected for any of this;
+  run's ConfigMap (the part that holds this experiment: ``RUNNER_CONFIGMAP``), through
+  the API with the pod's service-account token, so the CLI need not be connected for
+  any of this.  An API server that does not answer is retried with backoff for
+  ``RUNNER_RECORD_PATIENCE`` seconds (default 300); an end that still cannot be
+  recorded stays in ``end.json``, where observers (``status``, ``stop``, ``logs``)
+  find it;
 * then, with ``--max-parallel``, resumes the next experiment's Job (``RUNNER_RELEASE``,
   created with ``spec.suspend: true``): a merge patch ``{"spec": {"suspend": false}}``.
   After the record, so whoever sees the successor run sees this one ended.  A Job not
@@ -45,7 +49,13 @@ from datetime import datetime, timezone
 from typing import IO, Any
 
 SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+#: HTTP answers that no retry can change (the end stays in end.json on the volume)
+PERMANENT = (400, 401, 403, 404, 405, 410, 413, 415, 422)
+#: an end's message is capped, so a run's ConfigMap keeps the room reserved for it (runner.kube.END_RESERVE)
+MAX_MESSAGE = 1024
 OOM_FILES = ("/sys/fs/cgroup/memory.events", "/sys/fs/cgroup/memory/memory.oom_control")
+#: the build context's root in the image (runner.render.PROJECT_DIR); the script may run in a subfolder of it
+PROJECT_DIR = "/project"
 
 
 def now_iso() -> str:
@@ -69,28 +79,43 @@ def oom_kills() -> int:
 class Tee:
     def __init__(self, log_path: str) -> None:
         os.makedirs(os.path.dirname(log_path), exist_ok=True)
-        self._log = open(log_path, "a", encoding="utf-8", errors="surrogateescape")
+        self._log = open(log_path, "ab")
+        self._out = getattr(sys.stdout, "buffer", None)
         self._lock = threading.Lock()
 
     def line(self, stream: str, text: str) -> None:
-        formatted = f"[{stream}] [{now_iso()}] {text}\n"
+        self.lines(stream, text.encode("utf-8", "surrogateescape"))
+
+    def lines(self, stream: str, block: bytes) -> None:
+        """Every line of ``block`` (lines without their last newline), all stamped with the time now:
+        one write per read of the child's output, not one per line, so output keeps up."""
+        prefix = f"[{stream}] [{now_iso()}] ".encode()
+        formatted = prefix + block.replace(b"\n", b"\n" + prefix) + b"\n"
         with self._lock:
-            sys.stdout.write(formatted)
-            sys.stdout.flush()
+            if self._out is not None:
+                self._out.write(formatted)
+                self._out.flush()
+            else:
+                sys.stdout.write(formatted.decode("utf-8", "surrogateescape"))
+                sys.stdout.flush()
             self._log.write(formatted)
             self._log.flush()
 
     def pump(self, stream: str, pipe: IO[bytes]) -> None:
-        pending = b""
+        pending: list[bytes] = []  # a partial line, in pieces: joined once (a long line costs linear time)
         while True:
-            chunk = pipe.read1(65536) if hasattr(pipe, "read1") else pipe.read(65536)
+            chunk = pipe.read1(1 << 20) if hasattr(pipe, "read1") else pipe.read(1 << 20)
             if not chunk:
                 break
-            *lines, pending = (pending + chunk).split(b"\n")
-            for raw in lines:
-                self.line(stream, raw.decode("utf-8", "surrogateescape"))
+            cut = chunk.rfind(b"\n")
+            if cut < 0:
+                pending.append(chunk)
+                continue
+            pending.append(chunk[:cut])
+            self.lines(stream, b"".join(pending))
+            pending = [chunk[cut + 1 :]] if cut + 1 < len(chunk) else []
         if pending:
-            self.line(stream, pending.decode("utf-8", "surrogateescape"))
+            self.lines(stream, b"".join(pending))
 
 
 def save_artifacts(workdir: str, dest: str) -> list[str]:
@@ -116,18 +141,25 @@ def save_artifacts(workdir: str, dest: str) -> list[str]:
     return saved
 
 
-def api(method: str, path: str, body: Any = None, content_type: str = "application/json") -> Any:
+def api_base() -> str:
     host = os.environ["KUBERNETES_SERVICE_HOST"]
     port = os.environ.get("KUBERNETES_SERVICE_PORT", "443")
+    return f"https://[{host}]:{port}" if ":" in host else f"https://{host}:{port}"
+
+
+def tls_context() -> ssl.SSLContext | None:
+    return ssl.create_default_context(cafile=f"{SA_DIR}/ca.crt")
+
+
+def api(method: str, path: str, body: Any = None, content_type: str = "application/json") -> Any:
     with open(f"{SA_DIR}/token") as f:
         token = f.read().strip()
-    ctx = ssl.create_default_context(cafile=f"{SA_DIR}/ca.crt")
     data = json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request(
-        f"https://{host}:{port}{path}", data=data, method=method,
+        api_base() + path, data=data, method=method,
         headers={"Authorization": f"Bearer {token}", "Content-Type": content_type, "Accept": "application/json"},
     )  # fmt: skip
-    with urllib.request.urlopen(req, context=ctx, timeout=15) as resp:
+    with urllib.request.urlopen(req, context=tls_context(), timeout=15) as resp:
         return json.loads(resp.read() or b"null")
 
 
@@ -152,6 +184,7 @@ def release(job: str, *, experiment: str | None = None, wait_created: float = 60
     error: Exception | None = None
     failures = 0
     deadline = time.monotonic() + wait_created
+    give_up = time.monotonic() + float(os.environ.get("RUNNER_RECORD_PATIENCE") or 300)
     while True:
         try:
             api("PATCH", path, body, content_type="application/merge-patch+json")
@@ -166,10 +199,11 @@ def release(job: str, *, experiment: str | None = None, wait_created: float = 60
                 continue
         except Exception as e:  # noqa: BLE001 - retried; then `runner status` repairs the chain
             failures, error = failures + 1, e
-        if failures == 5:
+        permanent = isinstance(error, urllib.error.HTTPError) and error.code in PERMANENT
+        if permanent or time.monotonic() > give_up:
             sys.stderr.write(f"runner launcher: cannot start the next experiment ({job}): {error}\n")
             return
-        time.sleep(failures)
+        time.sleep(min(2.0 ** (failures - 1), 15.0))  # an API server that is down: back off, as record() does
 
 
 def finish(experiment: str, end: dict[str, Any], data_dir: str) -> None:
@@ -189,18 +223,45 @@ def stop_requested(experiment: str) -> bool:
     return bool(data.get(f"{experiment}.stop"))
 
 
-def record(experiment: str, end: dict[str, Any], data_dir: str) -> None:
+def note(data_dir: str, text: str) -> None:
+    """A message for the user: on the pod's stderr and in the experiment's log on the volume."""
+    sys.stderr.write(text + "\n")
+    try:
+        with open(os.path.join(data_dir, "log"), "ab") as f:
+            f.write(f"[stderr] [{now_iso()}] {text}\n".encode("utf-8", "surrogateescape"))
+    except OSError:
+        pass
+
+
+def record(experiment: str, end: dict[str, Any], data_dir: str, *, patience: float | None = None) -> bool:
+    """The end in ``end.json`` on the volume first (it outlives everything), then in the run's ConfigMap.
+
+    Answers that can change (no connection, timeouts, 5xx, 429, 409) are retried with
+    backoff (1, 2, 4 ... 15 s) for ``patience`` seconds; a permanent refusal (e.g. 422) is
+    not.  False when the end is only on the volume: observers take it from there.
+    """
+    if end.get("message") and len(str(end["message"])) > MAX_MESSAGE:
+        end = {**end, "message": str(end["message"])[: MAX_MESSAGE - 3] + "..."}
     with open(os.path.join(data_dir, "end.json"), "w") as f:
         json.dump(end, f)
+    if patience is None:
+        patience = float(os.environ.get("RUNNER_RECORD_PATIENCE") or 300)
     body = {"data": {f"{experiment}.json": json.dumps(end, sort_keys=True)}}
-    for attempt in range(5):
+    deadline = time.monotonic() + patience
+    delay = 1.0
+    while True:
         try:
             api("PATCH", configmap_path(), body, content_type="application/merge-patch+json")
-            return
-        except Exception as e:  # noqa: BLE001 - retried, then left in end.json for the CLI
-            if attempt == 4:
-                sys.stderr.write(f"runner launcher: cannot record the end state: {e}\n")
-            time.sleep(1 + attempt)
+            return True
+        except Exception as e:  # noqa: BLE001 - retried, then left in end.json for the observers
+            permanent = isinstance(e, urllib.error.HTTPError) and e.code in PERMANENT
+            if permanent or time.monotonic() + delay > deadline:
+                note(data_dir, f"runner: cannot record the end state in the run's ConfigMap ({e}); "
+                               "it is kept in end.json on the data volume, where `runner status` finds it")  # fmt: skip
+                return False
+            sys.stderr.write(f"runner launcher: recording the end state: {e}; retrying in {delay:g}s\n")
+            time.sleep(delay)
+            delay = min(delay * 2, 15.0)
 
 
 #: what the script may read, as on the local target (runner.runtime: run_name, experiment_name, params);
@@ -208,27 +269,24 @@ def record(experiment: str, end: dict[str, Any], data_dir: str) -> None:
 RUNTIME_VARS = ("RUNNER_RUN", "RUNNER_EXPERIMENT", "RUNNER_PARAMS", "RUNNER_RUNTIME")
 
 
-def command_from_run(experiment: str) -> list[str]:
-    """Arguments longer than exec allows are not in the Job: take the command from run.json in the
-    run's ConfigMap, write its argv to RUNNER_ARGV_FILE, and start the script through the bootstrap
-    that reads it (``sys.argv`` is the same list ``python3 SCRIPT ARGS...`` would give)."""
-    doc = json.loads((api("GET", configmap_path()).get("data") or {})["run.json"])
-    command = next(e["command"] for e in doc["experiments"] if e["name"] == experiment)
+def command_from_volume(data_dir: str) -> list[str]:
+    """Arguments longer than exec allows are not in the Job: the CLI put the script's argv in
+    ``argv.json`` in the experiment's folder on the volume (any length: no ConfigMap holds it).
+    Copy it to RUNNER_ARGV_FILE and start the script through the bootstrap that reads it
+    (``sys.argv`` is the same list ``python3 SCRIPT ARGS...`` would give)."""
     path = os.environ["RUNNER_ARGV_FILE"]
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(command[1:], f, ensure_ascii=False)
+    shutil.copyfile(os.path.join(data_dir, "argv.json"), path)
     return ["python3", "-c", os.environ["RUNNER_ARGV_BOOTSTRAP"]]
 
 
 def main(argv: list[str]) -> int:
     command = argv[argv.index("--") + 1 :] if "--" in argv else argv
     experiment = os.environ["RUNNER_EXPERIMENT"]
-    if os.environ.get("RUNNER_ARGV_FILE"):
-        command = command_from_run(experiment)
     data_dir = os.environ.get("RUNNER_DATA", "/runner-data")
     timeout = float(os.environ.get("RUNNER_TIMEOUT") or 0)
-    workdir = os.getcwd()
+    # artifacts: everything the script changed under the project (it may run in a subfolder of it)
+    workdir = PROJECT_DIR if os.path.isdir(PROJECT_DIR) else os.getcwd()
     tee = Tee(os.path.join(data_dir, "log"))
     if os.environ.get("RUNNER_QUEUED") and stop_requested(experiment):
         # stopped while queued (--max-parallel): its end says "stopped" already; pass the turn on
@@ -241,9 +299,11 @@ def main(argv: list[str]) -> int:
     started = time.time()
     env = {k: v for k, v in os.environ.items() if not k.startswith("RUNNER_") or k in RUNTIME_VARS}
     try:
+        if os.environ.get("RUNNER_ARGV_FILE"):
+            command = command_from_volume(data_dir)
         child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     except OSError as e:
-        tee.line("stderr", f"runner: cannot start {command[0]}: {e}")
+        tee.line("stderr", f"runner: cannot start {(command or ['the script'])[0]}: {e}")
         failed = {"state": "failed", "exit_code": 127, "reason": "Error", "message": f"cannot start: {e}",
                "started_at": started, "finished_at": time.time(), "pod": os.environ.get("HOSTNAME")}  # fmt: skip
         finish(experiment, failed, data_dir)

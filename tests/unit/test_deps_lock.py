@@ -118,7 +118,7 @@ def test_changed_file_is_rescanned_alone(env_python: Path, tmp_path: Path, monke
     monkeypatch.setattr(deps, "scan_file_bytes", counting)
     (project / "train.py").write_text("import yaml\nimport numpy\n")
     lock = lock_project(project, files, "train.py", python=str(env_python), cache_dir=cache, offline=True)
-    assert parsed == ["train.py"]
+    assert parsed == [str(project / "train.py")]
     assert lock.text() == "numpy==1.26.4\npyyaml==6.0.1\nsix==1.16.0\n"
 
 

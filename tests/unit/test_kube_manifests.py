@@ -46,7 +46,7 @@ def test_job_with_everything() -> None:
 def test_run_configmap_and_infrastructure() -> None:
     doc = {"name": "bold-otter-123", "script": "train.py", "launched": True,
            "experiments": [{"name": "bold-otter-123-exp0", "index": 0, "command": ["python3", "train.py"]}]}  # fmt: skip
-    check_golden("infra.yaml", [kube.make_run_configmap(doc), kube.make_data_pvc(storage_class="standard"),
+    check_golden("infra.yaml", [*kube.make_run_configmaps(doc), kube.make_data_pvc(storage_class="standard"),
                                 kube.make_data_pod(image="busybox:1.36"), kube.make_datastore_configmap("mnist", [])])  # fmt: skip
 
 
