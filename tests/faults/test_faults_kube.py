@@ -40,9 +40,11 @@ def ready(url: str) -> Callable[[], bool]:
     return lambda: subprocess.run(["curl", "-fsSk", "-o", "/dev/null", url], capture_output=True).returncode == 0
 
 
-def test_apiserver_stopped_for_20_s(kr: Runner, project: Project, tmp_path: Path) -> None:
+@pytest.mark.parametrize("n", [30, 8], ids=["mid-run", "over-the-end"])
+def test_apiserver_stopped_for_20_s(kr: Runner, project: Project, tmp_path: Path, n: int) -> None:
+    """30 ticks: the script runs on after the outage; 8: it ends while the API server is away."""
     root = project({"tick.py": TICK})
-    f = Following(kr, "run", *CPU, str(root / "tick.py"), "30", "3")
+    f = Following(kr, "run", *CPU, str(root / "tick.py"), str(n), "3")
     f.wait_out("tick 3")
     api = Component("kube-apiserver")
     with api.down():
@@ -53,8 +55,8 @@ def test_apiserver_stopped_for_20_s(kr: Runner, project: Project, tmp_path: Path
     no_traceback(err)
     assert code == 3, err  # the script's exit code, not "cannot reach"
     assert "lost the Kubernetes API server" in err and "waiting up to" in err and "answers again" in err, err
-    assert ticks(f.out) == list(range(30)) and f.out[-1] == "done", f.out  # every line, once
-    check_consistent(kr, f.run, status="failed", exit_code=3, message="exit code 3", upto=29, complete=True,
+    assert ticks(f.out) == list(range(n)) and f.out[-1] == "done", f.out  # every line, once
+    check_consistent(kr, f.run, status="failed", exit_code=3, message="exit code 3", upto=n - 1, complete=True,
                      dest=tmp_path / "dl")  # fmt: skip
 
 
