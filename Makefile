@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 BASE_IMAGE ?= runner-python:3.11
 export RUNNER_BASE_IMAGE ?= $(BASE_IMAGE)
 
-.PHONY: help install docker-up docker-down base-image setup example test unit integration e2e ui-deps ui-test check typecheck lint bench bench-kube bench-ui bench-build clean
+.PHONY: help install docker-up docker-down base-image setup example test unit integration e2e faults ui-deps ui-test check typecheck lint bench bench-kube bench-ui bench-build clean
 
 help:
 	@echo "make example      install everything (Python packages, Docker engine, base image) and run examples/argecho.py"
@@ -67,7 +67,11 @@ check: install
 
 # The cluster stays up afterwards for development; .ci/run stops what it started.
 test: setup check ui-deps cluster-up
-	$(BIN)/pytest -q tests/unit tests/integration tests/ui tests/cluster tests/e2e
+	$(BIN)/pytest -q tests/unit tests/integration tests/ui tests/cluster tests/e2e tests/faults
+
+# Faults injected mid-run on both targets (a private dockerd; the cluster's components restarted): tests/faults.
+faults: setup cluster-up
+	$(BIN)/pytest -q tests/faults
 
 bench: setup
 	$(BIN)/python bench/bench_local.py

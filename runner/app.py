@@ -509,7 +509,16 @@ class App:
     # -- history ----------------------------------------------------------------------
 
     def reconcile(self) -> None:
-        """Take over active local experiments whose owner died (a killed CLI, a restarted engine)."""
+        """Take over active local experiments whose owner died (a killed CLI, a restarted engine).
+
+        History that cannot be written (a full disk) leaves them for a later command: reading goes on.
+        """
+        try:
+            self._reconcile()
+        except StoreError as e:
+            self.notes.append(f"runs whose follower ended are taken over once history can be written ({e.message})")
+
+    def _reconcile(self) -> None:
         stale = [e for e in self.store.active_experiments() if not _owner_alive(e)]
         local_stale = []
         for exp in stale:

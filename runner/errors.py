@@ -69,6 +69,10 @@ class ClusterError(RunnerError):
     """The Kubernetes API server is unreachable, refused a request, or a workload could not be made."""
 
 
+class ClusterUnreachableError(ClusterError):
+    """The Kubernetes API server did not answer, or answered that it cannot serve now (5xx, 429): worth waiting for."""
+
+
 class RegistryError(RunnerError):
     """The image registry is unreachable, refused our credentials, or failed (never read as "image present")."""
 

@@ -19,14 +19,14 @@ import json
 import os
 import tarfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from runner import kube
 from runner.artifacts import extract_files
-from runner.errors import ClusterError, NotFoundError, UsageError
+from runner.errors import ClusterError, ClusterUnreachableError, NotFoundError, UsageError
 from runner.logs import LogLine, now_iso, parse_line
 from runner.store import ExperimentRecord, ExpState, RunRecord, RunSummary
 
@@ -34,6 +34,11 @@ if TYPE_CHECKING:
     from runner.adapters.kube import KubeCluster
 
 TARGET = "kubernetes"
+T = TypeVar("T")
+#: how long following waits for an API server that went away (a restart, an upgrade) before it gives up
+API_WAIT = 300.0
+#: the stream of runner's own notices among an experiment's output lines
+NOTICE = "runner"
 #: the kubelet rotates a container's log past 10 MiB (containerLogMaxSize): a follower of a faster
 #: writer can miss lines; past this many bytes followed, the count is checked against the volume's log
 ROTATION_SIZE = 8 << 20
@@ -85,8 +90,9 @@ def parse_datastore(text: str) -> tuple[str, int | None, str | None]:
 
 
 class KubeTarget:
-    def __init__(self, cluster: KubeCluster, *, helper_image: str | None = None) -> None:
+    def __init__(self, cluster: KubeCluster, *, helper_image: str | None = None, api_wait: float = API_WAIT) -> None:
         self.cluster = cluster
+        self.api_wait = api_wait
         # an override only: by default the data pod runs an image the cluster already pulls (see helper_image_for)
         self.helper_image = helper_image or os.environ.get("RUNNER_HELPER_IMAGE") or None
 
@@ -309,21 +315,47 @@ class KubeTarget:
         pods = self.cluster.list_objects("Pod", f"{kube.EXP_LABEL}={experiment}")
         return sorted(pods, key=lambda p: p["metadata"].get("creationTimestamp") or "")
 
+    def _patient(self, call: Callable[[], T]) -> Generator[LogLine, None, T]:
+        """``call()`` (its value is the generator's return value), retried with backoff while the API server
+        does not answer, up to :data:`API_WAIT` seconds; yields a notice when it starts and stops waiting."""
+        deadline = time.monotonic() + self.api_wait
+        pause = 1.0
+        waiting = False
+        while True:
+            try:
+                value = call()
+            except ClusterUnreachableError as e:
+                if time.monotonic() + pause > deadline:
+                    raise ClusterError(f"the Kubernetes API server did not come back within {self.api_wait:g} s "
+                                       f"({e.message})", hint=e.hint) from e  # fmt: skip
+                if not waiting:
+                    waiting = True
+                    yield LogLine(NOTICE, now_iso(), f"runner: lost the Kubernetes API server ({e.message}); "
+                                                     f"waiting up to {self.api_wait:g} s for it to come back")  # fmt: skip
+                time.sleep(pause)
+                pause = min(pause * 2, 10.0)
+                continue
+            if waiting:
+                yield LogLine(NOTICE, now_iso(), "runner: the Kubernetes API server answers again; following on")
+            return value
+
     def follow(self, run: str, experiment: str, *, poll: float = 0.2,
                on_wait: Callable[[str], None] | None = None) -> Iterator[LogLine]:  # fmt: skip
         """Live output, pod after pod (retries), until the experiment has ended.
 
         ``on_wait`` hears why it is not running yet (Unschedulable, ImagePullBackOff), once per reason.
+        An API server that goes away meanwhile is waited for (with backoff, saying so); the output goes
+        on from the line where it stopped.
         """
         done: set[str] = set()
         seen_in: dict[str, int] = {}
         told = None
         size = 0  # bytes read from pod logs: past the kubelet's rotation size, lines may have been lost
         while True:
-            pods = self._pods(experiment)
+            pods = yield from self._patient(lambda: self._pods(experiment))
             current = next((p for p in pods if p["metadata"]["name"] not in done and _pod_started(p)), None)
             if current is None:
-                exp = self.experiment(run, experiment)
+                exp = yield from self._patient(lambda: self.experiment(run, experiment))
                 if exp.state.active:
                     # once per reason (the text before the colon): an event's message may change at each retry
                     if on_wait and exp.message and exp.message.split(":", 1)[0] != told:
@@ -333,7 +365,7 @@ class KubeTarget:
                     continue
                 # Ended: a pod may have run to its end between two looks (its status in the API
                 # lags behind the kubelet, so ask for its log whatever the status says), or be gone.
-                for p in self._pods(experiment):
+                for p in (yield from self._patient(lambda: self._pods(experiment))):
                     name = p["metadata"]["name"]
                     if name in done:
                         continue
@@ -344,7 +376,7 @@ class KubeTarget:
                     seen_in[name] = len(lines)
                     yield from (parse_line(raw) or LogLine("stderr", now_iso(), raw) for raw in lines)
                 if not seen_in:  # never saw a pod run: the volume has whatever it wrote
-                    for raw in self.finished_log(run, experiment):
+                    for raw in (yield from self._patient(lambda: list(self.finished_log(run, experiment)))):
                         yield parse_line(raw) or LogLine("stderr", now_iso(), raw)
                 elif size > ROTATION_SIZE:
                     missing = self._log_lines(run, experiment) - sum(seen_in.values())
@@ -364,9 +396,9 @@ class KubeTarget:
                     size += len(raw)
                     yield parse_line(raw) or LogLine("stderr", now_iso(), raw)
             except (ClusterError, NotFoundError):
-                pass  # the pod went away mid-stream: the volume has the rest
+                pass  # the pod went away mid-stream (the volume has the rest), or the API server did (asked next)
             seen_in[name] = max(skip, n)
-            pod = self.cluster.get("Pod", name)
+            pod = yield from self._patient(lambda: self.cluster.get("Pod", name))
             if pod is None or (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
                 done.add(name)
 

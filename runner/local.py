@@ -283,7 +283,8 @@ class LocalTarget:
         """Ask the engine about the container, with backoff, until it answers or :attr:`engine_wait` passes."""
         return self._retrying(lambda: self.engine.state(cid))  # type: ignore[return-value]
 
-    def _retrying(self, call: Callable[[], object]) -> object:
+    def _retrying(self, call: Callable[[], object], *, lost: list[str] | None = None) -> object:
+        """``call()``, retried with backoff while the engine does not answer; what it said goes to ``lost``."""
         deadline = time.monotonic() + self.engine_wait
         pause = 0.5
         while True:
@@ -291,7 +292,9 @@ class LocalTarget:
                 return call()
             except NotFoundError:
                 raise
-            except EngineError:
+            except EngineError as e:
+                if lost is not None:
+                    lost.append(e.message)
                 if time.monotonic() + pause > deadline:
                     raise
                 time.sleep(pause)
@@ -319,11 +322,20 @@ class LocalTarget:
         if exp.handle is None:
             return
         cid = exp.handle
+        lost: list[str] = []
         try:
-            end: ContainerEnd = self._retrying(lambda: self.engine.wait(cid))  # type: ignore[assignment]
+            # A stopping engine closes its API first, then stops the containers (live-restore off): the log
+            # stream then ends as if the script had, and only this wait meets the engine gone.
+            end: ContainerEnd = self._retrying(lambda: self.engine.wait(cid), lost=lost)  # type: ignore[assignment]
         except NotFoundError:
             self._end(name, ExpState.FAILED, None, "container lost (removed, or the engine was reset)")
             return
+        outage = outage or (lost[0] if lost else None)
+        if outage is None and end.exit_code in (137, 143) and not end.oom_killed and not self._asked_to_stop(name) \
+                and not self.engine.answers():
+            # A stopping dockerd closes its socket, then stops the containers; our kept-alive connection
+            # still heard this end, a new one is refused: the engine stopped it.
+            outage = "the engine stopped answering as the container ended"
         problems = []
         try:
             self.collect_artifacts(exp, end.upper_dir)
@@ -347,11 +359,17 @@ class LocalTarget:
             message = "; ".join([*([message] if message else []), *problems])
         if self._end(name, state, end.exit_code, message):
             try:
-                self.engine.remove(cid)
+                self._retrying(lambda: self.engine.remove(cid))  # an engine that is restarting: once it is back
             except EngineError as e:
                 self.notes.append(f"the container of {name} was not removed ({e.message})")
         else:
             self.notes.append(f"the container of {name} is kept: `runner status` records its end once history can be written")
+
+    def _asked_to_stop(self, name: str) -> bool:
+        try:
+            return bool(self.store.get_experiment(name).stop_requested)
+        except StoreError:
+            return False
 
     def collect_artifacts(self, exp: ExperimentRecord, upper: str | None) -> list[str]:
         assert exp.handle is not None

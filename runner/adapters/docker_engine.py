@@ -82,6 +82,8 @@ class _UnixConnection(http.client.HTTPConnection):
 
     def connect(self) -> None:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        if isinstance(self.timeout, (int, float)):
+            sock.settimeout(self.timeout)
         sock.connect(self._path)
         self.sock = sock
 
@@ -168,6 +170,18 @@ class _Api:
     def stream(self, method: str, path: str, *, what: str, query: dict[str, Any] | None = None) -> http.client.HTTPResponse:
         """A request on its own connection, for answers read as they come (logs, archives)."""
         return self._send(method, path, query, None, self._connect(), what)
+
+    def ping(self, *, timeout: float = 2.0) -> bool:
+        """A ping on a new connection of its own."""
+        conn = self._connect()
+        conn.timeout = timeout
+        try:
+            self._send("GET", "/_ping", None, None, conn, "ping").read()
+        except (EngineError, NotFoundError, OSError):
+            return False
+        finally:
+            conn.close()
+        return True
 
     def close(self) -> None:
         if self._conn is not None:
@@ -469,6 +483,10 @@ class DockerEngine:
             self._api.call("POST", f"/containers/{cid}/stop", query={"t": timeout}, what=f"stop {cid[:12]}")
         except NotFoundError:
             pass
+
+    def answers(self) -> bool:
+        """Whether the engine takes a new connection now (a stopping dockerd closes its socket first)."""
+        return self._api.ping()
 
     def remove(self, cid: str) -> None:
         try:

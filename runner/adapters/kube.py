@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from runner.errors import ClusterError, NotFoundError, UsageError
+from runner.errors import ClusterError, ClusterUnreachableError, NotFoundError, UsageError
 
 REQUEST_TIMEOUT = 10  # seconds, for single requests (not streams)
 #: concurrent requests for many objects at once (a sweep's Jobs): the client's connection pool is thread-safe
@@ -157,9 +157,11 @@ class KubeCluster:
                 ) from e
             if e.status == 0:  # websocket failures come back as status 0
                 raise ClusterError(f"{what}: {e.reason}") from e
+            if e.status >= 500 or e.status == 429:  # starting up, overloaded: it may answer later
+                raise ClusterUnreachableError(f"{what}: the Kubernetes API answered {e.status}: {message}") from e
             raise ClusterError(f"{what}: the Kubernetes API answered {e.status}: {message}") from e
         except (urllib3.exceptions.HTTPError, OSError) as e:
-            raise ClusterError(
+            raise ClusterUnreachableError(
                 f"cannot reach the Kubernetes API server at {self.info.server} (context {self.info.context})",
                 hint="is the cluster up? check `kubectl cluster-info`, or run with --local",
             ) from e
@@ -268,7 +270,7 @@ class KubeCluster:
                 for raw in lines:
                     yield raw.decode("utf-8", "surrogateescape")
         except (urllib3.exceptions.HTTPError, OSError) as e:
-            raise ClusterError(f"logs of {pod}: the connection to the API server broke: {e}") from e
+            raise ClusterUnreachableError(f"logs of {pod}: the connection to the API server broke: {e}") from e
         finally:
             resp.release_conn()
         if pending:

@@ -54,6 +54,11 @@ class Engine:
     def remove(self, cid: str) -> None:
         self.removed.append(cid)
 
+    answering = True
+
+    def answers(self) -> bool:
+        return self.answering
+
 
 @pytest.fixture(autouse=True)
 def no_sleep(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -118,3 +123,16 @@ def test_history_that_cannot_be_written_keeps_the_end_and_the_container(tmp_path
     list(target.follow(name))
     assert target.ends[name].exit_code == 3 and target.ends[name].state is ExpState.FAILED
     assert engine.removed == [] and any("cannot record how" in n for n in target.notes)
+
+
+@pytest.mark.parametrize("answering", [False, True], ids=["engine-stopping", "engine-fine"])
+def test_an_end_the_stopping_engine_caused_names_the_engine(tmp_path: Path, answering: bool) -> None:
+    # a stopping dockerd closes its socket, then stops the container: the stream itself ends cleanly
+    engine = Engine(break_after=None, down=0, exit_code=143)
+    engine.answering = answering
+    target, store, name = _target(tmp_path, engine)
+    list(target.follow(name))
+    exp = store.get_experiment(name)
+    assert exp.exit_code == 143 and exp.state is ExpState.FAILED
+    assert ("stopped by the Docker engine going away" in (exp.message or "")) is not answering, exp.message
+    assert engine.removed == ["c0ffee"]

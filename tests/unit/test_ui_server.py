@@ -52,7 +52,7 @@ def test_pages_escape_what_the_script_wrote(home: Home) -> None:
     page = c.get("/runs/calm-fox-001").text
     assert "&lt;script&gt;alert" in page  # the reason is shown, as text
     assert '<th class="param">--lr</th>' in page  # one column per swept argument
-    assert "Delete is not available yet" in page
+    assert 'data-delete="calm-fox-001"' in page  # delete, with confirmation in the page script
     exp = c.get("/experiments/calm-fox-001-exp0").text
     assert "out/%3Cb%3Ex.bin" in exp and "out/&lt;b&gt;x.bin" in exp
 

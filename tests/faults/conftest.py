@@ -1,0 +1,42 @@
+"""Fixtures of the fault suite: the real Docker engine (shared, or a private one for engine faults) and the real
+local cluster (`make cluster-up`), with a namespace of our own and a kubeconfig bound to runner-user (not admin)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))  # e2e_cluster: namespace and RBAC helpers
+
+from e2e_cluster import HELPER_IMAGE, REGISTRY, delete_namespace, make_namespace  # noqa: E402
+from support import Runner, write_project  # noqa: E402
+
+
+@pytest.fixture
+def runner(tmp_path: Path) -> Runner:
+    return Runner(tmp_path / "home")
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Callable[[dict[str, str]], Path]:
+    def make(files: dict[str, str]) -> Path:
+        return write_project(tmp_path / "proj", files)
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def kubeconfig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    name, path = make_namespace(tmp_path_factory.mktemp("kube"))
+    yield name, path
+    delete_namespace(name)
+
+
+@pytest.fixture
+def kr(tmp_path: Path, kubeconfig: tuple[str, Path]) -> Runner:
+    """The CLI as a user of our namespace: their kubeconfig, the cluster's registry and helper image."""
+    return Runner(tmp_path / "home", {"KUBECONFIG": str(kubeconfig[1]), "RUNNER_REGISTRY": REGISTRY,
+                                      "RUNNER_HELPER_IMAGE": HELPER_IMAGE})  # fmt: skip
