@@ -36,6 +36,5 @@ def prepare(namespace: str, registry: str, *, script_name: str, script: str) -> 
     (proj / script_name).write_text(script)
     env = {**os.environ, "RUNNER_HOME": home, "KUBECONFIG": KUBECONFIG, "RUNNER_NAMESPACE": namespace,
            "RUNNER_REGISTRY": registry,
-           "RUNNER_HELPER_IMAGE": os.environ.get("RUNNER_HELPER_IMAGE", f"{registry}/runner-cluster/busybox:1.35"),
            "RUNNER_BASE_IMAGE": os.environ.get("RUNNER_BASE_IMAGE", "runner-python:3.11")}  # fmt: skip
     return home, proj / script_name, env

@@ -11,7 +11,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))  # e2e_cluster: namespace and RBAC helpers
 
-from e2e_cluster import HELPER_IMAGE, REGISTRY, delete_namespace, make_namespace  # noqa: E402
+from e2e_cluster import REGISTRY, delete_namespace, make_namespace  # noqa: E402
 from support import Runner, write_project  # noqa: E402
 
 
@@ -37,6 +37,5 @@ def kubeconfig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, 
 
 @pytest.fixture
 def kr(tmp_path: Path, kubeconfig: tuple[str, Path]) -> Runner:
-    """The CLI as a user of our namespace: their kubeconfig, the cluster's registry and helper image."""
-    return Runner(tmp_path / "home", {"KUBECONFIG": str(kubeconfig[1]), "RUNNER_REGISTRY": REGISTRY,
-                                      "RUNNER_HELPER_IMAGE": HELPER_IMAGE})  # fmt: skip
+    """The CLI as a user of our namespace: their kubeconfig and the cluster's registry (no helper image: runner's own)."""
+    return Runner(tmp_path / "home", {"KUBECONFIG": str(kubeconfig[1]), "RUNNER_REGISTRY": REGISTRY})

@@ -59,11 +59,36 @@ def no_traceback(err: str) -> None:
 SLOW_BUILD = {"tick.py": "import boto3  # noqa: F401\n" + TICK}
 
 
+@contextmanager
+def fresh_base() -> Iterator[str]:
+    """A base image no layer of any build has seen (the installer's layer cannot be reused), removed after."""
+    import uuid
+
+    tag = f"runner-fault-base:{uuid.uuid4().hex[:12]}"
+    base = os.environ.get("RUNNER_BASE_IMAGE", "runner-python:3.11")
+    subprocess.run([DOCKER, "build", "-q", "-t", tag, "-"], input=f"FROM {base}\nRUN echo {tag} > /etc/fault-salt\n",
+                   text=True, check=True, capture_output=True)  # fmt: skip
+    try:
+        yield tag
+    finally:
+        subprocess.run([DOCKER, "image", "rm", "-f", tag], capture_output=True)
+
+
 def build_containers() -> set[str]:
-    """Containers of the shared engine running a pip step of a build (the classic builder's RUN containers)."""
-    out = subprocess.run([DOCKER, "ps", "-q", "--no-trunc", "--format", "{{.ID}} {{.Command}}"],
-                         capture_output=True, text=True).stdout  # fmt: skip
-    return {ln.split()[0] for ln in out.splitlines() if "pip" in ln}
+    """Processes of a running install step of a build (PIDs): BuildKit runs its steps outside
+    `docker ps`, so they are found by command line (runner's install script, or pip)."""
+    found = set()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as fh:
+                cmd = fh.read().replace(b"\0", b" ")
+        except OSError:
+            continue
+        if b"/run/runner/install.sh" in cmd or b"pip install" in cmd:
+            found.add(entry)
+    return found
 
 
 def wait_for(cond: Callable[[], bool], *, timeout: float = 120, every: float = 0.3, what: str = "condition") -> None:

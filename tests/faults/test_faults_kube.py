@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 from e2e_cluster import REGISTRY
-from faultlib import (HOG, SLOW_BUILD, TICK, Component, Following, build_containers, check_consistent, no_traceback,
+from faultlib import (fresh_base, HOG, SLOW_BUILD, TICK, Component, Following, build_containers, check_consistent, no_traceback,
                       texts, ticks, wait_for)
 from support import Runner, run_name
 
@@ -163,23 +163,26 @@ def test_oom_killed(kr: Runner, project: Project, tmp_path: Path) -> None:
 
 
 def test_sigint_during_the_build(kr: Runner, project: Project) -> None:
-    root = fresh(project, SLOW_BUILD)
-    before = build_containers()
-    f = Following(kr, "run", *CPU, str(root / "tick.py"), "3", "0")
-    f.wait_err("RUN ")
-    wait_for(lambda: bool(build_containers() - before), timeout=60, what="the pip step to start")
-    mine = build_containers() - before
-    f.proc.send_signal(signal.SIGINT)  # Ctrl-C
-    code = f.finish(timeout=60)
-    err = f.stderr
-    no_traceback(err)
-    assert code == 130, err
-    assert "interrupted" in err, err
-    run = f.run
-    doc: Any = kr.json("status", run)
-    assert doc["status"] == "stopped" and doc["experiment_list"][0]["status"] == "stopped", doc  # as locally
-    assert [h["status"] for h in kr.json("history") if h["run"] == run] == ["stopped"]  # type: ignore[union-attr]
-    wait_for(lambda: not (build_containers() & mine), timeout=30, what="the build's container to go")
-    image = next(ln.split()[1] for ln in f.err if ln.startswith("image "))
-    time.sleep(5)
-    assert subprocess.run(["/usr/bin/docker", "image", "inspect", image], capture_output=True).returncode != 0
+    # a base no build has seen, and pip (slower than uv): the install step runs long enough to be interrupted
+    with fresh_base() as base:
+        kr.env["RUNNER_INSTALLER"] = "pip"
+        root = fresh(project, SLOW_BUILD)
+        before = build_containers()
+        f = Following(kr, "run", "--base-image", base, *CPU, str(root / "tick.py"), "3", "0")
+        f.wait_err("RUN ")
+        wait_for(lambda: bool(build_containers() - before), timeout=60, what="the install step to start")
+        mine = build_containers() - before
+        f.proc.send_signal(signal.SIGINT)  # Ctrl-C
+        code = f.finish(timeout=60)
+        err = f.stderr
+        no_traceback(err)
+        assert code == 130, err
+        assert "interrupted" in err, err
+        run = f.run
+        doc: Any = kr.json("status", run)
+        assert doc["status"] == "stopped" and doc["experiment_list"][0]["status"] == "stopped", doc  # as locally
+        assert [h["status"] for h in kr.json("history") if h["run"] == run] == ["stopped"]  # type: ignore[union-attr]
+        wait_for(lambda: not (build_containers() & mine), timeout=30, what="the build step to go")
+        image = next(ln.split()[1] for ln in f.err if ln.startswith("image "))
+        time.sleep(5)
+        assert subprocess.run(["/usr/bin/docker", "image", "inspect", image], capture_output=True).returncode != 0

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from faultlib import (DOCKER, HOG, SLOW_BUILD, TICK, Following, PrivateEngine, build_containers, check_consistent,
+from faultlib import (fresh_base, DOCKER, HOG, SLOW_BUILD, TICK, Following, PrivateEngine, build_containers, check_consistent,
                       no_traceback, texts, ticks, wait_for)
 from support import Runner, run_name
 
@@ -204,23 +204,26 @@ def test_oom_killed(runner: Runner, project: Project, tmp_path: Path) -> None:
 
 
 def test_sigint_during_the_build(runner: Runner, project: Project) -> None:
-    root = project(SLOW_BUILD)
-    before = build_containers()
-    f = Following(runner, "run", "--local", str(root / "tick.py"), "3", "0")
-    f.wait_err("RUN ")
-    wait_for(lambda: bool(build_containers() - before), timeout=60, what="the pip step to start")
-    mine = build_containers() - before
-    f.proc.send_signal(signal.SIGINT)  # Ctrl-C
-    code = f.finish(timeout=60)
-    err = f.stderr
-    no_traceback(err)
-    assert code == 130, err
-    assert "interrupted" in err, err
-    run = f.run
-    doc: Any = runner.json("status", run)
-    assert doc["status"] == "stopped" and doc["experiment_list"][0]["status"] == "stopped", doc
-    # the engine's build stops too: its RUN container goes, and the image never appears
-    wait_for(lambda: not (build_containers() & mine), timeout=30, what="the build's container to go")
-    image = next(ln.split()[1] for ln in f.err if ln.startswith("image "))
-    time.sleep(5)
-    assert subprocess.run([DOCKER, "image", "inspect", image], capture_output=True).returncode != 0
+    # a base no build has seen, and pip (slower than uv): the install step runs long enough to be interrupted
+    with fresh_base() as base:
+        runner.env["RUNNER_INSTALLER"] = "pip"
+        root = project(SLOW_BUILD)
+        before = build_containers()
+        f = Following(runner, "run", "--base-image", base, "--local", str(root / "tick.py"), "3", "0")
+        f.wait_err("RUN ")
+        wait_for(lambda: bool(build_containers() - before), timeout=60, what="the install step to start")
+        mine = build_containers() - before
+        f.proc.send_signal(signal.SIGINT)  # Ctrl-C
+        code = f.finish(timeout=60)
+        err = f.stderr
+        no_traceback(err)
+        assert code == 130, err
+        assert "interrupted" in err, err
+        run = f.run
+        doc: Any = runner.json("status", run)
+        assert doc["status"] == "stopped" and doc["experiment_list"][0]["status"] == "stopped", doc
+        # the engine's build stops too: its RUN container goes, and the image never appears
+        wait_for(lambda: not (build_containers() & mine), timeout=30, what="the build step to go")
+        image = next(ln.split()[1] for ln in f.err if ln.startswith("image "))
+        time.sleep(5)
+        assert subprocess.run([DOCKER, "image", "inspect", image], capture_output=True).returncode != 0
