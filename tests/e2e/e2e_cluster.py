@@ -6,8 +6,14 @@ import base64
 import json
 import os
 import subprocess
+import time
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from support import Runner
 
 ADMIN_KUBECONFIG = os.environ.get("RUNNER_E2E_ADMIN_KUBECONFIG", "/var/lib/runner-cluster/kubeconfig")
 KUBECTL = os.environ.get("RUNNER_E2E_KUBECTL", "/var/lib/runner-cluster/bin/kubectl")
@@ -48,3 +54,32 @@ def delete_namespace(ns: str) -> None:
 
 def b64(text: str) -> str:
     return base64.b64encode(text.encode()).decode()
+
+
+@dataclass
+class Namespace:
+    name: str
+    kubeconfig: Path
+
+
+class KubeRunner(Runner):
+    """The CLI as a user of one namespace: their kubeconfig and the test registry (nothing a new user would not set)."""
+
+    def __init__(self, home: Path, ns: Namespace) -> None:
+        super().__init__(home, {"KUBECONFIG": str(ns.kubeconfig), "RUNNER_REGISTRY": REGISTRY})
+        self.ns = ns
+
+    def experiment(self, name: str) -> dict[str, Any]:
+        run = name.rsplit("-exp", 1)[0]
+        doc = self.json("status", run)
+        return next(e for e in doc["experiment_list"] if e["name"] == name)
+
+    def wait_for(self, name: str, ok: Callable[[dict[str, Any]], bool], *, timeout: float = 180) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            exp = self.experiment(name)
+            if ok(exp):
+                return exp
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{name} never got there: {exp}")
+            time.sleep(1)

@@ -7,7 +7,7 @@ import subprocess
 from pathlib import Path
 from typing import Callable
 
-from conftest import KubeRunner
+from e2e_cluster import KubeRunner
 from support import SUBFOLDER_SCRIPT, run_name
 
 Project = Callable[[dict[str, str]], Path]

@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from conftest import KubeRunner, Namespace
+from e2e_cluster import KubeRunner, Namespace
 from e2e_cluster import REGISTRY, delete_namespace, kubectl, make_namespace
 from support import run_name
 

@@ -8,7 +8,7 @@ import uuid
 from pathlib import Path
 from typing import Callable
 
-from conftest import KubeRunner
+from e2e_cluster import KubeRunner
 from e2e_cluster import REGISTRY
 from support import run_name
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from typing import Any, Callable
 
-from conftest import KubeRunner
+from e2e_cluster import KubeRunner
 from support import ARGECHO, run_name
 from support import TRICKY as BASIC_TRICKY
 from e2e_cluster import kubectl

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pytest
-from conftest import KubeRunner
+from e2e_cluster import KubeRunner
 from e2e_cluster import kubectl
 from support import run_name
 

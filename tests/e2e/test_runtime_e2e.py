@@ -6,7 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
-from conftest import KubeRunner
+from e2e_cluster import KubeRunner
 from support import run_name
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"

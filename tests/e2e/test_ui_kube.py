@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from conftest import KubeRunner
+from e2e_cluster import KubeRunner
 from selenium import webdriver
 from selenium.webdriver.common.by import By
 from support import run_name
