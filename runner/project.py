@@ -149,11 +149,16 @@ def _inside(path: Path, folder: Path) -> bool:
 
 def base_root(script: Path, *, cwd: Path) -> Path:
     """The root before widening: the git work tree, else the launch folder -- unless that is
-    the home folder or ``/`` (or would take one in with the script): then the script's folder."""
+    the home folder or ``/`` (or would take one in with the script, or a top-level folder such
+    as ``/tmp`` when the launch folder does not hold the script): then the script's folder."""
     git = git_root(script)
     if git is not None:
         return git
-    if _too_wide(cwd) or (not _inside(script, cwd) and _too_wide(_common([cwd, script.parent]))):
+    if not _inside(script, cwd):
+        common = _common([cwd, script.parent])
+        if _too_wide(common) or len(common.parts) <= 2:  # /tmp/x and /tmp/y have only /tmp in common
+            return script.parent
+    if _too_wide(cwd):
         return script.parent
     return cwd
 
