@@ -62,12 +62,14 @@ e2e: setup ui-deps cluster-up
 	$(BIN)/pytest -q tests/e2e
 
 check: install
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
 # The cluster stays up afterwards for development; .ci/run stops what it started.
 test: setup check ui-deps cluster-up
-	$(BIN)/pytest -q tests/unit tests/integration tests/ui tests/cluster tests/e2e tests/faults
+	RUNNER_TEST_REQUIRE=1 $(BIN)/pytest -q tests/unit tests/integration tests/ui tests/cluster tests/e2e tests/faults
 
 # Faults injected mid-run on both targets (a private dockerd; the cluster's components restarted): tests/faults.
 faults: setup cluster-up

@@ -49,8 +49,11 @@ IMPORTS = {"scikit-learn": "sklearn", "pyyaml": "yaml", "pillow": "PIL", "python
 def app_source(lock: dict[str, str]) -> str:
     """A script that imports every distribution of the lock and prints their versions."""
     mods = [IMPORTS.get(name, name.replace("-", "_")) for name in sorted(lock)]
-    return (f"import {', '.join(mods)}\nfrom importlib.metadata import version\n"
-            f"print('versions', *(version(d) for d in {sorted(lock)!r}))\n")
+    return (
+        f"import {', '.join(mods)}\nfrom importlib.metadata import version\n"
+        f"print('versions', *(version(d) for d in {sorted(lock)!r}))\n"
+    )
+
 
 YARDSTICK = """\
 FROM {base}
@@ -88,8 +91,12 @@ def yardstick(folder: Path, tag: str, env: dict[str, str], expect: str, tags: li
     """Build (no layer cache, no installer cache) and run the hand-written image."""
     tags.append(tag)
     t = time.perf_counter()
-    b = subprocess.run([DOCKER, "build", "--no-cache", "-q", "--secret", f"id=ca,src={CA}", "-t", tag, str(folder)],
-                       env={**env, "DOCKER_BUILDKIT": "1"}, capture_output=True, text=True)  # fmt: skip
+    b = subprocess.run(
+        [DOCKER, "build", "--no-cache", "-q", "--secret", f"id=ca,src={CA}", "-t", tag, str(folder)],
+        env={**env, "DOCKER_BUILDKIT": "1"},
+        capture_output=True,
+        text=True,
+    )
     if b.returncode != 0:
         sys.exit(f"yardstick build failed:\n{b.stderr[-3000:]}")
     r = subprocess.run([DOCKER, "run", "--rm", tag, "python3", "app.py"], capture_output=True, text=True)
@@ -105,8 +112,12 @@ def empty_runner_cache(base: str, env: dict[str, str]) -> None:
             f"FROM {base}\nRUN --mount=type=cache,target=/c,id=runner-uv find /c -mindepth 1 -delete\n"
             f"LABEL runner.bench={uuid.uuid4().hex}\n"
         )
-        subprocess.run([DOCKER, "build", "--no-cache", "-q", "-t", "runner-bench-empty:latest", tmp], check=True,
-                       env={**env, "DOCKER_BUILDKIT": "1"}, capture_output=True)  # fmt: skip
+        subprocess.run(
+            [DOCKER, "build", "--no-cache", "-q", "-t", "runner-bench-empty:latest", tmp],
+            check=True,
+            env={**env, "DOCKER_BUILDKIT": "1"},
+            capture_output=True,
+        )
         subprocess.run([DOCKER, "rmi", "-f", "runner-bench-empty:latest"], capture_output=True)
 
 
@@ -133,8 +144,9 @@ def push(registry: str, ref: str) -> float:
     return time.perf_counter() - t
 
 
-def one_round(base: str, lock: dict[str, str], app: str, uv_bin: str, registry: str | None, repeat: int,
-              hand_tags: list[str]) -> dict[str, object]:  # fmt: skip
+def one_round(
+    base: str, lock: dict[str, str], app: str, uv_bin: str, registry: str | None, repeat: int, hand_tags: list[str]
+) -> dict[str, object]:
     """Every case once, on a base image id of its own (so no layer of an earlier round is reused)."""
     out: dict[str, object] = {}
     with tempfile.TemporaryDirectory(prefix="bench-build-") as tmp:
@@ -153,7 +165,9 @@ def one_round(base: str, lock: dict[str, str], app: str, uv_bin: str, registry: 
         run = runner_cmd("run", "--local", "--requirements", str(proj / "requirements.txt"), str(proj / "app.py"))
 
         # 1. cold: the yardstick, then runner with an emptied installer cache
-        out["yardstick_cold_s"] = yardstick(hand, f"runner-bench-hand:{uuid.uuid4().hex[:8]}", env, "versions", hand_tags)
+        out["yardstick_cold_s"] = yardstick(
+            hand, f"runner-bench-hand:{uuid.uuid4().hex[:8]}", env, "versions", hand_tags
+        )
         # the yardstick's image has no bytecode (uv's default): every run compiles what it imports
         t = time.perf_counter()
         subprocess.run([DOCKER, "run", "--rm", hand_tags[-1], "python3", "app.py"], check=True, capture_output=True)
@@ -179,17 +193,28 @@ def one_round(base: str, lock: dict[str, str], app: str, uv_bin: str, registry: 
         cached += [timed(run, env, expect="changed")[0] for _ in range(repeat)]
         out["runner_cached_run_s"] = statistics.median(cached)
 
-        sizes = subprocess.run([DOCKER, "history", "--format", "{{.Size}}\t{{.CreatedBy}}", after],
-                               capture_output=True, text=True, check=True).stdout  # fmt: skip
-        out["layers_after_bump"] = [f"{ln.split(chr(9))[0]:>8}  {ln.split(chr(9))[1][:80]}" for ln in sizes.splitlines()]
+        sizes = subprocess.run(
+            [DOCKER, "history", "--format", "{{.Size}}\t{{.CreatedBy}}", after],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        out["layers_after_bump"] = [
+            f"{ln.split(chr(9))[0]:>8}  {ln.split(chr(9))[1][:80]}" for ln in sizes.splitlines()
+        ]
         if registry:
             push(registry, before)
             old = manifest_layers(registry, before)
             out["bump_push_s"] = push(registry, after)
             new = manifest_layers(registry, after)
             sent = {d: n for d, n in new.items() if d not in old}
-            out.update({"image_compressed_bytes": sum(new.values()), "bump_pushed_layers": len(sent),
-                        "bump_pushed_bytes": sum(sent.values())})  # fmt: skip
+            out.update(
+                {
+                    "image_compressed_bytes": sum(new.values()),
+                    "bump_pushed_layers": len(sent),
+                    "bump_pushed_bytes": sum(sent.values()),
+                }
+            )
         subprocess.run([DOCKER, "rmi", "-f", fresh], capture_output=True)
     return out
 
@@ -213,28 +238,49 @@ def main() -> None:
     # byte-compiled as an installed runner is (bench_local.py does the same)
     subprocess.run([sys.executable, "-m", "compileall", "-q", str(REPO / "runner")], check=True)
     hand_tags: list[str] = []
-    rounds = [one_round(base, lock, app, uv.find_uv_bin(), opts.registry if i == 0 else None, opts.repeat, hand_tags)
-              for i in range(opts.rounds)]  # fmt: skip
+    rounds = [
+        one_round(base, lock, app, uv.find_uv_bin(), opts.registry if i == 0 else None, opts.repeat, hand_tags)
+        for i in range(opts.rounds)
+    ]
     subprocess.run([DOCKER, "rmi", "-f", *hand_tags], capture_output=True)
     load_after = os.getloadavg()[0]
 
     def med(key: str) -> float:
         return statistics.median(float(r[key]) for r in rounds)  # type: ignore[arg-type]
 
-    results: dict[str, object] = {"lock": lock, "bump": f"{BUMP[0]} {lock[BUMP[0]]} -> {BUMP[1]}", "rounds": opts.rounds,
-                                  "load_average_before": os.getloadavg()[0]}  # fmt: skip
-    for key in ("yardstick_cold_s", "yardstick_run_s", "runner_cold_s", "runner_cached_run_s", "yardstick_bump_s", "runner_bump_s",
-                "runner_code_change_s"):  # fmt: skip
+    results: dict[str, object] = {
+        "lock": lock,
+        "bump": f"{BUMP[0]} {lock[BUMP[0]]} -> {BUMP[1]}",
+        "rounds": opts.rounds,
+        "load_average_before": os.getloadavg()[0],
+    }
+    for key in (
+        "yardstick_cold_s",
+        "yardstick_run_s",
+        "runner_cold_s",
+        "runner_cached_run_s",
+        "yardstick_bump_s",
+        "runner_bump_s",
+        "runner_code_change_s",
+    ):
         results[key] = round(med(key), 2)
         results[key + "_all"] = [round(float(r[key]), 2) for r in rounds]  # type: ignore[arg-type]
-    results.update({
-        "cold_ratio_vs_yardstick": round(med("runner_cold_s") / med("yardstick_cold_s"), 2),
-        "bump_ratio_vs_yardstick": round(med("runner_bump_s") / med("yardstick_bump_s"), 2),
-        "bump_ratio_vs_cached_run": round(med("runner_bump_s") / med("runner_cached_run_s"), 2),
-        "code_ratio_vs_cached_run": round(med("runner_code_change_s") / med("runner_cached_run_s"), 2),
-    })  # fmt: skip
+    results.update(
+        {
+            "cold_ratio_vs_yardstick": round(med("runner_cold_s") / med("yardstick_cold_s"), 2),
+            "bump_ratio_vs_yardstick": round(med("runner_bump_s") / med("yardstick_bump_s"), 2),
+            "bump_ratio_vs_cached_run": round(med("runner_bump_s") / med("runner_cached_run_s"), 2),
+            "code_ratio_vs_cached_run": round(med("runner_code_change_s") / med("runner_cached_run_s"), 2),
+        }
+    )
     results["load_average_after"] = load_after
-    for key in ("image_compressed_bytes", "bump_pushed_layers", "bump_pushed_bytes", "bump_push_s", "layers_after_bump"):
+    for key in (
+        "image_compressed_bytes",
+        "bump_pushed_layers",
+        "bump_pushed_bytes",
+        "bump_push_s",
+        "layers_after_bump",
+    ):
         if key in rounds[0]:
             results[key] = rounds[0][key]
     if opts.json:

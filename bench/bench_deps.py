@@ -42,7 +42,19 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 FIXTURES = REPO / "tests" / "fixtures" / "deps"
 DEV_SITE = next((REPO / ".venv" / "lib").glob("python3*/site-packages"))
-SCAN_CASES = ("aliases", "data_folders", "fallbacks", "latin1", "local_venv", "namespace", "notebook", "pins", "py2_syntax", "shadow", "single_file")
+SCAN_CASES = (
+    "aliases",
+    "data_folders",
+    "fallbacks",
+    "latin1",
+    "local_venv",
+    "namespace",
+    "notebook",
+    "pins",
+    "py2_syntax",
+    "shadow",
+    "single_file",
+)
 SCRIPTS = {"notebook": "run.py"}
 
 _NAME = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)")
@@ -117,7 +129,14 @@ def shim_folder(where: Path) -> Path:
 
 def run_pipreqs(python: Path, shim: Path, project: Path, *, use_local: bool) -> Result:
     out = project.parent / f"pipreqs-{project.name}-{'local' if use_local else 'pypi'}.txt"
-    args = [str(python), "-c", "import sys; from pipreqs.pipreqs import main; sys.exit(main())", "--savepath", str(out), "--scan-notebooks"]
+    args = [
+        str(python),
+        "-c",
+        "import sys; from pipreqs.pipreqs import main; sys.exit(main())",
+        "--savepath",
+        str(out),
+        "--scan-notebooks",
+    ]
     # pipreqs' default server (pypi.python.org) is a redirect; ask pypi.org directly
     args += ["--use-local"] if use_local else ["--pypi-server", "https://pypi.org/pypi/"]
     args.append(str(project))
@@ -165,7 +184,9 @@ def run_runner(project: Path, script: str, python: Path, cache: Path, label: str
         start = time.perf_counter()
         proc = subprocess.run(
             [sys.executable, "-c", RUNNER_DRIVER, str(project), script, str(python), str(cache)],
-            capture_output=True, text=True, timeout=900,
+            capture_output=True,
+            text=True,
+            timeout=900,
         )
         seconds = min(seconds, time.perf_counter() - start)
     if proc.returncode != 0:
@@ -178,8 +199,10 @@ def score(result: Result, direct: set[str], full: set[str], local: dict[str, str
     found = set(result.found)
     if result.crashed:
         return {"direct recall": "-", "lock recall": "-", "precision": "-", "local pins": "-"}
+
     def ratio(a: int, b: int) -> str:
         return f"{a}/{b}"
+
     pinned = [n for n, v in result.found.items() if n in local and v is not None]
     same = [n for n in pinned if result.found[n] == local[n] or result.found[n] == local[n].split("+")[0]]
     return {
@@ -208,7 +231,9 @@ def main() -> int:
         # the fixtures' expected sets assume the index answers wandb/requests; the bench is offline for runner
         expected = parse_lock((FIXTURES / case / "expected.lock").read_text())
         expected_json = json.loads((FIXTURES / case / "expected.json").read_text())
-        index_pins = {normalize(w.split("pinned ")[1].split("==")[0]) for w in expected_json["warnings"] if " pinned " in w}
+        index_pins = {
+            normalize(w.split("pinned ")[1].split("==")[0]) for w in expected_json["warnings"] if " pinned " in w
+        }
         full = set(expected) - index_pins
         direct = {n for n in full if n in _direct_names(expected_json, local)}
         projects.append((case, dest, SCRIPTS.get(case, "train.py"), direct, full))
@@ -269,8 +294,16 @@ def print_table(rows: list[tuple[str, Result, dict[str, str]]]) -> None:
     lines = [header]
     for case, r, s in rows:
         lines.append(
-            (case, r.tool, s["direct recall"], s["lock recall"], s["precision"], s["local pins"],
-             f"yes: {r.detail}" if r.crashed else "no", f"{r.seconds:.2f}")
+            (
+                case,
+                r.tool,
+                s["direct recall"],
+                s["lock recall"],
+                s["precision"],
+                s["local pins"],
+                f"yes: {r.detail}" if r.crashed else "no",
+                f"{r.seconds:.2f}",
+            )
         )
     widths = [max(len(str(row[i])) for row in lines) for i in range(len(header) - 1)]
     for row in lines:

@@ -25,6 +25,7 @@ import uuid
 from pathlib import Path
 
 from kubesetup import KUBECTL, prepare
+
 SCRIPT = "print('first output', flush=True)\n"
 
 
@@ -39,7 +40,6 @@ def first_output(cmd: list[str], env: dict[str, str]) -> float:
     if "first output" not in line:
         sys.exit(f"failed: {' '.join(cmd)}\n{line}{rest}{err[-2000:]}")
     return elapsed
-
 
 
 def main() -> None:
@@ -57,20 +57,47 @@ def main() -> None:
         if warm.returncode:
             sys.exit(warm.stderr[-2000:])
         ref = next(ln.split()[1] for ln in warm.stderr.splitlines() if ln.startswith(("pushed ", "registry ")))
+
         def kubectl_run() -> list[str]:
-            return [KUBECTL, "-n", ns, "run", f"bench-{uuid.uuid4().hex[:8]}", "--rm", "-i", "--restart=Never", "--quiet",
-                    f"--image={ref}", "--command", "--", "python3", "first.py"]  # fmt: skip
+            return [
+                KUBECTL,
+                "-n",
+                ns,
+                "run",
+                f"bench-{uuid.uuid4().hex[:8]}",
+                "--rm",
+                "-i",
+                "--restart=Never",
+                "--quiet",
+                f"--image={ref}",
+                "--command",
+                "--",
+                "python3",
+                "first.py",
+            ]
+
         first_output(kubectl_run(), env)
         r, k = [], []
         for _ in range(opts.repeat):
             r.append(first_output(runner, env))
             k.append(first_output(kubectl_run(), env))
         rm, km = statistics.median(r), statistics.median(k)
-        print(json.dumps({"runner_median_s": round(rm, 3), "kubectl_run_median_s": round(km, 3), "ratio": round(rm / km, 2),
-                          "repeat": opts.repeat, "runner_all": [round(x, 3) for x in r],
-                          "kubectl_all": [round(x, 3) for x in k]}))  # fmt: skip
-        print(f"submit-to-first-output, cached image: runner {rm:.3f}s  kubectl run {km:.3f}s  ratio {rm / km:.2f}"
-              f"  (median of {opts.repeat}, target <= 1.5)")  # fmt: skip
+        print(
+            json.dumps(
+                {
+                    "runner_median_s": round(rm, 3),
+                    "kubectl_run_median_s": round(km, 3),
+                    "ratio": round(rm / km, 2),
+                    "repeat": opts.repeat,
+                    "runner_all": [round(x, 3) for x in r],
+                    "kubectl_all": [round(x, 3) for x in k],
+                }
+            )
+        )
+        print(
+            f"submit-to-first-output, cached image: runner {rm:.3f}s  kubectl run {km:.3f}s  ratio {rm / km:.2f}"
+            f"  (median of {opts.repeat}, target <= 1.5)"
+        )
     finally:
         shutil.rmtree(home, ignore_errors=True)
 

@@ -34,8 +34,8 @@ import time
 from pathlib import Path
 
 from kubesetup import REPO, kubectl, prepare
-SCRIPT = "import sys\nprint('x =', sys.argv[2], flush=True)\n"
 
+SCRIPT = "import sys\nprint('x =', sys.argv[2], flush=True)\n"
 
 
 def timed_lines(cmd: list[str], env: dict[str, str]) -> tuple[float, list[tuple[float, str]], int]:
@@ -51,11 +51,16 @@ def timed_lines(cmd: list[str], env: dict[str, str]) -> tuple[float, list[tuple[
 def watch_first_running(ns: str, t0: float, out: list[float]) -> None:
     """Seconds from t0 until a pod of a sweep (a runner/run label, not the warm-up's) is Running or done."""
     sel = "app.kubernetes.io/managed-by=runner,runner/run"
-    known = {p["metadata"]["labels"]["runner/run"] for p in json.loads(kubectl("-n", ns, "get", "pods", "-l", sel, "-o", "json"))["items"]}
+    known = {
+        p["metadata"]["labels"]["runner/run"]
+        for p in json.loads(kubectl("-n", ns, "get", "pods", "-l", sel, "-o", "json"))["items"]
+    }
     while time.perf_counter() - t0 < 120:
         pods = json.loads(kubectl("-n", ns, "get", "pods", "-l", sel, "-o", "json"))["items"]
-        if any(p["metadata"]["labels"]["runner/run"] not in known and p["status"].get("phase") in ("Running", "Succeeded")
-               for p in pods):  # fmt: skip
+        if any(
+            p["metadata"]["labels"]["runner/run"] not in known and p["status"].get("phase") in ("Running", "Succeeded")
+            for p in pods
+        ):
             out.append(time.perf_counter() - t0)
             return
         time.sleep(0.05)
@@ -74,7 +79,9 @@ def main() -> None:
     ap.add_argument("--experiments", type=int, default=1000)
     ap.add_argument("--max-parallel", type=int, default=4)
     ap.add_argument("--status-repeat", type=int, default=5)
-    ap.add_argument("--cpus", default="0.25", help="--cpus per experiment (the default 1 CPU lets one or two fit on a small node)")
+    ap.add_argument(
+        "--cpus", default="0.25", help="--cpus per experiment (the default 1 CPU lets one or two fit on a small node)"
+    )
     ap.add_argument("--namespace", default="runner-bench")
     ap.add_argument("--registry", default=os.environ.get("RUNNER_REGISTRY", "127.0.0.1:5000"))
     ap.add_argument("--keep", action="store_true", help="leave the run's Jobs and ConfigMap in the cluster")
@@ -88,15 +95,38 @@ def main() -> None:
     subprocess.run([sys.executable, "-m", "compileall", "-q", str(REPO / "runner")], check=True)
     run = None
     try:
-        warm = subprocess.run([runner, "run", str(proj / "x.py"), "--x", "warm"], env=env, capture_output=True, text=True)
+        warm = subprocess.run(
+            [runner, "run", str(proj / "x.py"), "--x", "warm"], env=env, capture_output=True, text=True
+        )
         if warm.returncode:  # builds and pushes once: the sweep below has a cached image
             sys.exit(warm.stderr[-2000:])
         warm_run = next(ln.split()[1] for ln in warm.stderr.splitlines() if ln.startswith("run "))
-        kubectl("-n", ns, "delete", "jobs", "-l", f"runner/run={warm_run}", "--cascade=background", "--wait=false", check=False)
+        kubectl(
+            "-n",
+            ns,
+            "delete",
+            "jobs",
+            "-l",
+            f"runner/run={warm_run}",
+            "--cascade=background",
+            "--wait=false",
+            check=False,
+        )
         kubectl("-n", ns, "delete", "configmap", f"runner-run-{warm_run}", "--wait=false", check=False)
 
-        cmd = [runner, "run", "--sweep", "--detach", "--max-parallel", str(opts.max_parallel), "--cpus", opts.cpus,
-               str(proj / "x.py"), "--x", f"range({n})"]  # fmt: skip
+        cmd = [
+            runner,
+            "run",
+            "--sweep",
+            "--detach",
+            "--max-parallel",
+            str(opts.max_parallel),
+            "--cpus",
+            opts.cpus,
+            str(proj / "x.py"),
+            "--x",
+            f"range({n})",
+        ]
         # From the submit's start, watch (as admin, every ~0.1 s) for the sweep's first pod to run
         first: list[float] = []
         t0 = time.perf_counter()
@@ -121,7 +151,9 @@ def main() -> None:
             if st.returncode:
                 sys.exit(st.stderr[-2000:])
             rows = sum(1 for ln in st.stdout.splitlines() if f"{run}-exp" in ln)
-        doc = json.loads(subprocess.run([runner, "status", run, "--json"], env=env, capture_output=True, text=True).stdout)
+        doc = json.loads(
+            subprocess.run([runner, "status", run, "--json"], env=env, capture_output=True, text=True).stdout
+        )
         states: dict[str, int] = {}
         for e in doc["experiment_list"]:
             states[e["status"]] = states.get(e["status"], 0) + 1
@@ -141,25 +173,47 @@ def main() -> None:
         marks = [(round(s, 3), text) for s, text in lines if not text.startswith("submitted")]
         submitted = [s for s, text in lines if text.startswith("submitted")]
         result = {
-            "run": run, "experiments": n, "max_parallel": opts.max_parallel, "jobs_created": len(jobs), "jobs_suspended": suspended,
-            "submit_s": round(submit_s, 3), "first_running_s": None if first_running_s is None else round(first_running_s, 3),
+            "run": run,
+            "experiments": n,
+            "max_parallel": opts.max_parallel,
+            "jobs_created": len(jobs),
+            "jobs_suspended": suspended,
+            "submit_s": round(submit_s, 3),
+            "first_running_s": None if first_running_s is None else round(first_running_s, 3),
             "first_released_running_s": None if second_wave_s is None else round(second_wave_s, 3),
-            "status_rows": rows, "status_median_s": round(statistics.median(status_times), 3),
-            "status_all_s": [round(x, 3) for x in status_times], "states_at_end": states,
-            "configmap_bytes_after_submit": cm_submit, "run_json_bytes": run_json, "configmap_bytes_now": cm_now,
+            "status_rows": rows,
+            "status_median_s": round(statistics.median(status_times), 3),
+            "status_all_s": [round(x, 3) for x in status_times],
+            "states_at_end": states,
+            "configmap_bytes_after_submit": cm_submit,
+            "run_json_bytes": run_json,
+            "configmap_bytes_now": cm_now,
             "ends_recorded_now": ended,
             "bytes_per_end": None if per_end is None else round(per_end),
             "configmap_bytes_projected_all_ended": None if per_end is None else round(cm_submit + n * per_end),
-            "cli_lines": marks, "cli_submitted_lines_from_s": round(submitted[0], 3) if submitted else None,
-        }  # fmt: skip
+            "cli_lines": marks,
+            "cli_submitted_lines_from_s": round(submitted[0], 3) if submitted else None,
+        }
         print(json.dumps(result, indent=1))
-        print(f"{n} experiments, --max-parallel {opts.max_parallel}: submitted (ConfigMap + {len(jobs)} Jobs) in "
-              f"{submit_s:.2f}s, first running at {first_running_s or float('nan'):.2f}s (target < 10 s); "
-              f"`runner status` {rows} rows in {statistics.median(status_times):.3f}s (median of {opts.status_repeat}, "
-              f"target < 1 s)")  # fmt: skip
+        print(
+            f"{n} experiments, --max-parallel {opts.max_parallel}: submitted (ConfigMap + {len(jobs)} Jobs) in "
+            f"{submit_s:.2f}s, first running at {first_running_s or float('nan'):.2f}s (target < 10 s); "
+            f"`runner status` {rows} rows in {statistics.median(status_times):.3f}s (median of {opts.status_repeat}, "
+            f"target < 1 s)"
+        )
     finally:
         if run and not opts.keep:
-            kubectl("-n", ns, "delete", "jobs", "-l", f"runner/run={run}", "--cascade=background", "--wait=false", check=False)
+            kubectl(
+                "-n",
+                ns,
+                "delete",
+                "jobs",
+                "-l",
+                f"runner/run={run}",
+                "--cascade=background",
+                "--wait=false",
+                check=False,
+            )
             kubectl("-n", ns, "delete", "configmap", f"runner-run-{run}", "--wait=false", check=False)
         shutil.rmtree(home, ignore_errors=True)
 

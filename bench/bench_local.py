@@ -86,14 +86,22 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=10)
     opts = ap.parse_args()
     home = tempfile.mkdtemp(prefix="runner-bench-")
-    env = {**os.environ, "RUNNER_HOME": home, "RUNNER_BASE_IMAGE": os.environ.get("RUNNER_BASE_IMAGE", "runner-python:3.11")}
+    env = {
+        **os.environ,
+        "RUNNER_HOME": home,
+        "RUNNER_BASE_IMAGE": os.environ.get("RUNNER_BASE_IMAGE", "runner-python:3.11"),
+    }
     try:
         over = cached_overhead(env, opts.repeat)
-        print(f"cached re-run:  runner {over['runner_median_s']:.3f}s  docker run {over['docker_run_median_s']:.3f}s"
-              f"  ratio {over['ratio']:.2f}  (median of {opts.repeat}, target <= 1.5)")  # fmt: skip
+        print(
+            f"cached re-run:  runner {over['runner_median_s']:.3f}s  docker run {over['docker_run_median_s']:.3f}s"
+            f"  ratio {over['ratio']:.2f}  (median of {opts.repeat}, target <= 1.5)"
+        )
         code = code_only_rebuild(env)
-        print(f"code-only change: rebuild+run {code['code_change_run_s']:.2f}s  cold build+run {code['cold_build_run_s']:.2f}s"
-              f"  ratio {code['ratio']:.2f}")  # fmt: skip
+        print(
+            f"code-only change: rebuild+run {code['code_change_run_s']:.2f}s  cold build+run {code['cold_build_run_s']:.2f}s"
+            f"  ratio {code['ratio']:.2f}"
+        )
     finally:
         shutil.rmtree(home, ignore_errors=True)
 

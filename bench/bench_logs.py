@@ -71,7 +71,9 @@ def drained(cmd: list[str], env: dict[str, str], cwd: Path) -> tuple[float, int]
     return elapsed, n
 
 
-def case(name: str, total: int, width: int, *, env: dict[str, str], proj: Path, image: str, repeat: int) -> dict[str, float]:
+def case(
+    name: str, total: int, width: int, *, env: dict[str, str], proj: Path, image: str, repeat: int
+) -> dict[str, float]:
     args = [str(total), str(width)]
     expected = total if width >= 1 << 20 else (total // width) * width
     runner = runner_cmd("run", "--local", "print_bytes.py", *args)
@@ -85,8 +87,15 @@ def case(name: str, total: int, width: int, *, env: dict[str, str], proj: Path, 
             times.append(secs)
     rm, dm = statistics.median(r), statistics.median(d)
     mb = total / 1e6
-    return {"bytes": total, "line_bytes": width, "runner_s": rm, "docker_run_s": dm,
-            "runner_MBps": mb / rm, "docker_run_MBps": mb / dm, "ratio": dm / rm}  # fmt: skip
+    return {
+        "bytes": total,
+        "line_bytes": width,
+        "runner_s": rm,
+        "docker_run_s": dm,
+        "runner_MBps": mb / rm,
+        "docker_run_MBps": mb / dm,
+        "ratio": dm / rm,
+    }
 
 
 def main() -> None:
@@ -104,12 +113,19 @@ def main() -> None:
         proj.mkdir()
         (proj / "print_bytes.py").write_text(PRINTER)
         env["RUNNER_HOME"] = str(Path(tmp) / "home")  # outside the project: not part of the image
-        subprocess.run(runner_cmd("run", "--local", "print_bytes.py", "10", "5"), env=env, cwd=proj, check=True,
-                       capture_output=True)  # build once  # fmt: skip
+        subprocess.run(
+            runner_cmd("run", "--local", "print_bytes.py", "10", "5"),
+            env=env,
+            cwd=proj,
+            check=True,
+            capture_output=True,
+        )  # build once
         plan = json.loads(subprocess.check_output(runner_cmd("inspect", "--json", "print_bytes.py"), env=env, cwd=proj))
         out = {}
         if ns.only in (None, "lines"):
-            out["many_lines"] = case("many lines", total, ns.width, env=env, proj=proj, image=plan["image"], repeat=ns.repeat)
+            out["many_lines"] = case(
+                "many lines", total, ns.width, env=env, proj=proj, image=plan["image"], repeat=ns.repeat
+            )
         if ns.only in (None, "long"):
             out["one_line"] = case("one line", total, total, env=env, proj=proj, image=plan["image"], repeat=ns.repeat)
         subprocess.run([DOCKER, "rmi", plan["image"]], capture_output=True)

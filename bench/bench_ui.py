@@ -34,15 +34,32 @@ def make_history(home: Home, *, runs: int, big: int) -> str:
     big_name = ""
     for i in range(runs):
         n = big if i == runs // 2 else 1 + i % 8
-        exps = [(["python3", "train.py", "--lr", str(j / 1000), "--batch", str(32 * (1 + j % 4))],
-                 {"--lr": str(j / 1000), "--batch": str(32 * (1 + j % 4))}) for j in range(n)]  # fmt: skip
-        run = store.create_run(make_name=lambda: f"bench-run-{next(names):04d}", project="proj", root="/p",
-                               script="train.py", args=[], target="local", options={}, experiments=exps,
-                               state=ExpState.QUEUED)  # fmt: skip
+        exps = [
+            (
+                ["python3", "train.py", "--lr", str(j / 1000), "--batch", str(32 * (1 + j % 4))],
+                {"--lr": str(j / 1000), "--batch": str(32 * (1 + j % 4))},
+            )
+            for j in range(n)
+        ]
+        run = store.create_run(
+            make_name=lambda: f"bench-run-{next(names):04d}",
+            project="proj",
+            root="/p",
+            script="train.py",
+            args=[],
+            target="local",
+            options={},
+            experiments=exps,
+            state=ExpState.QUEUED,
+        )
         for e in store.experiments(run.name):
             store.update_experiment(e.name, started_at=e.created_at)
-            store.finish_experiment(e.name, state=ExpState.COMPLETED if e.index % 10 else ExpState.FAILED,
-                                    exit_code=0 if e.index % 10 else 1, message=None if e.index % 10 else "exit code 1")  # fmt: skip
+            store.finish_experiment(
+                e.name,
+                state=ExpState.COMPLETED if e.index % 10 else ExpState.FAILED,
+                exit_code=0 if e.index % 10 else 1,
+                message=None if e.index % 10 else "exit code 1",
+            )
         if n == big:
             big_name = run.name
             for e in store.experiments(run.name):
@@ -58,7 +75,8 @@ def load_ms(d: object, url: str) -> float:
     d.execute_cdp_cmd("Network.clearBrowserCache", {})  # type: ignore[attr-defined]
     d.get(url)  # type: ignore[attr-defined]
     t = d.execute_script(  # type: ignore[attr-defined]
-        "const n = performance.getEntriesByType('navigation')[0]; return n.loadEventEnd - n.startTime")
+        "const n = performance.getEntriesByType('navigation')[0]; return n.loadEventEnd - n.startTime"
+    )
     return float(t)
 
 
@@ -78,17 +96,24 @@ def main() -> None:
             for label, page in (("runs page (300 runs)", "/"), ("run page (1000 experiments)", f"/runs/{big}")):
                 load_ms(d, url + page)  # warm the server's caches, as a second visit would
                 times = [load_ms(d, url + page) for _ in range(args.repeat)]
-                print(f"{label:<32} load {statistics.median(times):6.0f} ms median, {max(times):6.0f} ms max "
-                      f"(n={args.repeat}, cache cleared)")  # fmt: skip
+                print(
+                    f"{label:<32} load {statistics.median(times):6.0f} ms median, {max(times):6.0f} ms max "
+                    f"(n={args.repeat}, cache cleared)"
+                )
             times = []
             for _ in range(args.repeat):
                 t = time.perf_counter()
                 d.get(f"{url}/runs/{big}")
-                wait("plots", lambda: d.execute_script("return document.getElementById('metrics').dataset.ready"),
-                     every=0.01)  # fmt: skip
+                wait(
+                    "plots",
+                    lambda: d.execute_script("return document.getElementById('metrics').dataset.ready"),
+                    every=0.01,
+                )
                 times.append((time.perf_counter() - t) * 1000)
-            print(f"{'run page to its plot (1000 lines)':<32} {statistics.median(times):6.0f} ms median, "
-                  f"{max(times):6.0f} ms max (plotly.js cached)")  # fmt: skip
+            print(
+                f"{'run page to its plot (1000 lines)':<32} {statistics.median(times):6.0f} ms median, "
+                f"{max(times):6.0f} ms max (plotly.js cached)"
+            )
 
 
 if __name__ == "__main__":

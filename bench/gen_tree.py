@@ -39,8 +39,17 @@ CLOSURE = {
     "datasets": {"numpy", "pyyaml"},
     "torch": {"filelock", "typing-extensions"},
 }
-STDLIB = ("import os", "import sys", "import json", "import re", "from collections import defaultdict",
-          "from pathlib import Path", "import itertools", "import logging", "from typing import Any")
+STDLIB = (
+    "import os",
+    "import sys",
+    "import json",
+    "import re",
+    "from collections import defaultdict",
+    "from pathlib import Path",
+    "import itertools",
+    "import logging",
+    "from typing import Any",
+)
 
 
 @dataclass(frozen=True)
@@ -69,7 +78,7 @@ def generate(root: Path, *, files: int = 2000, seed: int = 7, python2_files: boo
     third = sorted(THIRD_PARTY)
     for p in range(n_pkgs):
         pkg = f"app/pkg{p:03d}"
-        write(f"{pkg}/__init__.py", f"from . import mod000\n")
+        write(f"{pkg}/__init__.py", "from . import mod000\n")
         for m in range(per_pkg):
             lines = ["from __future__ import annotations", *rng.sample(STDLIB, 3)]
             if m:
@@ -82,7 +91,12 @@ def generate(root: Path, *, files: int = 2000, seed: int = 7, python2_files: boo
                 lines.append(stmt)
                 used.add(THIRD_PARTY[stmt])
             if rng.random() < 0.05:
-                lines += ["try:", "    import simplejson as json_impl", "except ImportError:", "    import json as json_impl"]
+                lines += [
+                    "try:",
+                    "    import simplejson as json_impl",
+                    "except ImportError:",
+                    "    import json as json_impl",
+                ]
             if rng.random() < 0.05:
                 stmt = rng.choice(third)
                 lines += ["", "def lazy():", f"    {stmt}", "    return None"]
@@ -95,9 +109,20 @@ def generate(root: Path, *, files: int = 2000, seed: int = 7, python2_files: boo
     script_lines = ["import argparse", "from app.pkg000 import mod000", *third, "", "print('ok')", ""]
     used.update(THIRD_PARTY.values())
     write("train.py", "\n".join(script_lines))
-    nb = {"cells": [{"cell_type": "code", "metadata": {}, "outputs": [], "execution_count": 1,
-                     "source": ["%matplotlib inline\n", "!ls\n", "import numpy as np\n"]}],
-          "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+    nb = {
+        "cells": [
+            {
+                "cell_type": "code",
+                "metadata": {},
+                "outputs": [],
+                "execution_count": 1,
+                "source": ["%matplotlib inline\n", "!ls\n", "import numpy as np\n"],
+            }
+        ],
+        "metadata": {},
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
     write("notebooks/explore.ipynb", json.dumps(nb))
     for i in range(20):
         write(f"datasets/part-{i:03d}.csv", "x,y\n1,2\n")

@@ -1,6 +1,6 @@
 """Print the arguments, working directory and Python version; leave a file under logs/.
 
-    runner run --local examples/argecho.py --arg1 1
+runner run --local examples/argecho.py --arg1 1
 """
 
 import json

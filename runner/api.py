@@ -115,8 +115,13 @@ def submit(
         _typed(key, number, (int,))
     _typed("sweep", sweep, (bool, str))
     _typed("timeout", timeout, (int, str))
-    for key, value in (("registry", registry), ("context", context), ("namespace", namespace),
-                       ("base_image", base_image), ("python", python)):  # fmt: skip
+    for key, value in (
+        ("registry", registry),
+        ("context", context),
+        ("namespace", namespace),
+        ("base_image", base_image),
+        ("python", python),
+    ):
         _typed(key, value, (str,))
     _typed("script", script, (str, Path))
     _typed("requirements", requirements, (str, Path))
@@ -128,16 +133,34 @@ def submit(
     context = context or os.environ.get("RUNNER_CONTEXT") or None
     namespace = namespace or os.environ.get("RUNNER_NAMESPACE") or None
     base_image = base_image or os.environ.get("RUNNER_BASE_IMAGE") or None
-    req, cfg = plan_request(Path(script), args, base_image=base_image, python=python,
-                            requirements=Path(requirements) if requirements else None,
-                            config_file=Path(config) if config is not None else None)  # fmt: skip
+    req, cfg = plan_request(
+        Path(script),
+        args,
+        base_image=base_image,
+        python=python,
+        requirements=Path(requirements) if requirements else None,
+        config_file=Path(config) if config is not None else None,
+    )
     given = RunArgs(
-        local=local or None, detach=True, cpus=cpus, memory=None if memory is None else str(memory), gpus=gpus,
+        local=local or None,
+        detach=True,
+        cpus=cpus,
+        memory=None if memory is None else str(memory),
+        gpus=gpus,
         env=tuple(env_items),
-        context=context, namespace=namespace, registry=registry, secrets=tuple(secrets), timeout=timeout,
-        retries=retries, datastores=tuple(datastore), sweep=sweep is True, seed=seed, trials=trials,
-        strategy=sweep if isinstance(sweep, str) else None, max_parallel=max_parallel,
-    )  # fmt: skip
+        context=context,
+        namespace=namespace,
+        registry=registry,
+        secrets=tuple(secrets),
+        timeout=timeout,
+        retries=retries,
+        datastores=tuple(datastore),
+        sweep=sweep is True,
+        seed=seed,
+        trials=trials,
+        strategy=sweep if isinstance(sweep, str) else None,
+        max_parallel=max_parallel,
+    )
     opts = resolve_options(given, cfg)
     a = _app()
     if opts.kube is None:
@@ -167,8 +190,9 @@ def _typed(key: str, value: Any, types: tuple[type, ...]) -> None:
     # bool is an int to Python, but gpus=True is a mistake, not 1
     if value is None or (isinstance(value, types) and (bool in types or not isinstance(value, bool))):
         return
-    wanted = " or ".join({str: "text", int: "a whole number", float: "a number", bool: "True/False",
-                          Path: "a path"}[t] for t in types)  # fmt: skip
+    wanted = " or ".join(
+        {str: "text", int: "a whole number", float: "a number", bool: "True/False", Path: "a path"}[t] for t in types
+    )
     raise UsageError(f"{key} must be {wanted}, not {type(value).__name__} {clip(repr(value))}")
 
 

@@ -112,11 +112,14 @@ class App:
         except PermissionError as e:
             where = str(e.filename or "")
             if where.startswith(str(self.home.root)):
-                raise RunnerError(f"cannot write {clip(where)}: permission denied",
-                                  hint="check the permissions of RUNNER_HOME") from e  # fmt: skip
+                raise RunnerError(
+                    f"cannot write {clip(where)}: permission denied", hint="check the permissions of RUNNER_HOME"
+                ) from e
             # a file of the project that cannot be read: an error naming it, not a project built without it
-            raise UsageError(f"cannot read {clip(where or '?')} in the project: permission denied",
-                             hint="make it readable, or leave it out with .runnerignore") from e  # fmt: skip
+            raise UsageError(
+                f"cannot read {clip(where or '?')} in the project: permission denied",
+                hint="make it readable, or leave it out with .runnerignore",
+            ) from e
 
     def inspect(self, req: PlanRequest) -> Inspection:
         """The plan, and the image tag if the engine can tell the base image's id.  No side effects."""
@@ -126,8 +129,12 @@ class App:
         except RunnerError as e:
             return Inspection(plan, None, f"image tag unknown: {e.message}")
         if base_id is None:
-            return Inspection(plan, None, f"image tag unknown until the base image {plan.base_image} is pulled or built",
-                              python_note=f"base image {plan.base_image} not present: its Python is checked when it is")  # fmt: skip
+            return Inspection(
+                plan,
+                None,
+                f"image tag unknown until the base image {plan.base_image} is pulled or built",
+                python_note=f"base image {plan.base_image} not present: its Python is checked when it is",
+            )
         try:
             check, why = self.check_python(plan, base_id), None
         except RunnerError as e:
@@ -165,11 +172,20 @@ class App:
             self.store.get_run(name)
         except NotFoundError:
             return
-        raise UsageError(f"--name {name}: a run with that name exists already",
-                         hint=f"choose another name, or remove the old run with `runner delete {name}`")  # fmt: skip
+        raise UsageError(
+            f"--name {name}: a run with that name exists already",
+            hint=f"choose another name, or remove the old run with `runner delete {name}`",
+        )
 
-    def _record(self, plan: Plan, experiments: Sequence[Experiment], *, target: str,
-                options: dict[str, object], name: str | None = None) -> Submission:  # fmt: skip
+    def _record(
+        self,
+        plan: Plan,
+        experiments: Sequence[Experiment],
+        *,
+        target: str,
+        options: dict[str, object],
+        name: str | None = None,
+    ) -> Submission:
         """The image for a plan (cached or to build) and a new run in history, owned by this process."""
         base_id = self.engine.image_id(plan.base_image) or self.engine.pull(plan.base_image)
         image = plan.image_ref(base_id)
@@ -179,8 +195,13 @@ class App:
             try:
                 check = self.check_python(plan, base_id)
             except RunnerError as e:
-                check, python_warnings = None, (f"could not ask the base image for its Python ({e.message}): "
-                                                f"the lock's Requires-Python was not checked",)  # fmt: skip
+                check, python_warnings = (
+                    None,
+                    (
+                        f"could not ask the base image for its Python ({e.message}): "
+                        f"the lock's Requires-Python was not checked",
+                    ),
+                )
             if check is not None and check.errors:
                 from runner.errors import DependencyError
 
@@ -188,8 +209,10 @@ class App:
             if check is not None:
                 python_warnings = check.warnings
             elif not python_warnings:
-                python_warnings = (f"the base image {plan.base_image} does not tell its Python version: "
-                                   f"the lock's Requires-Python was not checked",)  # fmt: skip
+                python_warnings = (
+                    f"the base image {plan.base_image} does not tell its Python version: "
+                    f"the lock's Requires-Python was not checked",
+                )
         run = self.store.create_run(
             make_name=(lambda: name) if name else random_run_name,
             project=plan.project,
@@ -207,10 +230,18 @@ class App:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "requirements.lock").write_text(plan.lock.text())
         (run_dir / "Dockerfile").write_text(plan.dockerfile)
-        return Submission(self.store.get_run(run.name), plan, image, cached, self.store.experiments(run.name),
-                          python_warnings=python_warnings)  # fmt: skip
+        return Submission(
+            self.store.get_run(run.name),
+            plan,
+            image,
+            cached,
+            self.store.experiments(run.name),
+            python_warnings=python_warnings,
+        )
 
-    def submit_kube(self, req: PlanRequest, opts: RunOptions, *, name: str | None = None) -> tuple[Submission, KubeTarget]:
+    def submit_kube(
+        self, req: PlanRequest, opts: RunOptions, *, name: str | None = None
+    ) -> tuple[Submission, KubeTarget]:
         """Like :meth:`submit`, for Kubernetes: the cluster is checked first, before anything is built or pushed."""
         ko = opts.kube or KubeOptions()
         if not ko.registry:
@@ -223,15 +254,24 @@ class App:
         target = self.kube(ko)
         target.cluster.check()
         if name is not None and target.has_run(name):
-            raise UsageError(f"--name {name}: namespace {target.cluster.info.namespace} has a run with that name already",
-                             hint=f"choose another name, or remove it with `runner delete {name}`")  # fmt: skip
+            raise UsageError(
+                f"--name {name}: namespace {target.cluster.info.namespace} has a run with that name already",
+                hint=f"choose another name, or remove it with `runner delete {name}`",
+            )
         target.check_secrets(ko.secrets)
         for ds in ko.datastores:
             target.resolve_datastore(ds)  # fails now, not after the build
         info = target.cluster.info
-        options = {**_options_doc(opts), "context": info.context, "namespace": info.namespace, "registry": ko.registry,
-                   "secrets": list(ko.secrets), "timeout": ko.timeout, "retries": ko.retries,
-                   "datastores": list(ko.datastores)}  # fmt: skip
+        options = {
+            **_options_doc(opts),
+            "context": info.context,
+            "namespace": info.namespace,
+            "registry": ko.registry,
+            "secrets": list(ko.secrets),
+            "timeout": ko.timeout,
+            "retries": ko.retries,
+            "datastores": list(ko.datastores),
+        }
         return self._record(self.plan(req), experiments, target=KUBE, options=options, name=name), target
 
     def push(self, sub: Submission, target: KubeTarget, registry: str) -> tuple[str, bool]:
@@ -261,12 +301,22 @@ class App:
         """What the run's ConfigMap records: the run, and each experiment's command and params."""
         run = sub.run
         return {
-            "name": run.name, "project": run.project, "root": run.root, "script": run.script, "args": list(run.args),
-            "image": image, "cached": run.cached, "created_at": run.created_at, "options": run.options,
-            "launched": launched, "user": os.environ.get("USER") or "",
-            "experiments": [{"name": e.name, "index": e.index, "command": list(e.command), "params": e.params}
-                            for e in sub.experiments],
-        }  # fmt: skip
+            "name": run.name,
+            "project": run.project,
+            "root": run.root,
+            "script": run.script,
+            "args": list(run.args),
+            "image": image,
+            "cached": run.cached,
+            "created_at": run.created_at,
+            "options": run.options,
+            "launched": launched,
+            "user": os.environ.get("USER") or "",
+            "experiments": [
+                {"name": e.name, "index": e.index, "command": list(e.command), "params": e.params}
+                for e in sub.experiments
+            ],
+        }
 
     def _fail_kube(self, sub: Submission, target: KubeTarget, message: str) -> None:
         """A run that failed before its Jobs existed: history says so, locally and in the cluster."""
@@ -278,13 +328,23 @@ class App:
 
         end = {"state": "failed", "exit_code": None, "message": message, "finished_at": time.time()}
         try:
-            target.record_run(make_run_configmaps(self._run_doc(sub, sub.image, launched=False),
-                                                  {e.name: end for e in sub.experiments}))  # fmt: skip
+            target.record_run(
+                make_run_configmaps(
+                    self._run_doc(sub, sub.image, launched=False), {e.name: end for e in sub.experiments}
+                )
+            )
         except RunnerError:
             pass  # the cluster is what failed: the local history has it
 
-    def job_specs(self, sub: Submission, image: str, opts: RunOptions, target: KubeTarget | None, *,
-                  records: dict[str, str] | None = None) -> list[JobSpec]:  # fmt: skip
+    def job_specs(
+        self,
+        sub: Submission,
+        image: str,
+        opts: RunOptions,
+        target: KubeTarget | None,
+        *,
+        records: dict[str, str] | None = None,
+    ) -> list[JobSpec]:
         """``records``: experiment -> the run ConfigMap (part) that keeps its end (:func:`runner.kube.part_of`)."""
         from runner.kube import JobSpec, release_chain
         from runner.render import ARGV_BOOTSTRAP, ARGV_FILE, argv_through_file, exec_too_long
@@ -309,12 +369,26 @@ class App:
             command, env = command_and_env(tuple(e.command))
             env = {**_runtime_env(sub, e), **env}
             del env[EXPERIMENT_VAR]  # make_job sets it (the launcher reads it too)
-            specs.append(JobSpec(run=sub.run.name, experiment=e.name, image=image, command=command,
-                                 workdir=sub.plan.container_workdir,
-                                 env=env, secrets=ko.secrets, cpus=r.cpus, memory=r.memory, gpus=r.gpus,
-                                 timeout=ko.timeout, retries=ko.retries, datastores=mounts,
-                                 suspend=chain[e.name][0], release=chain[e.name][1],
-                                 record=(records or {}).get(e.name)))  # fmt: skip
+            specs.append(
+                JobSpec(
+                    run=sub.run.name,
+                    experiment=e.name,
+                    image=image,
+                    command=command,
+                    workdir=sub.plan.container_workdir,
+                    env=env,
+                    secrets=ko.secrets,
+                    cpus=r.cpus,
+                    memory=r.memory,
+                    gpus=r.gpus,
+                    timeout=ko.timeout,
+                    retries=ko.retries,
+                    datastores=mounts,
+                    suspend=chain[e.name][0],
+                    release=chain[e.name][1],
+                    record=(records or {}).get(e.name),
+                )
+            )
         return specs
 
     def launch_kube(self, sub: Submission, target: KubeTarget, opts: RunOptions, image: str) -> None:
@@ -326,8 +400,11 @@ class App:
             configmaps = kube.make_run_configmaps(self._run_doc(sub, image, launched=True))
             specs = self.job_specs(sub, image, opts, target, records=kube.part_of(configmaps))
             # arguments too long for exec (and for any ConfigMap): on the volume, before the Jobs exist
-            argv = {f"{kube.experiment_dir(sub.run.name, e.name)}/argv.json": argv_through_file(e.command)[1]
-                    for e in sub.experiments if exec_too_long(e.command)}  # fmt: skip
+            argv = {
+                f"{kube.experiment_dir(sub.run.name, e.name)}/argv.json": argv_through_file(e.command)[1]
+                for e in sub.experiments
+                if exec_too_long(e.command)
+            }
             if argv:
                 target.put_files(argv, image=image)
             target.record_run(configmaps)
@@ -374,15 +451,35 @@ class App:
         else:
             notes.append(f"{ref} is not in the registry yet: the real run builds/pushes it and uses its digest")
         name = random_run_name()
-        run = RunRecord(name=name, project=plan.project, root=str(plan.root), script=plan.script, args=plan.args,
-                        target=KUBE, image=image, cached=None, created_at=time.time(),
-                        options=_options_doc(opts))  # fmt: skip
+        run = RunRecord(
+            name=name,
+            project=plan.project,
+            root=str(plan.root),
+            script=plan.script,
+            args=plan.args,
+            target=KUBE,
+            image=image,
+            cached=None,
+            created_at=time.time(),
+            options=_options_doc(opts),
+        )
         exps = tuple(
-            ExperimentRecord(name=experiment_name(name, e.index), run=name, index=e.index,
-                             command=tuple(container_command(plan.argv0, e.args)), params=e.params,
-                             state=ExpState.QUEUED, handle=None, exit_code=None, message=None,
-                             created_at=run.created_at, started_at=None, finished_at=None, owner_pid=None,
-                             stop_requested=False)  # fmt: skip
+            ExperimentRecord(
+                name=experiment_name(name, e.index),
+                run=name,
+                index=e.index,
+                command=tuple(container_command(plan.argv0, e.args)),
+                params=e.params,
+                state=ExpState.QUEUED,
+                handle=None,
+                exit_code=None,
+                message=None,
+                created_at=run.created_at,
+                started_at=None,
+                finished_at=None,
+                owner_pid=None,
+                stop_requested=False,
+            )
             for e in expand_experiments(req.args, opts)
         )
         sub = Submission(run, plan, image, False, exps)
@@ -391,8 +488,12 @@ class App:
         specs = self.job_specs(sub, ref, opts, target, records=kube.part_of(configmaps))
         if any(s.env.get("RUNNER_ARGV_FILE") for s in specs):
             notes.append("arguments too long for exec are written to argv.json on the data volume at submit time")
-        objects = [kube.make_data_pvc(), kube.make_launcher_configmap(), *configmaps,
-                   *(kube.make_job(s) for s in specs)]  # fmt: skip
+        objects = [
+            kube.make_data_pvc(),
+            kube.make_launcher_configmap(),
+            *configmaps,
+            *(kube.make_job(s) for s in specs),
+        ]
         return yaml.safe_dump_all(objects, sort_keys=False, allow_unicode=True), notes
 
     def build(self, sub: Submission) -> Iterator[str]:
@@ -425,7 +526,9 @@ class App:
                 raise RunnerError(message) from e
             except BaseException:
                 for exp in sub.experiments:
-                    self.store.finish_experiment(exp.name, state=ExpState.STOPPED, exit_code=None, message="interrupted")
+                    self.store.finish_experiment(
+                        exp.name, state=ExpState.STOPPED, exit_code=None, message="interrupted"
+                    )
                 raise
 
     def container_specs(self, sub: Submission, opts: RunOptions) -> dict[str, ContainerSpec]:
@@ -443,7 +546,11 @@ class App:
                 command=command,
                 files=files,
                 name=f"runner-{exp.name}",
-                labels={"app.kubernetes.io/managed-by": "runner", "runner/run": sub.run.name, "runner/experiment": exp.name},
+                labels={
+                    "app.kubernetes.io/managed-by": "runner",
+                    "runner/run": sub.run.name,
+                    "runner/experiment": exp.name,
+                },
                 env={**_runtime_env(sub, exp), **opts.env},
                 workdir=sub.plan.container_workdir,
                 cpus=opts.resources.cpus,
@@ -493,8 +600,12 @@ class App:
     def _kube_of(self, run: RunRecord, ko: KubeOptions | None = None) -> KubeTarget:
         """The cluster a run went to; --context/--namespace given now override what the run recorded."""
         o = run.options
-        return self.kube(KubeOptions(context=(ko.context if ko else None) or o.get("context"),
-                                     namespace=(ko.namespace if ko else None) or o.get("namespace")))  # fmt: skip
+        return self.kube(
+            KubeOptions(
+                context=(ko.context if ko else None) or o.get("context"),
+                namespace=(ko.namespace if ko else None) or o.get("namespace"),
+            )
+        )
 
     def _cache(self, exp: ExperimentRecord) -> None:
         """Keep the local copy of a Kubernetes experiment's state current (for when the cluster is away)."""
@@ -595,7 +706,9 @@ class App:
             if found:
                 s = found[0]
                 info = target.cluster.info
-                rec = dataclasses.replace(s.run, options={**s.run.options, "context": info.context, "namespace": info.namespace})
+                rec = dataclasses.replace(
+                    s.run, options={**s.run.options, "context": info.context, "namespace": info.namespace}
+                )
                 exps = tuple(e for e in s.experiments if pick is None or e.name == pick)
                 if exps:
                     return rec, exps
@@ -603,8 +716,15 @@ class App:
 
     # -- logs, stop, artifacts --------------------------------------------------------
 
-    def logs(self, name: str, *, build: bool = False, tail: int | None = None, follow: bool = False,
-             kube: KubeOptions | None = None) -> Iterator[str]:  # fmt: skip
+    def logs(
+        self,
+        name: str,
+        *,
+        build: bool = False,
+        tail: int | None = None,
+        follow: bool = False,
+        kube: KubeOptions | None = None,
+    ) -> Iterator[str]:
         """Formatted log lines: the build log (if the run built), then each experiment's output."""
         self.reconcile()
         run, exps = self.select(name, kube=kube)
@@ -625,8 +745,16 @@ class App:
                 ended = self._ended(exp.name)
                 yield from (prefix + ln for ln in follow_file(path, start=file_size(path), done=ended))
 
-    def _kube_logs(self, run: RunRecord, exps: tuple[ExperimentRecord, ...], *, build: bool, tail: int | None,
-                   follow: bool, ko: KubeOptions | None) -> Iterator[str]:  # fmt: skip
+    def _kube_logs(
+        self,
+        run: RunRecord,
+        exps: tuple[ExperimentRecord, ...],
+        *,
+        build: bool,
+        tail: int | None,
+        follow: bool,
+        ko: KubeOptions | None,
+    ) -> Iterator[str]:
         build_log = self.home.build_log(run.name)
         if build_log.is_file() and (build or (tail is None and not follow)):
             yield from (f"[build] {ln}" for ln in read_lines(build_log))
@@ -684,8 +812,9 @@ class App:
             try:
                 out[exp.name] = copy_artifacts(src, download_dir / run.name / exp.name)
             except OSError as e:
-                raise RunnerError(f"cannot copy the artifacts of {exp.name} to {clip(str(download_dir))}: "
-                                  f"{e.strerror or e}") from e  # fmt: skip
+                raise RunnerError(
+                    f"cannot copy the artifacts of {exp.name} to {clip(str(download_dir))}: {e.strerror or e}"
+                ) from e
         return out
 
     # -- delete ---------------------------------------------------------------------------
@@ -709,8 +838,10 @@ class App:
                 live.update({e.name: e for e in found[0].experiments if e.name in live})
         busy = [e for e in live.values() if e.state.active]
         if busy:
-            raise UsageError(f"{busy[0].name} is still {busy[0].state.value}: delete removes only what has ended",
-                             hint=f"stop it first with `runner stop {name}`")  # fmt: skip
+            raise UsageError(
+                f"{busy[0].name} is still {busy[0].state.value}: delete removes only what has ended",
+                hint=f"stop it first with `runner stop {name}`",
+            )
         try:
             known = {e.name for e in self.store.experiments(run.name)}
         except RunnerError:
@@ -750,7 +881,9 @@ class App:
 
     # -- datastores ----------------------------------------------------------------------
 
-    def datastore_create(self, source: Path, name: str, *, kube: KubeOptions | None = None) -> tuple[DatastoreVersion, bool]:
+    def datastore_create(
+        self, source: Path, name: str, *, kube: KubeOptions | None = None
+    ) -> tuple[DatastoreVersion, bool]:
         from runner.config import datastore_name_problem
 
         problem = datastore_name_problem(name)  # checked before the cluster is asked anything
@@ -763,7 +896,9 @@ class App:
     def datastore_list(self, *, kube: KubeOptions | None = None) -> list[DatastoreVersion]:
         return self.kube(kube).datastores()
 
-    def datastore_delete(self, name: str, version: int | None, *, kube: KubeOptions | None = None) -> list[DatastoreVersion]:
+    def datastore_delete(
+        self, name: str, version: int | None, *, kube: KubeOptions | None = None
+    ) -> list[DatastoreVersion]:
         return self.kube(kube).datastore_delete(name, version)
 
 
@@ -805,8 +940,12 @@ def _resources_doc(r: Resources) -> dict[str, object]:
 
 def _options_doc(opts: RunOptions) -> dict[str, object]:
     """What history keeps of a run's options: resources, the names (not values) of its environment, the sweep."""
-    return {"resources": _resources_doc(opts.resources), "env": sorted(opts.env), "max_parallel": opts.max_parallel,
-            "sweep": describe_sweep(opts)}  # fmt: skip
+    return {
+        "resources": _resources_doc(opts.resources),
+        "env": sorted(opts.env),
+        "max_parallel": opts.max_parallel,
+        "sweep": describe_sweep(opts),
+    }
 
 
 def expand_experiments(args: Sequence[str], opts: RunOptions) -> list[Experiment]:

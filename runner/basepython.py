@@ -48,8 +48,15 @@ def image_python(cache_dir: Path, engine: PythonOfImage, image_id: str) -> str |
 
 def check(cache_dir: Path, lock: Lock, image_python: str, *, image: str) -> PythonCheck:
     """:func:`runner.deps.pycheck.check_python`, remembered by its inputs."""
-    key = digest([image, image_python, lock.python_version, [list(p) for p in lock.requires_python],
-                  [[r.name, r.version] for r in lock.requirements if r.name in dict(lock.requires_python)]])  # fmt: skip
+    key = digest(
+        [
+            image,
+            image_python,
+            lock.python_version,
+            [list(p) for p in lock.requires_python],
+            [[r.name, r.version] for r in lock.requirements if r.name in dict(lock.requires_python)],
+        ]
+    )
     data = _load(cache_dir)
     hit = data["checks"].get(key)
     if isinstance(hit, list) and len(hit) == 2:

@@ -43,8 +43,11 @@ def classic_entries(plan: Plan, ca_bundle: bytes) -> list[ContextEntry]:
     """The classic builder's context: its own Dockerfile, the lock and wheels, the CA bundle, the code."""
     dockerfile = render_dockerfile(dataclasses.replace(plan.spec, classic=True))
     kept = [e for e in plan.entries if e.arcname.startswith(("project/", ".runner/deps/", ".runner/runtime/"))]
-    return [ContextEntry("Dockerfile", 0o644, data=dockerfile.encode()), *kept,
-            ContextEntry(".runner/deps/ca.pem", 0o644, data=ca_bundle)]  # fmt: skip
+    return [
+        ContextEntry("Dockerfile", 0o644, data=dockerfile.encode()),
+        *kept,
+        ContextEntry(".runner/deps/ca.pem", 0o644, data=ca_bundle),
+    ]
 
 
 def build_image(engine: DockerEngine, plan: Plan, *, tag: str, env: BuildEnv, cache_dir: Path) -> Iterator[str]:

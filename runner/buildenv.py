@@ -19,7 +19,16 @@ from pathlib import Path
 from runner.render import INDEX_ARGS, SECRET_CA, SECRET_INDEX
 
 # Proxy variables are build arguments Docker predefines and keeps out of the image history.
-PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "no_proxy", "all_proxy")
+PROXY_VARS = (
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "NO_PROXY",
+    "ALL_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "no_proxy",
+    "all_proxy",
+)
 _PIP_KEYS = {"index-url": "PIP_INDEX_URL", "extra-index-url": "PIP_EXTRA_INDEX_URL", "trusted-host": "PIP_TRUSTED_HOST"}
 SYSTEM_CA = Path("/etc/ssl/certs/ca-certificates.crt")
 
@@ -34,7 +43,12 @@ def pip_config_files(env: Mapping[str, str], home: Path) -> list[Path]:
     """pip's own order: global, user, site; later files win."""
     if env.get("PIP_CONFIG_FILE"):
         return [Path(env["PIP_CONFIG_FILE"])]
-    files = [Path("/etc/xdg/pip/pip.conf"), Path("/etc/pip.conf"), home / ".pip/pip.conf", home / ".config/pip/pip.conf"]
+    files = [
+        Path("/etc/xdg/pip/pip.conf"),
+        Path("/etc/pip.conf"),
+        home / ".pip/pip.conf",
+        home / ".config/pip/pip.conf",
+    ]
     if env.get("VIRTUAL_ENV"):
         files.append(Path(env["VIRTUAL_ENV"]) / "pip.conf")
     return files

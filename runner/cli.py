@@ -89,16 +89,23 @@ ScriptArg = Annotated[Path, typer.Argument(help="The .py or .sh script to run, a
 ArgsArg = Annotated[Optional[list[str]], typer.Argument(help="Arguments for the script, passed byte for byte.")]
 BaseImageOpt = Annotated[
     Optional[str],
-    typer.Option("--base-image", envvar="RUNNER_BASE_IMAGE", help="Base image (default: python:X.Y-slim for the local X.Y)."),
+    typer.Option(
+        "--base-image", envvar="RUNNER_BASE_IMAGE", help="Base image (default: python:X.Y-slim for the local X.Y)."
+    ),
 ]
 PythonOpt = Annotated[
-    Optional[str], typer.Option("--python", help="Interpreter whose installed packages are pinned (default: python on PATH).")
+    Optional[str],
+    typer.Option("--python", help="Interpreter whose installed packages are pinned (default: python on PATH)."),
 ]
 ContextOpt = Annotated[
-    Optional[str], typer.Option("--context", envvar="RUNNER_CONTEXT", help="Kubernetes: kubeconfig context (default: current).")
+    Optional[str],
+    typer.Option("--context", envvar="RUNNER_CONTEXT", help="Kubernetes: kubeconfig context (default: current)."),
 ]
 NamespaceOpt = Annotated[
-    Optional[str], typer.Option("--namespace", "-n", envvar="RUNNER_NAMESPACE", help="Kubernetes: namespace (default: the context's).")
+    Optional[str],
+    typer.Option(
+        "--namespace", "-n", envvar="RUNNER_NAMESPACE", help="Kubernetes: namespace (default: the context's)."
+    ),
 ]
 ConfigOpt = Annotated[
     Optional[Path], typer.Option("--config", help="Settings file (default: runner.yaml at the project root).")
@@ -108,12 +115,19 @@ RequirementsOpt = Annotated[
 ]
 
 
-def _plan_request(script: Path, args: list[str] | None, base_image: str | None, python: str | None,
-                  requirements: Path | None, config_file: Path | None = None) -> tuple[PlanRequest, Config]:  # fmt: skip
+def _plan_request(
+    script: Path,
+    args: list[str] | None,
+    base_image: str | None,
+    python: str | None,
+    requirements: Path | None,
+    config_file: Path | None = None,
+) -> tuple[PlanRequest, Config]:
     from runner.options import plan_request
 
-    return plan_request(script, args or (), base_image=base_image, python=python, requirements=requirements,
-                        config_file=config_file)  # fmt: skip
+    return plan_request(
+        script, args or (), base_image=base_image, python=python, requirements=requirements, config_file=config_file
+    )
 
 
 @app.command(context_settings={"allow_interspersed_args": False})
@@ -121,7 +135,9 @@ def run(
     script: ScriptArg,
     args: ArgsArg = None,
     local: Annotated[bool, typer.Option("--local", help="Run on the local Docker engine.")] = False,
-    detach: Annotated[bool, typer.Option("--detach", "-d", help="Return once submitted; do not follow the output.")] = False,
+    detach: Annotated[
+        bool, typer.Option("--detach", "-d", help="Return once submitted; do not follow the output.")
+    ] = False,
     config_file: ConfigOpt = None,
     base_image: BaseImageOpt = None,
     python: PythonOpt = None,
@@ -129,22 +145,46 @@ def run(
     cpus: Annotated[Optional[float], typer.Option("--cpus", help="CPUs for each experiment.")] = None,
     memory: Annotated[Optional[str], typer.Option("--memory", help="Memory limit, e.g. 512M, 2G, 1.5Gi.")] = None,
     gpus: Annotated[Optional[int], typer.Option("--gpus", help="GPUs for each experiment.")] = None,
-    env: Annotated[Optional[list[str]], typer.Option("--env", "-e", help="KEY=VALUE for the script's environment.")] = None,
-    sweep: Annotated[bool, typer.Option("--sweep", help="Grid search: expand [..], range(..), uniform(..) ... values.")] = False,
+    env: Annotated[
+        Optional[list[str]], typer.Option("--env", "-e", help="KEY=VALUE for the script's environment.")
+    ] = None,
+    sweep: Annotated[
+        bool, typer.Option("--sweep", help="Grid search: expand [..], range(..), uniform(..) ... values.")
+    ] = False,
     strategy: Annotated[Optional[str], typer.Option("--strategy", help="none, grid_search or random_search.")] = None,
     trials: Annotated[Optional[int], typer.Option("--trials", help="Experiments of a random search.")] = None,
     seed: Annotated[Optional[int], typer.Option("--seed", help="Seed of the sweep's random draws (default 0).")] = None,
-    max_parallel: Annotated[Optional[int], typer.Option("--max-parallel", help="At most this many experiments at once.")] = None,
+    max_parallel: Annotated[
+        Optional[int], typer.Option("--max-parallel", help="At most this many experiments at once.")
+    ] = None,
     context: ContextOpt = None,
     namespace: NamespaceOpt = None,
-    registry: Annotated[Optional[str], typer.Option("--registry", envvar="RUNNER_REGISTRY",
-                        help="Registry the cluster pulls from, e.g. 127.0.0.1:5000 (Kubernetes).")] = None,
-    secret: Annotated[Optional[list[str]], typer.Option("--secret", help="Environment from this Kubernetes Secret.")] = None,
-    timeout: Annotated[Optional[str], typer.Option("--timeout", help="Stop it after 90, 90s, 30m, 1h30m ... (Kubernetes).")] = None,
-    retries: Annotated[Optional[int], typer.Option("--retries", help="Run it again this many times if it fails (Kubernetes).")] = None,
-    datastore: Annotated[Optional[list[str]], typer.Option("--datastore", help="Mount NAME[:VERSION][:MOUNTDIR] read-only.")] = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the Kubernetes manifests it would apply; do nothing.")] = False,
-    name: Annotated[Optional[str], typer.Option("--name", help="Name the run (unique; lower-case letters, digits, '-').")] = None,
+    registry: Annotated[
+        Optional[str],
+        typer.Option(
+            "--registry",
+            envvar="RUNNER_REGISTRY",
+            help="Registry the cluster pulls from, e.g. 127.0.0.1:5000 (Kubernetes).",
+        ),
+    ] = None,
+    secret: Annotated[
+        Optional[list[str]], typer.Option("--secret", help="Environment from this Kubernetes Secret.")
+    ] = None,
+    timeout: Annotated[
+        Optional[str], typer.Option("--timeout", help="Stop it after 90, 90s, 30m, 1h30m ... (Kubernetes).")
+    ] = None,
+    retries: Annotated[
+        Optional[int], typer.Option("--retries", help="Run it again this many times if it fails (Kubernetes).")
+    ] = None,
+    datastore: Annotated[
+        Optional[list[str]], typer.Option("--datastore", help="Mount NAME[:VERSION][:MOUNTDIR] read-only.")
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the Kubernetes manifests it would apply; do nothing.")
+    ] = False,
+    name: Annotated[
+        Optional[str], typer.Option("--name", help="Name the run (unique; lower-case letters, digits, '-').")
+    ] = None,
 ) -> None:
     """Build (or reuse) the script's image and run it: on Kubernetes, or with --local on Docker.
 
@@ -158,11 +198,25 @@ def run(
         raise UsageError(str(check_run_name(name)), hint="e.g. --name lr-search-2")
     req, config = _plan_request(script, args, base_image, python, requirements, config_file)
     given = RunArgs(
-        local=local or None, detach=detach or None, cpus=cpus, memory=memory, gpus=gpus, env=tuple(env or ()),
-        context=context, namespace=namespace, registry=registry, secrets=tuple(secret or ()), timeout=timeout,
-        retries=retries, datastores=tuple(datastore or ()), sweep=sweep, strategy=strategy, trials=trials, seed=seed,
+        local=local or None,
+        detach=detach or None,
+        cpus=cpus,
+        memory=memory,
+        gpus=gpus,
+        env=tuple(env or ()),
+        context=context,
+        namespace=namespace,
+        registry=registry,
+        secrets=tuple(secret or ()),
+        timeout=timeout,
+        retries=retries,
+        datastores=tuple(datastore or ()),
+        sweep=sweep,
+        strategy=strategy,
+        trials=trials,
+        seed=seed,
         max_parallel=max_parallel,
-    )  # fmt: skip
+    )
     opts = resolve_options(given, config)
     if dry_run and opts.kube is None:
         raise UsageError("--dry-run: only for the Kubernetes target", hint="leave out --local")
@@ -179,8 +233,15 @@ def run(
     _start_and_follow(a, sub, target="local docker", opts=opts, start=start, follow=lambda: a.drive(sub, opts))
 
 
-def _start_and_follow(a: App, sub: Submission, *, target: str, opts: RunOptions, start: Callable[[], None],
-                      follow: Callable[[], Iterator[tuple[str, LogLine]]]) -> None:  # fmt: skip
+def _start_and_follow(
+    a: App,
+    sub: Submission,
+    *,
+    target: str,
+    opts: RunOptions,
+    start: Callable[[], None],
+    follow: Callable[[], Iterator[tuple[str, LogLine]]],
+) -> None:
     """The part of `runner run` both targets share: summary, build, start, then follow to the end (or detach).
 
     Exits with the script's exit code (with several experiments: the first non-zero one).
@@ -282,8 +343,9 @@ def _run_kube(a: App, req: PlanRequest, opts: RunOptions, *, dry_run: bool, name
             raise
 
     info = target.cluster.info
-    _start_and_follow(a, sub, target=f"kubernetes {info.context} namespace {info.namespace}", opts=opts, start=start,
-                      follow=follow)  # fmt: skip
+    _start_and_follow(
+        a, sub, target=f"kubernetes {info.context} namespace {info.namespace}", opts=opts, start=start, follow=follow
+    )
 
 
 def _waiting(name: str) -> Callable[[str], None]:
@@ -324,17 +386,33 @@ def inspect(
     result = _app().inspect(req)
     plan, lock = result.plan, result.plan.lock
     if as_json:
-        _json({
-            "root": plan.root, "script": plan.script, "args": plan.args, "command": plan.command,
-            "workdir": plan.container_workdir, "closure": plan.closure, "notices": plan.notices,
-            "files": plan.files.files, "excluded": plan.files.excluded,
-            "imports": lock.imports, "requirements": lock.requirements, "lock": lock.text(),
-            "lock_origin": lock.origin, "warnings": lock.warnings, "notes": lock.notes,
-            "provenance": [{"line": r.line, "from": [o.text() for o in r.provenance]} for r in lock.requirements],
-            "dropped": lock.dropped,
-            "base_image": plan.base_image, "dockerfile": plan.dockerfile, "image": result.image, "image_note": result.note,
-            "python": _python_doc(result), "runtime": _runtime_doc(plan),
-        })  # fmt: skip
+        _json(
+            {
+                "root": plan.root,
+                "script": plan.script,
+                "args": plan.args,
+                "command": plan.command,
+                "workdir": plan.container_workdir,
+                "closure": plan.closure,
+                "notices": plan.notices,
+                "files": plan.files.files,
+                "excluded": plan.files.excluded,
+                "imports": lock.imports,
+                "requirements": lock.requirements,
+                "lock": lock.text(),
+                "lock_origin": lock.origin,
+                "warnings": lock.warnings,
+                "notes": lock.notes,
+                "provenance": [{"line": r.line, "from": [o.text() for o in r.provenance]} for r in lock.requirements],
+                "dropped": lock.dropped,
+                "base_image": plan.base_image,
+                "dockerfile": plan.dockerfile,
+                "image": result.image,
+                "image_note": result.note,
+                "python": _python_doc(result),
+                "runtime": _runtime_doc(plan),
+            }
+        )
         return
     typer.echo(f"project root   {plan.root}")
     typer.echo(f"script         {plan.script}")
@@ -364,8 +442,10 @@ def inspect(
         typer.echo(f"note: {n}")
     runtime = _runtime_doc(plan)
     if runtime:
-        typer.echo(f"runtime        runner's in-container runtime as `runner` ({', '.join(runtime['provides'])}), "
-                   f"imported at {', '.join(runtime['imported_at'])}")  # fmt: skip
+        typer.echo(
+            f"runtime        runner's in-container runtime as `runner` ({', '.join(runtime['provides'])}), "
+            f"imported at {', '.join(runtime['imported_at'])}"
+        )
     check = result.python
     typer.echo(f"python         {check.summary if check else result.python_note}")
     for e in check.errors if check else ():
@@ -384,8 +464,15 @@ def _python_doc(result: Inspection) -> dict[str, Any]:
     c = result.python
     if c is None:
         return {"checked": False, "note": result.python_note, "local": result.plan.lock.python_version}
-    return {"checked": True, "image": c.image, "image_python": c.image_python, "local": c.local_python,
-            "errors": c.errors, "warnings": c.warnings, "requires_python": dict(result.plan.lock.requires_python)}  # fmt: skip
+    return {
+        "checked": True,
+        "image": c.image,
+        "image_python": c.image_python,
+        "local": c.local_python,
+        "errors": c.errors,
+        "warnings": c.warnings,
+        "requires_python": dict(result.plan.lock.requires_python),
+    }
 
 
 def _runtime_doc(plan: Plan) -> dict[str, Any] | None:
@@ -396,8 +483,11 @@ def _runtime_doc(plan: Plan) -> dict[str, Any] | None:
     sites = [s for i in plan.lock.imports if i.kind is ImportKind.RUNNER for s in i.sites]
     if not sites:
         return None
-    return {"path": f"{RUNTIME_DIR}/runner", "provides": ["typecast", "run_name", "experiment_name", "params"],
-            "imported_at": [f"{s.file}:{s.line}" for s in sites]}  # fmt: skip
+    return {
+        "path": f"{RUNTIME_DIR}/runner",
+        "provides": ["typecast", "run_name", "experiment_name", "params"],
+        "imported_at": [f"{s.file}:{s.line}" for s in sites],
+    }
 
 
 # -- logs, status, history, stop, artifacts ---------------------------------------------
@@ -435,7 +525,9 @@ def _fmt_duration(start: float | None, end: float | None) -> str:
     if not start:
         return "-"
     secs = int((end or time.time()) - start)
-    return f"{secs // 3600}h{secs % 3600 // 60:02d}m{secs % 60:02d}s" if secs >= 3600 else f"{secs // 60}m{secs % 60:02d}s"
+    return (
+        f"{secs // 3600}h{secs % 3600 // 60:02d}m{secs % 60:02d}s" if secs >= 3600 else f"{secs // 60}m{secs % 60:02d}s"
+    )
 
 
 def _run_end(s: RunSummary) -> float | None:
@@ -474,10 +566,17 @@ def _summary_doc(s: RunSummary) -> dict[str, Any]:
     from runner.store import ExpState
 
     return {
-        "run": s.run.name, "project": s.run.project, "status": s.state.value, "target": s.run.target,
-        "created_at": s.run.created_at, "finished_at": _run_end(s), "image": s.run.image, "cached": s.run.cached,
-        "experiments": len(s.experiments), **{st.value: s.count(st) for st in ExpState},
-    }  # fmt: skip
+        "run": s.run.name,
+        "project": s.run.project,
+        "status": s.state.value,
+        "target": s.run.target,
+        "created_at": s.run.created_at,
+        "finished_at": _run_end(s),
+        "image": s.run.image,
+        "cached": s.run.cached,
+        "experiments": len(s.experiments),
+        **{st.value: s.count(st) for st in ExpState},
+    }
 
 
 @app.command()
@@ -501,33 +600,78 @@ def status(
         if not runs:
             typer.echo("no active runs (`runner history` lists finished ones)")
             return
-        cols = ["Run", "Project", "Status", "Duration", "Experiments", "Running", "Queued", "Completed", "Failed", "Stopped"]
-        _table("Active runs", cols, [
-            [s.run.name, s.run.project, s.state.value, _fmt_duration(s.run.created_at, _run_end(s)), str(len(s.experiments)),
-             str(s.count(ExpState.RUNNING)), str(s.count(ExpState.QUEUED) + s.count(ExpState.BUILDING)),
-             str(s.count(ExpState.COMPLETED)), str(s.count(ExpState.FAILED)), str(s.count(ExpState.STOPPED))]
-            for s in runs
-        ])  # fmt: skip
+        cols = [
+            "Run",
+            "Project",
+            "Status",
+            "Duration",
+            "Experiments",
+            "Running",
+            "Queued",
+            "Completed",
+            "Failed",
+            "Stopped",
+        ]
+        _table(
+            "Active runs",
+            cols,
+            [
+                [
+                    s.run.name,
+                    s.run.project,
+                    s.state.value,
+                    _fmt_duration(s.run.created_at, _run_end(s)),
+                    str(len(s.experiments)),
+                    str(s.count(ExpState.RUNNING)),
+                    str(s.count(ExpState.QUEUED) + s.count(ExpState.BUILDING)),
+                    str(s.count(ExpState.COMPLETED)),
+                    str(s.count(ExpState.FAILED)),
+                    str(s.count(ExpState.STOPPED)),
+                ]
+                for s in runs
+            ],
+        )
         return
     s = a.run_summary(name, kube=ko)
     _notes(a)
     if as_json:
-        _json({**_summary_doc(s), "experiment_list": [
-            {"name": e.name, "command": e.command, "params": e.params, "status": e.state.value, "exit_code": e.exit_code,
-             "message": e.message, "started_at": e.started_at, "finished_at": e.finished_at}
-            for e in s.experiments
-        ]})  # fmt: skip
+        _json(
+            {
+                **_summary_doc(s),
+                "experiment_list": [
+                    {
+                        "name": e.name,
+                        "command": e.command,
+                        "params": e.params,
+                        "status": e.state.value,
+                        "exit_code": e.exit_code,
+                        "message": e.message,
+                        "started_at": e.started_at,
+                        "finished_at": e.finished_at,
+                    }
+                    for e in s.experiments
+                ],
+            }
+        )
         return
     # a sweep: one column per swept argument (in argument order) instead of the whole command
     params = list(dict.fromkeys(k for e in s.experiments for k in e.params))
     first = params or ["Command"]
-    _table(f"{s.run.name} ({s.state.value}, {s.run.target}, image {s.run.image})",
-           ["Experiment", *first, "Status", "Exit", "Duration", "Message"], [
-        [e.name, *([str(e.params.get(p, "")) for p in params] if params else [" ".join(_quote(c) for c in e.command)]),
-         e.state.value, "-" if e.exit_code is None else str(e.exit_code), _fmt_duration(e.started_at, e.finished_at),
-         e.message or ""]
-        for e in s.experiments
-    ])  # fmt: skip
+    _table(
+        f"{s.run.name} ({s.state.value}, {s.run.target}, image {s.run.image})",
+        ["Experiment", *first, "Status", "Exit", "Duration", "Message"],
+        [
+            [
+                e.name,
+                *([str(e.params.get(p, "")) for p in params] if params else [" ".join(_quote(c) for c in e.command)]),
+                e.state.value,
+                "-" if e.exit_code is None else str(e.exit_code),
+                _fmt_duration(e.started_at, e.finished_at),
+                e.message or "",
+            ]
+            for e in s.experiments
+        ],
+    )
 
 
 @app.command()
@@ -546,11 +690,21 @@ def history(
     if as_json:
         _json([_summary_doc(s) for s in runs])
         return
-    _table("History", ["Run", "Created At", "Experiments", "Failed", "Stopped", "Completed"], [
-        [s.run.name, _fmt_time(s.run.created_at), str(len(s.experiments)), str(s.count(ExpState.FAILED)),
-         str(s.count(ExpState.STOPPED)), str(s.count(ExpState.COMPLETED))]
-        for s in runs
-    ])  # fmt: skip
+    _table(
+        "History",
+        ["Run", "Created At", "Experiments", "Failed", "Stopped", "Completed"],
+        [
+            [
+                s.run.name,
+                _fmt_time(s.run.created_at),
+                str(len(s.experiments)),
+                str(s.count(ExpState.FAILED)),
+                str(s.count(ExpState.STOPPED)),
+                str(s.count(ExpState.COMPLETED)),
+            ]
+            for s in runs
+        ],
+    )
 
 
 @app.command()
@@ -621,13 +775,17 @@ def repair() -> None:
     if r.damaged:
         typer.echo(f"the history database was damaged ({r.damaged}); kept as {r.moved_to}")
     rebuilt = r.from_records + r.from_database + r.from_folders
-    typer.echo(f"history has {r.kept + rebuilt} run(s): {r.kept} already there, {r.from_records} from their records, "
-               f"{r.from_database} read back from the damaged database, {r.from_folders} from their folders only")  # fmt: skip
+    typer.echo(
+        f"history has {r.kept + rebuilt} run(s): {r.kept} already there, {r.from_records} from their records, "
+        f"{r.from_database} read back from the damaged database, {r.from_folders} from their folders only"
+    )
 
 
 @app.command()
 def ui(
-    host: Annotated[str, typer.Option("--host", help="Address to listen on; any but 127.0.0.1/localhost needs the printed token.")] = "127.0.0.1",
+    host: Annotated[
+        str, typer.Option("--host", help="Address to listen on; any but 127.0.0.1/localhost needs the printed token.")
+    ] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="Port to listen on (0: any free one).")] = 8765,
     open_browser: Annotated[bool, typer.Option("--open/--no-open", help="Open the page in a web browser.")] = False,
     context: ContextOpt = None,
@@ -637,8 +795,9 @@ def ui(
     try:
         from runner.ui import server
     except ModuleNotFoundError as e:  # only runner ui needs the web packages
-        raise UsageError(f"runner ui needs the ui extra ({e.name} is not installed)",
-                         hint="pip install 'runner[ui]'") from e  # fmt: skip
+        raise UsageError(
+            f"runner ui needs the ui extra ({e.name} is not installed)", hint="pip install 'runner[ui]'"
+        ) from e
     from runner.home import Home
 
     srv = server.bind(home=Home.from_env(), host=host, port=port, kube=_kube_opts(context, namespace))
@@ -657,8 +816,9 @@ def ui(
 
 # -- datastores (Kubernetes) -------------------------------------------------------------
 
-datastore_app = typer.Typer(help="Read-only data sets in the cluster, mounted with `runner run --datastore NAME`.",
-                            no_args_is_help=True)  # fmt: skip
+datastore_app = typer.Typer(
+    help="Read-only data sets in the cluster, mounted with `runner run --datastore NAME`.", no_args_is_help=True
+)
 app.add_typer(datastore_app, name="datastore")
 
 
@@ -682,9 +842,11 @@ def datastore_list(as_json: JsonOpt = False, context: ContextOpt = None, namespa
     if as_json:
         _json(versions)
         return
-    _table("Datastores", ["Name", "Version", "Files", "Bytes", "Created At", "Content"], [
-        [v.name, str(v.version), str(v.files), str(v.size), _fmt_time(v.created_at), v.digest[:12]] for v in versions
-    ])  # fmt: skip
+    _table(
+        "Datastores",
+        ["Name", "Version", "Files", "Bytes", "Created At", "Content"],
+        [[v.name, str(v.version), str(v.files), str(v.size), _fmt_time(v.created_at), v.digest[:12]] for v in versions],
+    )
 
 
 @datastore_app.command("delete")

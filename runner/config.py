@@ -100,8 +100,10 @@ def check_namespace(value: str | None, *, option: str = "--namespace") -> None:
 
 def check_secret(value: str) -> None:
     if _secrets([value]):
-        raise UsageError(f"--secret {clip(value)} is not a Kubernetes Secret name",
-                         hint="lower-case letters, digits, '-' and '.', at most 253")  # fmt: skip
+        raise UsageError(
+            f"--secret {clip(value)} is not a Kubernetes Secret name",
+            hint="lower-case letters, digits, '-' and '.', at most 253",
+        )
 
 
 def check_context(value: str | None) -> None:
@@ -157,16 +159,36 @@ def _datastores(v: Any) -> str | None:
 #: a datastore name becomes part of ConfigMap names and labels: a DNS-1123 label, short enough for a prefix
 MAX_DATASTORE_NAME = 40
 #: folders a datastore may not be mounted over: the project, and what the image's system needs
-_SYSTEM_DIRS = ("/project", "/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/opt/runner", "/proc",
-                "/root", "/run", "/runner-data", "/sbin", "/sys", "/usr", "/var", "/tmp")  # fmt: skip
+_SYSTEM_DIRS = (
+    "/project",
+    "/bin",
+    "/boot",
+    "/dev",
+    "/etc",
+    "/lib",
+    "/lib32",
+    "/lib64",
+    "/opt/runner",
+    "/proc",
+    "/root",
+    "/run",
+    "/runner-data",
+    "/sbin",
+    "/sys",
+    "/usr",
+    "/var",
+    "/tmp",
+)
 
 
 def datastore_name_problem(name: str) -> str | None:
     if not name:
         return "has no name"
     if len(name) > MAX_DATASTORE_NAME or not re.fullmatch(_LABEL, name):
-        return (f"name {clip(name)} is not a datastore name (lower-case letters, digits and '-', starting and ending "
-                f"with a letter or digit, at most {MAX_DATASTORE_NAME})")  # fmt: skip
+        return (
+            f"name {clip(name)} is not a datastore name (lower-case letters, digits and '-', starting and ending "
+            f"with a letter or digit, at most {MAX_DATASTORE_NAME})"
+        )
     return None
 
 
@@ -371,8 +393,9 @@ class SweepSettings:
     seed: int | None
 
 
-def sweep_settings(*, sweep: bool, strategy: str | None, trials: int | None, seed: int | None,
-                   config: Config) -> SweepSettings:  # fmt: skip
+def sweep_settings(
+    *, sweep: bool, strategy: str | None, trials: int | None, seed: int | None, config: Config
+) -> SweepSettings:
     """The sweep options from the command line (None: not given) and the file, for
     :func:`runner.sweep.expand`.
 

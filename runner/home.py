@@ -21,8 +21,10 @@ class Home:
         existing = next((p for p in (root, *root.parents) if p.exists()), None)
         if existing is not None and not existing.is_dir():
             what = "RUNNER_HOME" if given else "~/.runner"
-            raise UsageError(f"{what} {clip(str(root))}: {clip(str(existing))} is not a folder",
-                             hint="point RUNNER_HOME at a folder runner may write to")  # fmt: skip
+            raise UsageError(
+                f"{what} {clip(str(root))}: {clip(str(existing))} is not a folder",
+                hint="point RUNNER_HOME at a folder runner may write to",
+            )
         return cls(root)
 
     @property

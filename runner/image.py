@@ -143,8 +143,9 @@ def context_mtime_ns(sha256: str) -> int:
     return int(sha256[:8], 16) % 1_000_000_000
 
 
-def sync_context_dir(root: Path, entries: Sequence[ContextEntry], digests: Sequence[FileDigest], *,
-                     blobs: Path) -> bool:  # fmt: skip
+def sync_context_dir(
+    root: Path, entries: Sequence[ContextEntry], digests: Sequence[FileDigest], *, blobs: Path
+) -> bool:
     """Make ``root`` hold exactly ``entries``, as :func:`write_context` would, rewriting only what changed.
 
     Returns False, touching nothing, when a changed file would keep its size and mtime
@@ -189,8 +190,13 @@ def sync_context_dir(root: Path, entries: Sequence[ContextEntry], digests: Seque
             blob = blobs / f"{d.sha256}-{d.mode:o}"
             if not blob.exists():
                 blobs.mkdir(parents=True, exist_ok=True)
-                _write_file(blob.with_name(blob.name + f".{os.getpid()}.tmp"), entry, d.mode, context_mtime_ns(d.sha256),
-                            final=blob)  # fmt: skip
+                _write_file(
+                    blob.with_name(blob.name + f".{os.getpid()}.tmp"),
+                    entry,
+                    d.mode,
+                    context_mtime_ns(d.sha256),
+                    final=blob,
+                )
             tmp.unlink(missing_ok=True)
             os.link(blob, tmp)
             os.replace(tmp, path)

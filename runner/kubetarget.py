@@ -13,6 +13,7 @@ no service, and only the permissions ``manifests/rbac.yaml`` grants.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
@@ -43,8 +44,10 @@ NOTICE = "runner"
 #: writer can miss lines; past this many bytes followed, the count is checked against the volume's log
 ROTATION_SIZE = 8 << 20
 #: how to say where the data pod's image comes from when nothing can be chosen
-HELPER_HINT = ("set RUNNER_HELPER_IMAGE to an image with sh and tar that the cluster can pull, "
-               "or run something in this namespace first (its image is used)")
+HELPER_HINT = (
+    "set RUNNER_HELPER_IMAGE to an image with sh and tar that the cluster can pull, "
+    "or run something in this namespace first (its image is used)"
+)
 
 
 @dataclass(frozen=True)
@@ -144,7 +147,9 @@ class KubeTarget:
         self.cluster.exec(pod, ["sh", "-c", f"head -c {len(data)} | tar x -C {kube.DATA_MOUNT}"], stdin=data)
 
     def _run_configmaps(self, run: str) -> list[dict[str, Any]]:
-        return self.cluster.list_objects("ConfigMap", f"{kube.KIND_LABEL} in (run,{kube.PART_KIND}),{kube.RUN_LABEL}={run}")
+        return self.cluster.list_objects(
+            "ConfigMap", f"{kube.KIND_LABEL} in (run,{kube.PART_KIND}),{kube.RUN_LABEL}={run}"
+        )
 
     def has_run(self, run: str) -> bool:
         """Does the namespace hold a record of ``run`` (its part-0 ConfigMap)?"""
@@ -198,7 +203,9 @@ class KubeTarget:
         pending = [p for ps in pods.values() for p in ps if (p.get("status") or {}).get("phase") == "Pending"]
         if pending:  # their status may not say why they wait: the events do (one more request, only then)
             try:
-                kube.attach_warnings(pending, self.cluster.list_objects("Event", "", fields="type=Warning,involvedObject.kind=Pod"))
+                kube.attach_warnings(
+                    pending, self.cluster.list_objects("Event", "", fields="type=Warning,involvedObject.kind=Pod")
+                )
             except ClusterError:
                 pass
         out = [self._summary(rec, jobs, pods) for rec in records]
@@ -209,7 +216,9 @@ class KubeTarget:
         """Several experiments' ends, one patch per ConfigMap (part) that holds them."""
         by_cm: dict[str, dict[str, str | None]] = {}
         for e, end in ends.items():
-            by_cm.setdefault(where.get(e) or kube.run_configmap_name(run), {})[f"{e}.json"] = kube.end_value({**end, "final": True})
+            by_cm.setdefault(where.get(e) or kube.run_configmap_name(run), {})[f"{e}.json"] = kube.end_value(
+                {**end, "final": True}
+            )
         for cm, data in by_cm.items():
             self.cluster.patch_configmap(cm, data)
         # recorded: the Job is no longer needed (a TTL, not a delete: `kubectl get jobs` still shows it a while)
@@ -226,7 +235,9 @@ class KubeTarget:
         paths = " ".join(f"{kube.DATA_MOUNT}/{kube.experiment_dir(run, e)}/end.json" for e in experiments)
         # one line per file found: its path, a tab, its JSON (written without newlines)
         script = f"for f in {paths}; do if [ -f $f ]; then printf '%s\\t' $f; tr -d '\\n' < $f; echo; fi; done"
-        out = self.cluster.exec(self.data_pod(wait=30, run=run), ["sh", "-c", script], timeout=60).decode("utf-8", "replace")
+        out = self.cluster.exec(self.data_pod(wait=30, run=run), ["sh", "-c", script], timeout=60).decode(
+            "utf-8", "replace"
+        )
         found: dict[str, dict[str, Any]] = {}
         for line in out.splitlines():
             path, _, text = line.partition("\t")
@@ -244,33 +255,59 @@ class KubeTarget:
         suspended = {n for n in names if kube.job_suspended(jobs.get(n))}
         if not suspended:
             return
-        for name in kube.to_release(names, (doc.get("options") or {}).get("max_parallel"), suspended=suspended, ended=ended):
+        for name in kube.to_release(
+            names, (doc.get("options") or {}).get("max_parallel"), suspended=suspended, ended=ended
+        ):
             try:
                 self.cluster.set_suspended(kube.job_name(name), False)
             except ClusterError:
                 pass
 
-    def _summary(self, record: tuple[dict[str, Any], dict[str, str], dict[str, str]], jobs: dict[str, dict[str, Any]],
-                 pods: dict[str, list[dict[str, Any]]]) -> RunSummary:  # fmt: skip
+    def _summary(
+        self,
+        record: tuple[dict[str, Any], dict[str, str], dict[str, str]],
+        jobs: dict[str, dict[str, Any]],
+        pods: dict[str, list[dict[str, Any]]],
+    ) -> RunSummary:
         doc, data, where = record
         run = RunRecord(
-            name=doc["name"], project=doc.get("project", ""), root=doc.get("root", ""), script=doc.get("script", ""),
-            args=tuple(doc.get("args") or ()), target=TARGET, image=doc.get("image"), cached=doc.get("cached"),
-            created_at=float(doc.get("created_at") or 0), options=doc.get("options") or {}, build_log=None,
-        )  # fmt: skip
+            name=doc["name"],
+            project=doc.get("project", ""),
+            root=doc.get("root", ""),
+            script=doc.get("script", ""),
+            args=tuple(doc.get("args") or ()),
+            target=TARGET,
+            image=doc.get("image"),
+            cached=doc.get("cached"),
+            created_at=float(doc.get("created_at") or 0),
+            options=doc.get("options") or {},
+            build_log=None,
+        )
         exps = []
         derived: dict[str, dict[str, Any]] = {}
         ended: set[str] = set()
-        recorded = {e["name"]: json.loads(data[f"{e['name']}.json"]) for e in doc.get("experiments") or []
-                    if f"{e['name']}.json" in data}  # fmt: skip
-        seen_of = {e["name"]: kube.observe(end=recorded.get(e["name"]), stop=bool(data.get(f"{e['name']}.stop")),
-                                           job=jobs.get(e["name"]), pods=pods.get(e["name"], []),
-                                           launched=bool(doc.get("launched")))
-                   for e in doc.get("experiments") or []}  # fmt: skip
+        recorded = {
+            e["name"]: json.loads(data[f"{e['name']}.json"])
+            for e in doc.get("experiments") or []
+            if f"{e['name']}.json" in data
+        }
+        seen_of = {
+            e["name"]: kube.observe(
+                end=recorded.get(e["name"]),
+                stop=bool(data.get(f"{e['name']}.stop")),
+                job=jobs.get(e["name"]),
+                pods=pods.get(e["name"], []),
+                launched=bool(doc.get("launched")),
+            )
+            for e in doc.get("experiments") or []
+        }
         # Ended with nothing recorded: the launcher may have failed to reach the API server and left
         # its end on the volume (end.json).  Looked for once: what is found, or derived, is written down.
-        lost = [n for n, seen in seen_of.items()
-                if seen.final and seen.state != "stopped" and n not in recorded and doc.get("launched")]  # fmt: skip
+        lost = [
+            n
+            for n, seen in seen_of.items()
+            if seen.final and seen.state != "stopped" and n not in recorded and doc.get("launched")
+        ]
         if lost:
             try:
                 for name, found in self.volume_ends(run.name, lost).items():
@@ -282,19 +319,40 @@ class KubeTarget:
             name = e["name"]
             end = recorded.get(name)
             seen = seen_of[name]
-            exps.append(ExperimentRecord(
-                name=name, run=run.name, index=int(e.get("index", 0)), command=tuple(e.get("command") or ()),
-                params=e.get("params") or {}, state=ExpState(seen.state), handle=kube.job_name(name),
-                exit_code=seen.exit_code, message=seen.message, created_at=run.created_at, started_at=seen.started_at,
-                finished_at=seen.finished_at, owner_pid=None, stop_requested=bool(data.get(f"{name}.stop")),
-            ))  # fmt: skip
-            if seen.final and not kube.job_suspended(jobs.get(name)) and \
-                    time.time() - (seen.finished_at or time.time()) >= kube.REPAIR_GRACE:  # fmt: skip
+            exps.append(
+                ExperimentRecord(
+                    name=name,
+                    run=run.name,
+                    index=int(e.get("index", 0)),
+                    command=tuple(e.get("command") or ()),
+                    params=e.get("params") or {},
+                    state=ExpState(seen.state),
+                    handle=kube.job_name(name),
+                    exit_code=seen.exit_code,
+                    message=seen.message,
+                    created_at=run.created_at,
+                    started_at=seen.started_at,
+                    finished_at=seen.finished_at,
+                    owner_pid=None,
+                    stop_requested=bool(data.get(f"{name}.stop")),
+                )
+            )
+            if (
+                seen.final
+                and not kube.job_suspended(jobs.get(name))
+                and time.time() - (seen.finished_at or time.time()) >= kube.REPAIR_GRACE
+            ):
                 ended.add(name)  # ended and gave its slot up a while ago: see _repair_chain
             if seen.final and not (end or {}).get("final"):
                 # make the end outlive the Job and its pods (clean-up, TTL): first observer writes it down
-                derived[name] = {**(end or {}), "state": seen.state, "exit_code": seen.exit_code, "message": seen.message,
-                                 "started_at": seen.started_at, "finished_at": seen.finished_at or time.time()}  # fmt: skip
+                derived[name] = {
+                    **(end or {}),
+                    "state": seen.state,
+                    "exit_code": seen.exit_code,
+                    "message": seen.message,
+                    "started_at": seen.started_at,
+                    "finished_at": seen.finished_at or time.time(),
+                }
         try:  # one patch per part for all of them (a 1,000-experiment sweep must not cost 1,000 requests)
             self._write_ends(run.name, derived, where)
         except ClusterError:
@@ -326,12 +384,18 @@ class KubeTarget:
                 value = call()
             except ClusterUnreachableError as e:
                 if time.monotonic() + pause > deadline:
-                    raise ClusterError(f"the Kubernetes API server did not come back within {self.api_wait:g} s "
-                                       f"({e.message})", hint=e.hint) from e  # fmt: skip
+                    raise ClusterError(
+                        f"the Kubernetes API server did not come back within {self.api_wait:g} s ({e.message})",
+                        hint=e.hint,
+                    ) from e
                 if not waiting:
                     waiting = True
-                    yield LogLine(NOTICE, now_iso(), f"runner: lost the Kubernetes API server ({e.message}); "
-                                                     f"waiting up to {self.api_wait:g} s for it to come back")  # fmt: skip
+                    yield LogLine(
+                        NOTICE,
+                        now_iso(),
+                        f"runner: lost the Kubernetes API server ({e.message}); "
+                        f"waiting up to {self.api_wait:g} s for it to come back",
+                    )
                 time.sleep(pause)
                 pause = min(pause * 2, 10.0)
                 continue
@@ -339,8 +403,9 @@ class KubeTarget:
                 yield LogLine(NOTICE, now_iso(), "runner: the Kubernetes API server answers again; following on")
             return value
 
-    def follow(self, run: str, experiment: str, *, poll: float = 0.2,
-               on_wait: Callable[[str], None] | None = None) -> Iterator[LogLine]:  # fmt: skip
+    def follow(
+        self, run: str, experiment: str, *, poll: float = 0.2, on_wait: Callable[[str], None] | None = None
+    ) -> Iterator[LogLine]:
         """Live output, pod after pod (retries), until the experiment has ended.
 
         ``on_wait`` hears why it is not running yet (Unschedulable, ImagePullBackOff), once per reason.
@@ -381,9 +446,13 @@ class KubeTarget:
                 elif size > ROTATION_SIZE:
                     missing = self._log_lines(run, experiment) - sum(seen_in.values())
                     if missing > 0:
-                        yield LogLine("stderr", now_iso(), f"runner: {missing} line(s) of output were lost from the pod's "
-                                      f"log while following (the kubelet rotates it); `runner logs {experiment}` has "
-                                      "every line, from the data volume")  # fmt: skip
+                        yield LogLine(
+                            "stderr",
+                            now_iso(),
+                            f"runner: {missing} line(s) of output were lost from the pod's "
+                            f"log while following (the kubelet rotates it); `runner logs {experiment}` has "
+                            "every line, from the data volume",
+                        )
                 return
             name = current["metadata"]["name"]
             skip = seen_in.get(name, 0)
@@ -398,7 +467,7 @@ class KubeTarget:
             except (ClusterError, NotFoundError):
                 pass  # the pod went away mid-stream (the volume has the rest), or the API server did (asked next)
             seen_in[name] = max(skip, n)
-            pod = yield from self._patient(lambda: self.cluster.get("Pod", name))
+            pod = yield from self._patient(functools.partial(self.cluster.get, "Pod", name))
             if pod is None or (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
                 done.add(name)
 
@@ -406,7 +475,9 @@ class KubeTarget:
         """Lines in the experiment's log on the volume (0 if it cannot be read now)."""
         path = f"{kube.DATA_MOUNT}/{kube.experiment_dir(run, experiment)}/log"
         try:
-            out = self.cluster.exec(self.data_pod(wait=30, run=run), ["sh", "-c", f"wc -l < {path} 2>/dev/null || echo 0"], timeout=60)
+            out = self.cluster.exec(
+                self.data_pod(wait=30, run=run), ["sh", "-c", f"wc -l < {path} 2>/dev/null || echo 0"], timeout=60
+            )
             return int(out.strip() or 0)
         except (ClusterError, NotFoundError, ValueError):
             return 0
@@ -448,8 +519,19 @@ class KubeTarget:
             self.cluster.patch_configmap(cm, data)
         kept = self._kept_links(run, doc, set(experiments))
         if kept:
-            self._write_ends(run, {e: {"state": "stopped", "exit_code": None, "message": "stopped while queued",
-                                       "finished_at": time.time()} for e in kept}, where)  # fmt: skip
+            self._write_ends(
+                run,
+                {
+                    e: {
+                        "state": "stopped",
+                        "exit_code": None,
+                        "message": "stopped while queued",
+                        "finished_at": time.time(),
+                    }
+                    for e in kept
+                },
+                where,
+            )
         self.cluster.delete_many("Job", [kube.job_name(e) for e in experiments if e not in kept])
         deadline = time.monotonic() + wait
         pending = set(experiments) - kept
@@ -478,13 +560,21 @@ class KubeTarget:
         gone = set(names) if experiments is None else set(experiments)
         if record is not None:  # a run that never reached the cluster left nothing on the volume
             folders = [f"runs/{run}"] if whole else [kube.experiment_dir(run, e) for e in sorted(gone)]
-            self.cluster.exec(self.data_pod(run=run), ["rm", "-rf", *(f"{kube.DATA_MOUNT}/{f}" for f in folders)], timeout=300)
+            self.cluster.exec(
+                self.data_pod(run=run), ["rm", "-rf", *(f"{kube.DATA_MOUNT}/{f}" for f in folders)], timeout=300
+            )
         sel = f"{kube.RUN_LABEL}={run}"
-        jobs = [j["metadata"]["name"] for j in self.cluster.list_objects("Job", sel)
-                if whole or j["metadata"].get("labels", {}).get(kube.EXP_LABEL) in gone]  # fmt: skip
+        jobs = [
+            j["metadata"]["name"]
+            for j in self.cluster.list_objects("Job", sel)
+            if whole or j["metadata"].get("labels", {}).get(kube.EXP_LABEL) in gone
+        ]
         self.cluster.delete_many("Job", jobs)
-        pods = [p["metadata"]["name"] for p in self.cluster.list_objects("Pod", sel)
-                if whole or p["metadata"].get("labels", {}).get(kube.EXP_LABEL) in gone]  # fmt: skip
+        pods = [
+            p["metadata"]["name"]
+            for p in self.cluster.list_objects("Pod", sel)
+            if whole or p["metadata"].get("labels", {}).get(kube.EXP_LABEL) in gone
+        ]
         self.cluster.delete_many("Pod", pods)
         if whole:
             # part 0 last: whoever sees a run sees all of it (see record_run)
@@ -524,8 +614,9 @@ class KubeTarget:
                 return str(record[0]["image"])
         image = kube.newest_run_image(self.cluster.list_objects("ConfigMap", f"{kube.KIND_LABEL}=run"))
         if image is None:
-            raise UsageError(f"no image to read the data volume with: namespace {self.cluster.ns} has no runs yet",
-                             hint=HELPER_HINT)  # fmt: skip
+            raise UsageError(
+                f"no image to read the data volume with: namespace {self.cluster.ns} has no runs yet", hint=HELPER_HINT
+            )
         return image
 
     def data_pod(self, *, wait: float = 120, run: str | None = None, image: str | None = None) -> str:
@@ -577,7 +668,9 @@ class KubeTarget:
             out += _versions(cm)
         return sorted(out, key=lambda v: (v.name, v.version))
 
-    def datastore_create(self, name: str, source: Path, *, progress: Callable[[str], None] = lambda _: None) -> tuple[DatastoreVersion, bool]:
+    def datastore_create(
+        self, name: str, source: Path, *, progress: Callable[[str], None] = lambda _: None
+    ) -> tuple[DatastoreVersion, bool]:
         """Upload ``source`` as the next version of ``name``; (version, uploaded?).  Same content is stored once."""
         if not source.is_dir():
             raise UsageError(f"--source {source} is not a folder")
@@ -603,7 +696,9 @@ class KubeTarget:
             self.cluster.exec(pod, ["sh", "-c", script], stdin=data)
             uploaded = True
         size = sum(p.stat().st_size for p in files)
-        new = DatastoreVersion(name, (versions[-1].version + 1) if versions else 1, digest, time.time(), len(files), size)
+        new = DatastoreVersion(
+            name, (versions[-1].version + 1) if versions else 1, digest, time.time(), len(files), size
+        )
         docs = [_version_doc(v) for v in [*versions, new]]
         if cm is None:
             self.cluster.create(kube.make_datastore_configmap(name, docs))
@@ -617,11 +712,15 @@ class KubeTarget:
         versions = _versions(cm) if cm else []
         gone = [v for v in versions if version is None or v.version == version]
         if not gone:
-            raise NotFoundError(f"no datastore {name!r}" + (f" version {version}" if version else ""),
-                                hint="`runner datastore list` shows them")  # fmt: skip
+            raise NotFoundError(
+                f"no datastore {name!r}" + (f" version {version}" if version else ""),
+                hint="`runner datastore list` shows them",
+            )
         keep = [v for v in versions if v not in gone]
         if keep:
-            self.cluster.patch_configmap(cm_name, {"versions.json": json.dumps([_version_doc(v) for v in keep], sort_keys=True)})
+            self.cluster.patch_configmap(
+                cm_name, {"versions.json": json.dumps([_version_doc(v) for v in keep], sort_keys=True)}
+            )
         else:
             self.cluster.delete("ConfigMap", cm_name)
         still = {v.digest for v in self.datastores()}
@@ -637,10 +736,14 @@ class KubeTarget:
         versions = _versions(cm) if cm else []
         chosen = [v for v in versions if version is None or v.version == version]
         if not chosen:
-            raise UsageError(f"--datastore {text}: no datastore {name!r}" + (f" version {version}" if version else ""),
-                             hint="`runner datastore list` shows them")  # fmt: skip
+            raise UsageError(
+                f"--datastore {text}: no datastore {name!r}" + (f" version {version}" if version else ""),
+                hint="`runner datastore list` shows them",
+            )
         v = chosen[-1]
-        return kube.DatastoreMount(name=name, version=v.version, digest=v.digest, mount_dir=mount or f"/datastores/{name}")
+        return kube.DatastoreMount(
+            name=name, version=v.version, digest=v.digest, mount_dir=mount or f"/datastores/{name}"
+        )
 
 
 def _versions(cm: dict[str, Any] | None) -> list[DatastoreVersion]:
@@ -649,10 +752,14 @@ def _versions(cm: dict[str, Any] | None) -> list[DatastoreVersion]:
     data = cm.get("data") or {}
     name = data.get("name", "")
     return sorted(
-        (DatastoreVersion(name, int(d["version"]), d["digest"], float(d["created_at"]), int(d["files"]), int(d["size"]))
-         for d in json.loads(data.get("versions.json") or "[]")),
+        (
+            DatastoreVersion(
+                name, int(d["version"]), d["digest"], float(d["created_at"]), int(d["files"]), int(d["size"])
+            )
+            for d in json.loads(data.get("versions.json") or "[]")
+        ),
         key=lambda v: v.version,
-    )  # fmt: skip
+    )
 
 
 def _version_doc(v: DatastoreVersion) -> dict[str, Any]:

@@ -26,9 +26,24 @@ HEAVY_FAMILIES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("torch", ("torch", "torchvision", "torchaudio", "triton", "pytorch-triton*", "xformers")),
     ("tensorflow", ("tensorflow", "tensorflow-*", "tf-keras", "keras", "tensorboard", "tensorboard-*")),
     ("jax", ("jax", "jaxlib", "jax-cuda*")),
-    ("arrays", ("numpy", "scipy", "pandas", "pyarrow", "scikit-learn", "polars", "numba", "llvmlite",
-                "opencv-python", "opencv-python-headless", "opencv-contrib-python", "matplotlib")),
-)  # fmt: skip
+    (
+        "arrays",
+        (
+            "numpy",
+            "scipy",
+            "pandas",
+            "pyarrow",
+            "scikit-learn",
+            "polars",
+            "numba",
+            "llvmlite",
+            "opencv-python",
+            "opencv-python-headless",
+            "opencv-contrib-python",
+            "matplotlib",
+        ),
+    ),
+)
 
 #: lock options uv does not take (it warns and ignores them): pip installs such a lock
 _UV_REFUSES = {"--prefer-binary": "the lock asks for --prefer-binary, which uv has no equivalent of"}

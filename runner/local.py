@@ -103,8 +103,10 @@ class GuardedLog:
         return None
 
     def _notice(self, problem: str) -> str:
-        return (f"runner: the log file {self.path} stops here ({problem}); "
-                "the output still shows here and the exit code is kept")  # fmt: skip
+        return (
+            f"runner: the log file {self.path} stops here ({problem}); "
+            "the output still shows here and the exit code is kept"
+        )
 
     def close(self) -> None:
         if self._writer is not None:
@@ -129,7 +131,9 @@ class LocalTarget:
     def launch(self, exp: ExperimentRecord, spec: ContainerSpec) -> bool:
         """Start the container, owned by this process; False when a stop came first."""
         if self.store.get_experiment(exp.name).stop_requested:
-            self.store.finish_experiment(exp.name, state=ExpState.STOPPED, exit_code=None, message="stopped before start")
+            self.store.finish_experiment(
+                exp.name, state=ExpState.STOPPED, exit_code=None, message="stopped before start"
+            )
             return False
         try:
             cid = self.engine.create_and_start(spec, attach=True)  # its owner follows it next (drive)
@@ -150,16 +154,20 @@ class LocalTarget:
         with open(self.home.root / "watch.log", "ab") as err:
             child = subprocess.Popen(
                 [sys.executable, "-m", "runner.watch", *args],
-                stdin=subprocess.DEVNULL if stdin is None else subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=err,
-                start_new_session=True, env={**os.environ, "RUNNER_HOME": str(self.home.root)},
-            )  # fmt: skip
+                stdin=subprocess.DEVNULL if stdin is None else subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+                start_new_session=True,
+                env={**os.environ, "RUNNER_HOME": str(self.home.root)},
+            )
         if stdin is not None:
             assert child.stdin is not None
             child.stdin.write(stdin)
             child.stdin.close()
 
-    def drive(self, names: Sequence[str], specs: Mapping[str, ContainerSpec], *,
-              max_parallel: int | None) -> Iterator[tuple[str, LogLine]]:  # fmt: skip
+    def drive(
+        self, names: Sequence[str], specs: Mapping[str, ContainerSpec], *, max_parallel: int | None
+    ) -> Iterator[tuple[str, LogLine]]:
         """As the owner of a run's experiments: start them in order, at most ``max_parallel`` at once,
         follow each on its own thread, and yield ``(experiment, line)`` as lines come.
 
@@ -211,15 +219,20 @@ class LocalTarget:
         if interrupted:
             raise KeyboardInterrupt
 
-    def spawn_run_watcher(self, names: Sequence[str], specs: Mapping[str, ContainerSpec], *,
-                          max_parallel: int | None) -> None:  # fmt: skip
+    def spawn_run_watcher(
+        self, names: Sequence[str], specs: Mapping[str, ContainerSpec], *, max_parallel: int | None
+    ) -> None:
         """Hand a run's experiments to a detached driver (``python -m runner.watch --run``).
 
         The container specs go through its standard input, so environment values given
         with ``--env`` are never written to disk.
         """
-        doc = {"owner": os.getpid(), "max_parallel": max_parallel, "experiments": list(names),
-               "specs": {n: dataclasses.asdict(specs[n]) for n in names}}  # fmt: skip
+        doc = {
+            "owner": os.getpid(),
+            "max_parallel": max_parallel,
+            "experiments": list(names),
+            "specs": {n: dataclasses.asdict(specs[n]) for n in names},
+        }
         self._spawn(["--run"], stdin=json.dumps(doc).encode())
 
     def follow(self, name: str) -> Iterator[LogLine]:
@@ -258,8 +271,12 @@ class LocalTarget:
                     continue  # the engine's log has the rest: follow on from the newest line seen
                 except EngineError as e:
                     outage = outage or e.message
-                    waiting = LogLine(NOTICE, now_iso(), f"runner: lost the Docker engine ({e.message}); waiting up to "
-                                                         f"{self.engine_wait:g} s for it to come back")  # fmt: skip
+                    waiting = LogLine(
+                        NOTICE,
+                        now_iso(),
+                        f"runner: lost the Docker engine ({e.message}); waiting up to "
+                        f"{self.engine_wait:g} s for it to come back",
+                    )
                     log.write(waiting)
                     yield waiting
                     state = self._wait_for_engine(cid)  # EngineError when it does not come back
@@ -270,8 +287,10 @@ class LocalTarget:
                     yield back
         except EngineError as e:
             log.close()
-            message = (f"the Docker engine stopped while it ran and did not come back within {self.engine_wait:g} s "
-                       f"({e.message}): its exit code is unknown; the container is kept")  # fmt: skip
+            message = (
+                f"the Docker engine stopped while it ran and did not come back within {self.engine_wait:g} s "
+                f"({e.message}): its exit code is unknown; the container is kept"
+            )
             self._end(name, ExpState.FAILED, None, message)
             yield LogLine(NOTICE, now_iso(), f"runner: {message}")
             return
@@ -304,8 +323,9 @@ class LocalTarget:
         """Record an end state (first writer wins); False when history could not be written (it is kept in memory)."""
         try:
             exp = self.store.get_experiment(name)
-            self.ends[name] = dataclasses.replace(exp, state=state, exit_code=exit_code, message=message,
-                                                  finished_at=time.time())  # fmt: skip
+            self.ends[name] = dataclasses.replace(
+                exp, state=state, exit_code=exit_code, message=message, finished_at=time.time()
+            )
             self.store.finish_experiment(name, state=state, exit_code=exit_code, message=message)
         except StoreError as e:
             self.notes.append(f"cannot record how {name} ended in history ({e.message})")
@@ -331,8 +351,13 @@ class LocalTarget:
             self._end(name, ExpState.FAILED, None, "container lost (removed, or the engine was reset)")
             return
         outage = outage or (lost[0] if lost else None)
-        if outage is None and end.exit_code in (137, 143) and not end.oom_killed and not self._asked_to_stop(name) \
-                and not self.engine.answers():
+        if (
+            outage is None
+            and end.exit_code in (137, 143)
+            and not end.oom_killed
+            and not self._asked_to_stop(name)
+            and not self.engine.answers()
+        ):
             # A stopping dockerd closes its socket, then stops the containers; our kept-alive connection
             # still heard this end, a new one is refused: the engine stopped it.
             outage = "the engine stopped answering as the container ended"
@@ -354,7 +379,9 @@ class LocalTarget:
         else:
             state, message = ExpState.FAILED, end.error or f"exit code {end.exit_code}"
             if outage and end.exit_code in (137, 143):
-                message += " (stopped by the Docker engine going away: with live-restore off, a restart stops containers)"
+                message += (
+                    " (stopped by the Docker engine going away: with live-restore off, a restart stops containers)"
+                )
         if problems:
             message = "; ".join([*([message] if message else []), *problems])
         if self._end(name, state, end.exit_code, message):
@@ -363,7 +390,9 @@ class LocalTarget:
             except EngineError as e:
                 self.notes.append(f"the container of {name} was not removed ({e.message})")
         else:
-            self.notes.append(f"the container of {name} is kept: `runner status` records its end once history can be written")
+            self.notes.append(
+                f"the container of {name} is kept: `runner status` records its end once history can be written"
+            )
 
     def _asked_to_stop(self, name: str) -> bool:
         try:

@@ -11,7 +11,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 _LINE = re.compile(r"^\[(?P<stream>[a-z]+)\] \[(?P<time>[^\]]+)\] (?P<text>.*)$", re.S)
@@ -38,7 +38,7 @@ def parse_line(formatted: str) -> LogLine | None:
 
 
 def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+    return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
 def engine_time(stamp: str) -> str:

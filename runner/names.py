@@ -7,22 +7,91 @@ when the slug had to change), so two different inputs never collide after sluggi
 from __future__ import annotations
 
 import hashlib
-import re
 import os
+import re
 
 ADJECTIVES = (
-    "amber", "bold", "brisk", "calm", "clever", "cosmic", "crisp", "daring", "eager", "fancy",
-    "fluffy", "gentle", "glossy", "happy", "hardy", "humble", "jolly", "keen", "lively", "lucky",
-    "mellow", "merry", "misty", "nimble", "noble", "plucky", "proud", "quick", "quiet", "rapid",
-    "rosy", "shiny", "silent", "snappy", "spiffy", "sturdy", "sunny", "swift", "tidy", "vivid",
-    "witty", "zesty",
-)  # fmt: skip
+    "amber",
+    "bold",
+    "brisk",
+    "calm",
+    "clever",
+    "cosmic",
+    "crisp",
+    "daring",
+    "eager",
+    "fancy",
+    "fluffy",
+    "gentle",
+    "glossy",
+    "happy",
+    "hardy",
+    "humble",
+    "jolly",
+    "keen",
+    "lively",
+    "lucky",
+    "mellow",
+    "merry",
+    "misty",
+    "nimble",
+    "noble",
+    "plucky",
+    "proud",
+    "quick",
+    "quiet",
+    "rapid",
+    "rosy",
+    "shiny",
+    "silent",
+    "snappy",
+    "spiffy",
+    "sturdy",
+    "sunny",
+    "swift",
+    "tidy",
+    "vivid",
+    "witty",
+    "zesty",
+)
 ANIMALS = (
-    "badger", "beaver", "bison", "cobra", "crane", "dingo", "dolphin", "eagle", "falcon", "ferret",
-    "gecko", "heron", "ibis", "jackal", "koala", "lemur", "lynx", "marmot", "moose", "narwhal",
-    "ocelot", "otter", "panda", "puffin", "quail", "raven", "salmon", "seal", "sunfish", "tapir",
-    "toucan", "urchin", "walrus", "wombat", "yak", "zebra",
-)  # fmt: skip
+    "badger",
+    "beaver",
+    "bison",
+    "cobra",
+    "crane",
+    "dingo",
+    "dolphin",
+    "eagle",
+    "falcon",
+    "ferret",
+    "gecko",
+    "heron",
+    "ibis",
+    "jackal",
+    "koala",
+    "lemur",
+    "lynx",
+    "marmot",
+    "moose",
+    "narwhal",
+    "ocelot",
+    "otter",
+    "panda",
+    "puffin",
+    "quail",
+    "raven",
+    "salmon",
+    "seal",
+    "sunfish",
+    "tapir",
+    "toucan",
+    "urchin",
+    "walrus",
+    "wombat",
+    "yak",
+    "zebra",
+)
 
 _RUN_NAME = re.compile(r"^[a-z]+-[a-z]+-\d{3}$")
 _EXP_NAME = re.compile(r"^(?P<run>.+)-exp(?P<index>\d+)$")
@@ -51,8 +120,10 @@ def check_run_name(name: str) -> str | None:
     if len(name) > RUN_NAME_MAX:
         return f"--name {shown!r} is {len(name)} characters long: at most {RUN_NAME_MAX}"
     if not _GIVEN_NAME.match(name):
-        return (f"--name {shown!r} is not a valid name: lower-case letters, digits and '-', "
-                "starting with a letter and ending with a letter or digit")  # fmt: skip
+        return (
+            f"--name {shown!r} is not a valid name: lower-case letters, digits and '-', "
+            "starting with a letter and ending with a letter or digit"
+        )
     if _EXP_NAME.match(name):
         return f"--name {shown!r} ends like an experiment name (-expN): choose another"
     return None

@@ -12,8 +12,19 @@ from pathlib import Path
 from typing import Any
 
 from runner.config import (
-    CONFIG_NAME, Config, SweepSettings, check_context, check_datastore, check_namespace, check_secret, env_items, load_config,
-    parse_timeout, resolve, resolve_items, sweep_settings,
+    CONFIG_NAME,
+    Config,
+    SweepSettings,
+    check_context,
+    check_datastore,
+    check_namespace,
+    check_secret,
+    env_items,
+    load_config,
+    parse_timeout,
+    resolve,
+    resolve_items,
+    sweep_settings,
 )
 from runner.errors import UsageError
 from runner.plan import PlanRequest, check_script
@@ -116,14 +127,22 @@ def resolve_options(given: RunArgs, config: Config) -> RunOptions:
         env=parse_env(resolve_items("env", given.env, config)),
         detach=bool(resolve("detach", given.detach, config, False)),
         kube=kube,
-        sweep=sweep_settings(sweep=given.sweep, strategy=given.strategy, trials=given.trials, seed=given.seed,
-                             config=config),  # fmt: skip
+        sweep=sweep_settings(
+            sweep=given.sweep, strategy=given.strategy, trials=given.trials, seed=given.seed, config=config
+        ),
         max_parallel=max_parallel,
     )
 
 
-def plan_request(script: Path, args: Sequence[str], *, base_image: str | None, python: str | None,
-                 requirements: Path | None, config_file: Path | None = None) -> tuple[PlanRequest, Config]:  # fmt: skip
+def plan_request(
+    script: Path,
+    args: Sequence[str],
+    *,
+    base_image: str | None,
+    python: str | None,
+    requirements: Path | None,
+    config_file: Path | None = None,
+) -> tuple[PlanRequest, Config]:
     """What to plan, and the settings file that applies (``--config``, else runner.yaml at the project root).
 
     A value given wins over the file's.

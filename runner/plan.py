@@ -68,7 +68,9 @@ class Plan:
 
     def image_ref(self, base_image_id: str) -> str:
         tag = image_tag(
-            TagInputs(base_image_id=base_image_id, dockerfile=self.dockerfile, lock=self.lock.text(), files=self.digests)
+            TagInputs(
+                base_image_id=base_image_id, dockerfile=self.dockerfile, lock=self.lock.text(), files=self.digests
+            )
         )
         return f"{image_repository(self.project)}:{tag}"
 

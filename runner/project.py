@@ -43,7 +43,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["ProjectFiles", "RootChoice", "base_root", "choose_root", "find_root", "git_root", "list_files", "IgnoreRules", "compile_gitignore"]
+__all__ = [
+    "ProjectFiles",
+    "RootChoice",
+    "base_root",
+    "choose_root",
+    "find_root",
+    "git_root",
+    "list_files",
+    "IgnoreRules",
+    "compile_gitignore",
+]
 
 # Folders never part of a build context, whatever the ignore files say.
 _SKIP_DIRS = frozenset(
@@ -480,9 +490,7 @@ def _walk_dir(
             continue
 
 
-def _visit_dir(
-    walk: _Walk, path: str, name: str, rel: str, git_stack: list[IgnoreRules], *, git_parent: bool
-) -> None:
+def _visit_dir(walk: _Walk, path: str, name: str, rel: str, git_stack: list[IgnoreRules], *, git_parent: bool) -> None:
     if name == ".git":
         walk.excluded.append(rel + "/")
         return

@@ -160,7 +160,10 @@ def _install_steps(spec: DockerfileSpec) -> list[str]:
     tools = [f"--mount=type=bind,source=.runner/install.sh,target={TOOLS_DIR}/install.sh"]
     if spec.installer is Installer.UV:
         tools.append(f"--mount=type=bind,source=.runner/uv,target={TOOLS_DIR}/uv")
-    caches = [f"--mount=type=cache,target={UV_CACHE},id=runner-uv", f"--mount=type=cache,target={PIP_CACHE},id=runner-pip"]
+    caches = [
+        f"--mount=type=cache,target={UV_CACHE},id=runner-uv",
+        f"--mount=type=cache,target={PIP_CACHE},id=runner-pip",
+    ]
     secrets = [f"--mount=type=secret,id={SECRET_INDEX}", f"--mount=type=secret,id={SECRET_CA}"]
     who = f"sh {TOOLS_DIR}/install.sh {spec.installer.value} {shlex.quote(spec.pip_reason or '-')}"
 
@@ -207,5 +210,7 @@ def argv_through_file(command: list[str] | tuple[str, ...]) -> tuple[list[str], 
     would get from ``python3 SCRIPT ARGS...``.
     """
     if command[0] != "python3":
-        raise UsageError("arguments too long to pass to a shell script", hint="pass them in a file, or use a .py script")
+        raise UsageError(
+            "arguments too long to pass to a shell script", hint="pass them in a file, or use a .py script"
+        )
     return ["python3", "-c", ARGV_BOOTSTRAP], json.dumps(list(command[1:]), ensure_ascii=False)

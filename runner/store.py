@@ -137,8 +137,15 @@ class RunSummary:
 
 _RUN_FIELDS = {"image", "cached", "build_log", "options"}
 _EXP_FIELDS = {
-    "state", "handle", "exit_code", "message", "started_at", "finished_at", "owner_pid", "stop_requested",
-}  # fmt: skip
+    "state",
+    "handle",
+    "exit_code",
+    "message",
+    "started_at",
+    "finished_at",
+    "owner_pid",
+    "stop_requested",
+}
 
 
 class Store:
@@ -180,8 +187,10 @@ class Store:
 
     def _tx_unlocked(self) -> Iterator[sqlite3.Connection]:
         if self.read_only:
-            raise StoreError(f"cannot write history: the disk under {self.path.parent} is full",
-                             hint="free some space; status, history and logs still read")  # fmt: skip
+            raise StoreError(
+                f"cannot write history: the disk under {self.path.parent} is full",
+                hint="free some space; status, history and logs still read",
+            )
         try:
             self._db.execute("BEGIN IMMEDIATE")
             try:
@@ -209,7 +218,9 @@ class Store:
             run, exps = self.get_run(name), self.experiments(name)
         except StoreError:
             return
-        write_json(self.records / name / RUN_RECORD, {"format": 1, "run": _doc(run), "experiments": [_doc(e) for e in exps]})
+        write_json(
+            self.records / name / RUN_RECORD, {"format": 1, "run": _doc(run), "experiments": [_doc(e) for e in exps]}
+        )
 
     def _keep_experiment(self, name: str) -> None:
         if self.records is None:
@@ -255,8 +266,16 @@ class Store:
                         "INSERT INTO experiments (name, run, idx, command, params, state, created_at, owner_pid)"
                         " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                         [
-                            (experiment_name(name, i), name, i, json.dumps(list(cmd)), json.dumps(params), state.value,
-                             now, owner_pid)  # fmt: skip
+                            (
+                                experiment_name(name, i),
+                                name,
+                                i,
+                                json.dumps(list(cmd)),
+                                json.dumps(params),
+                                state.value,
+                                now,
+                                owner_pid,
+                            )
                             for i, (cmd, params) in enumerate(experiments)
                         ],
                     )
@@ -347,7 +366,9 @@ class Store:
     def get_experiment(self, name: str) -> ExperimentRecord:
         rows = self._read("SELECT * FROM experiments WHERE name = ?", (name,))
         if not rows:
-            raise NotFoundError(f"no experiment named {clip(name)}", hint="`runner status RUN` lists a run's experiments")
+            raise NotFoundError(
+                f"no experiment named {clip(name)}", hint="`runner status RUN` lists a run's experiments"
+            )
         return _experiment(rows[0])
 
     def summaries(self, *, active_only: bool = False, limit: int | None = None) -> list[RunSummary]:
@@ -362,21 +383,49 @@ class Store:
             return []
         marks = ",".join("?" * len(runs))
         exps: dict[str, list[ExperimentRecord]] = {r.name: [] for r in runs}
-        for row in self._read(f"SELECT * FROM experiments WHERE run IN ({marks}) ORDER BY run, idx", [r.name for r in runs]):
+        for row in self._read(
+            f"SELECT * FROM experiments WHERE run IN ({marks}) ORDER BY run, idx", [r.name for r in runs]
+        ):
             e = _experiment(row)
             exps[e.run].append(e)
         return [RunSummary(r, tuple(exps[r.name])) for r in runs]
 
     def active_experiments(self) -> list[ExperimentRecord]:
-        rows = self._read("SELECT * FROM experiments WHERE state IN ('queued', 'building', 'running') ORDER BY created_at")
+        rows = self._read(
+            "SELECT * FROM experiments WHERE state IN ('queued', 'building', 'running') ORDER BY created_at"
+        )
         return [_experiment(r) for r in rows]
 
 
-_RUN_COLS = ("name", "project", "root", "script", "args", "target", "image", "cached", "created_at", "options", "build_log")
+_RUN_COLS = (
+    "name",
+    "project",
+    "root",
+    "script",
+    "args",
+    "target",
+    "image",
+    "cached",
+    "created_at",
+    "options",
+    "build_log",
+)
 _EXP_COLS = (
-    "name", "run", "idx", "command", "params", "state", "handle", "exit_code", "message",
-    "created_at", "started_at", "finished_at", "owner_pid", "stop_requested",
-)  # fmt: skip
+    "name",
+    "run",
+    "idx",
+    "command",
+    "params",
+    "state",
+    "handle",
+    "exit_code",
+    "message",
+    "created_at",
+    "started_at",
+    "finished_at",
+    "owner_pid",
+    "stop_requested",
+)
 
 
 def _texts(raw: Any) -> tuple[str, ...]:
@@ -459,8 +508,10 @@ def _open_read_only(path: Path, cause: sqlite3.Error) -> sqlite3.Connection:
         db = sqlite3.connect(uri, uri=True, timeout=30, isolation_level=None, check_same_thread=False)
         db.execute("SELECT count(*) FROM runs").fetchone()
     except sqlite3.Error as e:
-        raise StoreError(f"cannot read the history database {path}: the disk under {path.parent} is full ({cause})",
-                         hint="free some space") from e  # fmt: skip
+        raise StoreError(
+            f"cannot read the history database {path}: the disk under {path.parent} is full ({cause})",
+            hint="free some space",
+        ) from e
     return db
 
 
@@ -473,11 +524,15 @@ def store_error(e: sqlite3.Error, path: Path, what: str) -> StoreError:
     if isinstance(e, sqlite3.DatabaseError) and any(
         w in low for w in ("malformed", "not a database", "corrupt", "disk i/o error", "database schema")
     ):
-        return StoreError(f"the history database {path} is damaged ({text})",
-                          hint=f"`{REPAIR}` rebuilds it from the records in {path.parent / 'runs'}/")  # fmt: skip
+        return StoreError(
+            f"the history database {path} is damaged ({text})",
+            hint=f"`{REPAIR}` rebuilds it from the records in {path.parent / 'runs'}/",
+        )
     if "disk is full" in low or "no space" in low:
-        return StoreError(f"{what}: the disk under {path.parent} is full ({text})",
-                          hint="free some space; status, history and logs still read")  # fmt: skip
+        return StoreError(
+            f"{what}: the disk under {path.parent} is full ({text})",
+            hint="free some space; status, history and logs still read",
+        )
     if "readonly" in low or "read-only" in low or "unable to open" in low or "permission" in low:
         return StoreError(f"{what} {path}: {text}", hint="check the permissions of the file and its folder")
     if "locked" in low or "busy" in low:
@@ -501,7 +556,9 @@ def _run_from(doc: Any) -> RunRecord | None:
     try:
         fields = {f.name for f in dataclasses.fields(RunRecord)}
         d = {k: v for k, v in doc.items() if k in fields}
-        return RunRecord(**{**d, "args": tuple(str(a) for a in d.get("args") or ()), "options": dict(d.get("options") or {})})
+        return RunRecord(
+            **{**d, "args": tuple(str(a) for a in d.get("args") or ()), "options": dict(d.get("options") or {})}
+        )
     except (TypeError, AttributeError, ValueError):
         return None
 
@@ -510,8 +567,14 @@ def _experiment_from(doc: Any) -> ExperimentRecord | None:
     try:
         fields = {f.name for f in dataclasses.fields(ExperimentRecord)}
         d = {k: v for k, v in doc.items() if k in fields}
-        return ExperimentRecord(**{**d, "command": tuple(str(c) for c in d.get("command") or ()),
-                                   "params": dict(d.get("params") or {}), "state": _state(d.get("state"))})  # fmt: skip
+        return ExperimentRecord(
+            **{
+                **d,
+                "command": tuple(str(c) for c in d.get("command") or ()),
+                "params": dict(d.get("params") or {}),
+                "state": _state(d.get("state")),
+            }
+        )
     except (TypeError, AttributeError, ValueError):
         return None
 
@@ -611,17 +674,44 @@ def repair(path: Path, records: Path) -> RepairReport:
             db.execute(
                 "INSERT OR IGNORE INTO runs (name, project, root, script, args, target, image, cached, created_at, options,"
                 " build_log) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (run.name, run.project, run.root, run.script, json.dumps(list(run.args)), run.target, run.image,
-                 None if run.cached is None else int(run.cached), run.created_at, json.dumps(run.options), run.build_log),
-            )  # fmt: skip
+                (
+                    run.name,
+                    run.project,
+                    run.root,
+                    run.script,
+                    json.dumps(list(run.args)),
+                    run.target,
+                    run.image,
+                    None if run.cached is None else int(run.cached),
+                    run.created_at,
+                    json.dumps(run.options),
+                    run.build_log,
+                ),
+            )
             db.executemany(
                 "INSERT OR IGNORE INTO experiments (name, run, idx, command, params, state, handle, exit_code, message,"
                 " created_at, started_at, finished_at, owner_pid, stop_requested) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
                 " ?, ?, ?)",
-                [(e.name, run.name, e.index, json.dumps(list(e.command)), json.dumps(e.params), e.state.value, e.handle,
-                  e.exit_code, e.message, e.created_at, e.started_at, e.finished_at, e.owner_pid, int(e.stop_requested))
-                 for e in rexps],
-            )  # fmt: skip
+                [
+                    (
+                        e.name,
+                        run.name,
+                        e.index,
+                        json.dumps(list(e.command)),
+                        json.dumps(e.params),
+                        e.state.value,
+                        e.handle,
+                        e.exit_code,
+                        e.message,
+                        e.created_at,
+                        e.started_at,
+                        e.finished_at,
+                        e.owner_pid,
+                        int(e.stop_requested),
+                    )
+                    for e in rexps
+                ],
+            )
     store.close()
     count = {k: sum(1 for *_, how in found.values() if how == k) for k in ("records", "database", "folder")}
     return RepairReport(problem, moved, count["records"], count["database"], count["folder"], kept)
@@ -633,11 +723,37 @@ def _from_folder(folder: Path) -> tuple[RunRecord, list[ExperimentRecord], str]:
     logs = sorted(folder.glob(f"{folder.name}-exp*.log"), key=lambda p: (len(p.name), p.name))
     names = [p.name[: -len(".log")] for p in logs] or [experiment_name(folder.name, 0)]
     build = folder / "build.log"
-    run = RunRecord(name=folder.name, project="?", root="?", script="?", args=(), target="local", image=None,
-                    cached=None, created_at=created, options={},
-                    build_log=str(build) if build.is_file() else None)  # fmt: skip
+    run = RunRecord(
+        name=folder.name,
+        project="?",
+        root="?",
+        script="?",
+        args=(),
+        target="local",
+        image=None,
+        cached=None,
+        created_at=created,
+        options={},
+        build_log=str(build) if build.is_file() else None,
+    )
     note = "recovered from its folder by `runner repair`: how it ended was not kept"
-    exps = [ExperimentRecord(name=n, run=folder.name, index=i, command=(), params={}, state=ExpState.FAILED, handle=None,
-                             exit_code=None, message=note, created_at=created, started_at=None, finished_at=created,
-                             owner_pid=None, stop_requested=False) for i, n in enumerate(names)]  # fmt: skip
+    exps = [
+        ExperimentRecord(
+            name=n,
+            run=folder.name,
+            index=i,
+            command=(),
+            params={},
+            state=ExpState.FAILED,
+            handle=None,
+            exit_code=None,
+            message=note,
+            created_at=created,
+            started_at=None,
+            finished_at=created,
+            owner_pid=None,
+            stop_requested=False,
+        )
+        for i, n in enumerate(names)
+    ]
     return run, exps, "folder"

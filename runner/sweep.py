@@ -81,9 +81,13 @@ DEFAULT_SEED = 0
 _INT_LIMIT = 10**18  # within 64 bits: len(range(...)) cannot overflow, str() never refuses
 
 FORMS = (
-    "[a, b, ...]", "range(start, stop[, step])", "uniform(low, high, n)", "loguniform(low, high, n)",
-    "randint(low, high, n)", "choice([a, b, ...], n)",
-)  # fmt: skip
+    "[a, b, ...]",
+    "range(start, stop[, step])",
+    "uniform(low, high, n)",
+    "loguniform(low, high, n)",
+    "randint(low, high, n)",
+    "choice([a, b, ...], n)",
+)
 _FORMS_HINT = "a sweep value is one of " + ", ".join(FORMS)
 _FUNCTIONS = ("range", "uniform", "loguniform", "randint", "choice")
 _RECOGNISE = r"\s*(?:\[|(?:" + "|".join(_FUNCTIONS) + r")\s*\()"
@@ -322,8 +326,10 @@ def expand(
     strategy = Strategy(strategy)
     args = tuple(args)
     if trials is not None and strategy is not Strategy.RANDOM_SEARCH:
-        raise UsageError(f"--trials applies only to random search, not to {_strategy_name(strategy)}",
-                         hint="add --strategy random_search")  # fmt: skip
+        raise UsageError(
+            f"--trials applies only to random search, not to {_strategy_name(strategy)}",
+            hint="add --strategy random_search",
+        )
     if strategy is Strategy.NONE:
         return [Experiment(0, args)]
     if strategy is Strategy.RANDOM_SEARCH:
@@ -340,8 +346,10 @@ def expand(
         rows: list[tuple[Value, ...]] = list(itertools.product(*columns))
     else:
         if not swept:
-            raise UsageError("random search has nothing to sample: no argument is a sweep value",
-                             hint="write one like --lr 'loguniform(1e-4, 1e-1)' or --bs '[32, 64]'")  # fmt: skip
+            raise UsageError(
+                "random search has nothing to sample: no argument is a sweep value",
+                hint="write one like --lr 'loguniform(1e-4, 1e-1)' or --bs '[32, 64]'",
+            )
         assert trials is not None
         columns = [_draws(s, seed, trials, sample=True) for s in swept]
         rows = list(zip(*columns))
@@ -383,8 +391,10 @@ def _find(args: tuple[str, ...]) -> list[_Swept]:
         except _Bad as e:
             problems.append(f"argument {clip(name)[1:-1]}: {clip(text)} is not a sweep value: {str(e)[:200]}")
     if problems:
-        raise UsageError("; ".join(problems), hint=_FORMS_HINT + "; to pass text starting with '[' as it is, "
-                         "write it as a one-item list: \"['[text]']\"")  # fmt: skip
+        raise UsageError(
+            "; ".join(problems),
+            hint=_FORMS_HINT + "; to pass text starting with '[' as it is, write it as a one-item list: \"['[text]']\"",
+        )
     return found
 
 
@@ -400,8 +410,10 @@ def _grid_columns(swept: list[_Swept], seed: int) -> list[Sequence[Value]]:
     sizes: list[int] = []
     for s in swept:
         if isinstance(s.domain, Distribution) and s.domain.n is None:
-            raise UsageError(f"argument {clip(s.name)[1:-1]}: {clip(s.text)} needs n, the number of values for grid search",
-                             hint=f"like {s.domain.kind}(..., n=5), or use --strategy random_search")  # fmt: skip
+            raise UsageError(
+                f"argument {clip(s.name)[1:-1]}: {clip(s.text)} needs n, the number of values for grid search",
+                hint=f"like {s.domain.kind}(..., n=5), or use --strategy random_search",
+            )
         sizes.append(len(s.domain.values) if isinstance(s.domain, Values) else s.domain.n or 0)
     total = math.prod(sizes)  # before any value is drawn or listed: range(10**9) stays lazy
     if total > MAX_EXPERIMENTS:

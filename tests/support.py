@@ -57,17 +57,32 @@ class Runner:
         self.home = home
         self.env = {**os.environ, "RUNNER_HOME": str(home), "RUNNER_BASE_IMAGE": BASE_IMAGE, **(env or {})}
 
-    def __call__(self, *args: str, cwd: Path | None = None, timeout: float = 300, env: dict[str, str] | None = None,
-                 input: str | None = None) -> Result:  # fmt: skip
+    def __call__(
+        self,
+        *args: str,
+        cwd: Path | None = None,
+        timeout: float = 300,
+        env: dict[str, str] | None = None,
+        input: str | None = None,
+    ) -> Result:
         p = subprocess.run(
-            [sys.executable, "-m", "runner", *args], cwd=cwd, env={**self.env, **(env or {})}, input=input,
-            capture_output=True, text=True, timeout=timeout,
-        )  # fmt: skip
+            [sys.executable, "-m", "runner", *args],
+            cwd=cwd,
+            env={**self.env, **(env or {})},
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
         return Result(p.returncode, p.stdout, p.stderr)
 
     def popen(self, *args: str) -> subprocess.Popen[str]:
         return subprocess.Popen(
-            [sys.executable, "-m", "runner", *args], env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            [sys.executable, "-m", "runner", *args],
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
 
     def json(self, *args: str) -> Any:

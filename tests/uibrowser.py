@@ -37,12 +37,19 @@ def chrome(downloads: Path) -> Iterator[webdriver.Chrome]:
     browser, driver_path = chromium_paths()
     opts = webdriver.ChromeOptions()
     opts.binary_location = browser
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1000",
-                "--disable-gpu", "--no-first-run"):  # fmt: skip
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--window-size=1400,1000",
+        "--disable-gpu",
+        "--no-first-run",
+    ):
         opts.add_argument(arg)
     opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # console errors (a CSP refusal) are checked
-    opts.add_experimental_option("prefs", {"download.default_directory": str(downloads),
-                                           "download.prompt_for_download": False})  # fmt: skip
+    opts.add_experimental_option(
+        "prefs", {"download.default_directory": str(downloads), "download.prompt_for_download": False}
+    )
     # the driver is the OS package's: Selenium Manager must not try to download one
     d = webdriver.Chrome(options=opts, service=Service(executable_path=driver_path))
     d.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)})
@@ -55,8 +62,13 @@ def chrome(downloads: Path) -> Iterator[webdriver.Chrome]:
 @contextmanager
 def ui_server(env: dict[str, str]) -> Iterator[str]:
     """`runner ui --port 0` as a user starts it (the CLI), with this environment; yields its URL."""
-    p = subprocess.Popen([sys.executable, "-m", "runner", "ui", "--port", "0", "--no-open"], env=env,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    p = subprocess.Popen(
+        [sys.executable, "-m", "runner", "ui", "--port", "0", "--no-open"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert p.stderr is not None
         line = p.stderr.readline()
@@ -92,9 +104,13 @@ def screenshot(d: webdriver.Chrome, name: str) -> Path:
 
 
 def table_rows(d: webdriver.Chrome, table: str) -> list[dict[str, Any]]:
-    return list(d.execute_script(
-        "return [...document.querySelectorAll(arguments[0] + ' tbody tr')].map(tr => ({...tr.dataset,"
-        " cells: [...tr.cells].map(c => c.textContent)}))", table))  # fmt: skip
+    return list(
+        d.execute_script(
+            "return [...document.querySelectorAll(arguments[0] + ' tbody tr')].map(tr => ({...tr.dataset,"
+            " cells: [...tr.cells].map(c => c.textContent)}))",
+            table,
+        )
+    )
 
 
 def console_errors(d: webdriver.Chrome) -> list[str]:

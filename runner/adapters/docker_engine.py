@@ -94,7 +94,10 @@ class _Api:
     def __init__(self, host: str) -> None:
         self.host = host
         self._url = urlparse(host)
-        if not (self._url.scheme == "unix" or (self._url.scheme in ("tcp", "http") and not os.environ.get("DOCKER_TLS_VERIFY"))):
+        if not (
+            self._url.scheme == "unix"
+            or (self._url.scheme in ("tcp", "http") and not os.environ.get("DOCKER_TLS_VERIFY"))
+        ):
             raise EngineError(
                 f"DOCKER_HOST {host} is not supported", hint="use a unix socket or a plain tcp:// engine address"
             )
@@ -106,8 +109,15 @@ class _Api:
             return _UnixConnection(self._url.path)
         return http.client.HTTPConnection(self._url.hostname or "localhost", self._url.port or 2375)
 
-    def _send(self, method: str, path: str, query: dict[str, Any] | None, body: Any, conn: http.client.HTTPConnection,
-              what: str) -> http.client.HTTPResponse:  # fmt: skip
+    def _send(
+        self,
+        method: str,
+        path: str,
+        query: dict[str, Any] | None,
+        body: Any,
+        conn: http.client.HTTPConnection,
+        what: str,
+    ) -> http.client.HTTPResponse:
         url = f"/v{API_VERSION}{path}" + (f"?{urlencode(query)}" if query else "")
         data = json.dumps(body).encode() if body is not None else None
         headers = {"Content-Type": "application/json"} if data is not None else {}
@@ -115,7 +125,9 @@ class _Api:
             conn.request(method, url, body=data, headers=headers)
             resp = conn.getresponse()
         except (FileNotFoundError, ConnectionRefusedError, PermissionError) as e:
-            raise EngineError(f"the Docker engine is not running or not reachable at {self.host}", hint=START_HINT) from e
+            raise EngineError(
+                f"the Docker engine is not running or not reachable at {self.host}", hint=START_HINT
+            ) from e
         except (OSError, http.client.HTTPException) as e:
             raise EngineError(f"{what}: lost the connection to the Docker engine: {e}") from e
         if resp.status >= 400:
@@ -167,7 +179,9 @@ class _Api:
         if resp.status >= 300:
             raise EngineError(f"{what}: the Docker engine refused the upload: {body.decode(errors='replace').strip()}")
 
-    def stream(self, method: str, path: str, *, what: str, query: dict[str, Any] | None = None) -> http.client.HTTPResponse:
+    def stream(
+        self, method: str, path: str, *, what: str, query: dict[str, Any] | None = None
+    ) -> http.client.HTTPResponse:
         """A request on its own connection, for answers read as they come (logs, archives)."""
         return self._send(method, path, query, None, self._connect(), what)
 
@@ -238,8 +252,13 @@ class DockerEngine:
             if key == "PYTHON_VERSION" and value.strip():
                 return value.strip()
         what = f"ask {ref} for its Python"
-        body = {"Image": ref, "Cmd": ["python3", "-c", "import platform; print('PYTHON ' + platform.python_version())"],
-                "Labels": {"runner/probe": "python"}, "WorkingDir": "/", "HostConfig": {"Init": True}}  # fmt: skip
+        body = {
+            "Image": ref,
+            "Cmd": ["python3", "-c", "import platform; print('PYTHON ' + platform.python_version())"],
+            "Labels": {"runner/probe": "python"},
+            "WorkingDir": "/",
+            "HostConfig": {"Init": True},
+        }
         name = f"runner-python-probe-{os.getpid()}-{os.urandom(4).hex()}"
         cid = str(self._api.call("POST", "/containers/create", query={"name": name}, body=body, what=what)["Id"])
         try:
@@ -279,9 +298,15 @@ class DockerEngine:
         step = ""
         with _docker_py(f"build {tag}") as docker:
             stream = self._client(docker).build(
-                fileobj=context, custom_context=True, tag=tag, rm=True, forcerm=True,
-                decode=True, buildargs=buildargs, pull=False,
-            )  # fmt: skip
+                fileobj=context,
+                custom_context=True,
+                tag=tag,
+                rm=True,
+                forcerm=True,
+                decode=True,
+                buildargs=buildargs,
+                pull=False,
+            )
             for chunk in stream:
                 if "error" in chunk:
                     message = str(chunk["error"]).strip()
@@ -304,7 +329,9 @@ class DockerEngine:
             self._buildkit = find_buildkit(self.host, os.environ)
         return self._buildkit
 
-    def build_buildkit(self, bk: BuildKit, context_dir: Path, *, tag: str, secrets: Mapping[str, Path]) -> Iterator[str]:
+    def build_buildkit(
+        self, bk: BuildKit, context_dir: Path, *, tag: str, secrets: Mapping[str, Path]
+    ) -> Iterator[str]:
         """Build a context folder with BuildKit through the CLI, yielding its plain progress lines; BuildError on failure.
 
         Secrets are files the CLI hands to ``RUN --mount=type=secret`` steps: never in a layer.
@@ -315,8 +342,13 @@ class DockerEngine:
         argv += [f"--secret=id={name},src={path}" for name, path in sorted(secrets.items())]
         argv.append(str(context_dir))
         try:
-            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                    env=_cli_env(self.host, os.environ))  # fmt: skip
+            proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                env=_cli_env(self.host, os.environ),
+            )
         except OSError as e:
             raise EngineError(f"cannot run the Docker CLI {bk.cli}: {e.strerror or e}") from e
         assert proc.stdout is not None
@@ -391,10 +423,16 @@ class DockerEngine:
         if spec.gpus:
             host["DeviceRequests"] = [{"Driver": "", "Count": spec.gpus, "Capabilities": [["gpu"]]}]
         body = {
-            "Image": spec.image, "Cmd": spec.command, "Labels": spec.labels, "WorkingDir": spec.workdir,
-            "Env": [f"{k}={v}" for k, v in spec.env.items()], "HostConfig": host,
-            "AttachStdout": False, "AttachStderr": False, "Tty": False,
-        }  # fmt: skip
+            "Image": spec.image,
+            "Cmd": spec.command,
+            "Labels": spec.labels,
+            "WorkingDir": spec.workdir,
+            "Env": [f"{k}={v}" for k, v in spec.env.items()],
+            "HostConfig": host,
+            "AttachStdout": False,
+            "AttachStderr": False,
+            "Tty": False,
+        }
         created = self._api.call("POST", "/containers/create", query={"name": spec.name}, body=body, what=what)
         cid = str(created["Id"])
         try:
@@ -402,8 +440,9 @@ class DockerEngine:
                 self._put_files(cid, spec.files, what=what)
             if attach:
                 try:
-                    self._attached[cid] = self._api.stream("POST", f"/containers/{cid}/attach", what=what,
-                                                           query={"stream": 1, "stdout": 1, "stderr": 1})  # fmt: skip
+                    self._attached[cid] = self._api.stream(
+                        "POST", f"/containers/{cid}/attach", what=what, query={"stream": 1, "stdout": 1, "stderr": 1}
+                    )
                 except EngineError:
                     pass  # follow_logs reads the engine's log instead
             self._api.call("POST", f"/containers/{cid}/start", what=what)
@@ -417,9 +456,10 @@ class DockerEngine:
             except EngineError:
                 pass
             if spec.gpus and "device driver" in e.message:
-                raise EngineError(f"--gpus {spec.gpus}: this Docker engine has no GPU runtime",
-                                  hint="install the NVIDIA Container Toolkit and restart the engine, or leave out "
-                                  "--gpus") from e  # fmt: skip
+                raise EngineError(
+                    f"--gpus {spec.gpus}: this Docker engine has no GPU runtime",
+                    hint="install the NVIDIA Container Toolkit and restart the engine, or leave out --gpus",
+                ) from e
             raise
         return cid
 
@@ -650,5 +690,3 @@ def _readable_upper_dir(info: dict[str, Any]) -> str | None:
     driver = info.get("GraphDriver") or {}
     upper = (driver.get("Data") or {}).get("UpperDir") if driver.get("Name") == "overlay2" else None
     return str(upper) if upper and os.access(upper, os.R_OK | os.X_OK) else None
-
-

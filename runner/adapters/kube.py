@@ -50,10 +50,9 @@ class ClusterInfo:
 class KubeCluster:
     def __init__(self, *, context: str | None = None, namespace: str | None = None) -> None:
         import urllib3
+        import yaml
         from kubernetes import config
         from kubernetes.client import rest
-
-        import yaml
 
         try:
             contexts, active = config.list_kube_config_contexts()  # type: ignore[no-untyped-call]
@@ -62,9 +61,15 @@ class KubeCluster:
         except (config.ConfigException, OSError, TypeError, AttributeError, KeyError, ValueError, yaml.YAMLError) as e:
             # a file that is YAML but no kubeconfig (KUBECONFIG=/etc/passwd) fails deep inside the client
             where = os.environ.get("KUBECONFIG") or "~/.kube/config"
-            why = str(e).splitlines()[0][:200] if isinstance(e, (config.ConfigException, OSError)) else "not a kubeconfig file"
-            raise UsageError(f"no usable kubeconfig ({where[:200]}): {why}",
-                             hint="set KUBECONFIG or write ~/.kube/config, or run with --local") from e  # fmt: skip
+            why = (
+                str(e).splitlines()[0][:200]
+                if isinstance(e, (config.ConfigException, OSError))
+                else "not a kubeconfig file"
+            )
+            raise UsageError(
+                f"no usable kubeconfig ({where[:200]}): {why}",
+                hint="set KUBECONFIG or write ~/.kube/config, or run with --local",
+            ) from e
         chosen = next((c for c in contexts if c["name"] == context), None) if context else active
         if chosen is None:
             names = ", ".join(c["name"] for c in contexts)
@@ -76,7 +81,9 @@ class KubeCluster:
         # Fail fast on an unreachable server: one retry, not urllib3's default three.
         self.api.configuration.retries = urllib3.util.Retry(total=1, backoff_factor=0.2)
         # As many pooled connections as create_many/delete_many threads (the default is 5 per CPU).
-        self.api.configuration.connection_pool_maxsize = max(WORKERS, self.api.configuration.connection_pool_maxsize or 0)
+        self.api.configuration.connection_pool_maxsize = max(
+            WORKERS, self.api.configuration.connection_pool_maxsize or 0
+        )
         self.api.rest_client = rest.RESTClientObject(self.api.configuration)  # reads both settings when made
         self.info = ClusterInfo(
             context=chosen["name"],
@@ -110,8 +117,16 @@ class KubeCluster:
         group, plural = PATHS[kind]
         return f"{group}/namespaces/{self.ns}/{plural}" + (f"/{name}" if name else "")
 
-    def _rest(self, method: str, path: str, *, query: dict[str, Any] | None = None, body: Any = None,
-              content_type: str = "application/json", _request_timeout: Any = None) -> Any:  # fmt: skip
+    def _rest(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: dict[str, Any] | None = None,
+        body: Any = None,
+        content_type: str = "application/json",
+        _request_timeout: Any = None,
+    ) -> Any:
         """One request on a plain API path, with the client's auth and connection pool; the raw response.
 
         Non-2xx answers raise ApiException, as the generated methods do, for :meth:`_call`.
@@ -121,8 +136,14 @@ class KubeCluster:
         headers = {"Accept": "application/json", "Accept-Encoding": "gzip"}  # a 1,000-Job list is ~5 MB of JSON
         if body is not None:
             headers["Content-Type"] = content_type
-        params = self.api.param_serialize(method=method, resource_path=path, query_params=list((query or {}).items()),
-                                          header_params=headers, body=body, auth_settings=["BearerToken"])  # fmt: skip
+        params = self.api.param_serialize(
+            method=method,
+            resource_path=path,
+            query_params=list((query or {}).items()),
+            header_params=headers,
+            body=body,
+            auth_settings=["BearerToken"],
+        )
         resp = self.api.call_api(*params, _request_timeout=_request_timeout)
         resp.read()
         if not 200 <= resp.status <= 299:
@@ -170,8 +191,14 @@ class KubeCluster:
 
     def check(self) -> None:
         """Reachable, and may we work in the namespace?  One cheap request."""
-        self._call(f"list ConfigMaps in namespace {self.ns}", self._rest, "GET", self._path("ConfigMap"),
-                   query={"limit": 1}, _request_timeout=5)  # fmt: skip
+        self._call(
+            f"list ConfigMaps in namespace {self.ns}",
+            self._rest,
+            "GET",
+            self._path("ConfigMap"),
+            query={"limit": 1},
+            _request_timeout=5,
+        )
 
     def create(self, obj: dict[str, Any]) -> dict[str, Any]:
         kind, name = obj["kind"], obj["metadata"]["name"]
@@ -202,8 +229,14 @@ class KubeCluster:
     def set_suspended(self, name: str, suspend: bool) -> None:
         """Suspend or resume Job ``name`` (``--max-parallel``); a Job that is gone is not an error."""
         try:
-            self._call(f"update Job {name}", self._rest, "PATCH", self._path("Job", name),
-                       body={"spec": {"suspend": suspend}}, content_type="application/merge-patch+json")  # fmt: skip
+            self._call(
+                f"update Job {name}",
+                self._rest,
+                "PATCH",
+                self._path("Job", name),
+                body={"spec": {"suspend": suspend}},
+                content_type="application/merge-patch+json",
+            )
         except NotFoundError:
             pass
 
@@ -212,9 +245,14 @@ class KubeCluster:
 
         def one(name: str) -> None:
             try:
-                self._call(f"update Job {name}", self._rest, "PATCH", self._path("Job", name),
-                           body={"spec": {"ttlSecondsAfterFinished": seconds}},
-                           content_type="application/merge-patch+json")  # fmt: skip
+                self._call(
+                    f"update Job {name}",
+                    self._rest,
+                    "PATCH",
+                    self._path("Job", name),
+                    body={"spec": {"ttlSecondsAfterFinished": seconds}},
+                    content_type="application/merge-patch+json",
+                )
             except NotFoundError:
                 pass
 
@@ -248,8 +286,16 @@ class KubeCluster:
 
     def patch_configmap(self, name: str, data: dict[str, str | None]) -> dict[str, Any]:
         """Merge ``data`` into the ConfigMap's data (None removes a key)."""
-        return dict(self._call(f"update ConfigMap {name}", self._rest, "PATCH", self._path("ConfigMap", name),
-                               body={"data": data}, content_type="application/merge-patch+json"))  # fmt: skip
+        return dict(
+            self._call(
+                f"update ConfigMap {name}",
+                self._rest,
+                "PATCH",
+                self._path("ConfigMap", name),
+                body={"data": data},
+                content_type="application/merge-patch+json",
+            )
+        )
 
     def replace_configmap(self, obj: dict[str, Any]) -> dict[str, Any]:
         name = obj["metadata"]["name"]
@@ -261,8 +307,15 @@ class KubeCluster:
         """The pod's output line by line (its only container), to its end when ``follow``."""
         import urllib3
 
-        resp = self._call(f"logs of {pod}", self.core.read_namespaced_pod_log, pod, self.ns, follow=follow, raw=True,
-                          _request_timeout=None if follow else REQUEST_TIMEOUT)  # fmt: skip
+        resp = self._call(
+            f"logs of {pod}",
+            self.core.read_namespaced_pod_log,
+            pod,
+            self.ns,
+            follow=follow,
+            raw=True,
+            _request_timeout=None if follow else REQUEST_TIMEOUT,
+        )
         pending = b""
         try:
             for chunk in resp.stream(65536, decode_content=False):
@@ -287,10 +340,23 @@ class KubeCluster:
         from kubernetes.stream import stream
 
         what = f"exec in {pod}"
-        ws = self._call(what, lambda **kw: stream(
-            self.core.connect_get_namespaced_pod_exec, pod, self.ns, command=command, stdin=stdin is not None,
-            stdout=True, stderr=True, tty=False, binary=True, **kw,
-        ), _request_timeout=timeout, raw=True)  # fmt: skip
+        ws = self._call(
+            what,
+            lambda **kw: stream(
+                self.core.connect_get_namespaced_pod_exec,
+                pod,
+                self.ns,
+                command=command,
+                stdin=stdin is not None,
+                stdout=True,
+                stderr=True,
+                tty=False,
+                binary=True,
+                **kw,
+            ),
+            _request_timeout=timeout,
+            raw=True,
+        )
         out, err = bytearray(), bytearray()
         deadline = time.monotonic() + timeout
         try:
@@ -323,16 +389,28 @@ class KubeCluster:
         frame appended to one growing bytes object, and a copy of everything kept) makes a
         large output quadratic.
         """
-        import socket
 
         import websocket
         from kubernetes.stream import stream
 
         what = f"exec in {pod}"
-        ws = self._call(what, lambda **kw: stream(
-            self.core.connect_get_namespaced_pod_exec, pod, self.ns, command=command, stdin=False,
-            stdout=True, stderr=True, tty=False, binary=True, **kw,
-        ), _request_timeout=idle, raw=True)  # fmt: skip
+        ws = self._call(
+            what,
+            lambda **kw: stream(
+                self.core.connect_get_namespaced_pod_exec,
+                pod,
+                self.ns,
+                command=command,
+                stdin=False,
+                stdout=True,
+                stderr=True,
+                tty=False,
+                binary=True,
+                **kw,
+            ),
+            _request_timeout=idle,
+            raw=True,
+        )
         err, status = bytearray(), bytearray()
         sock = ws.sock
         try:
@@ -354,7 +432,7 @@ class KubeCluster:
                     err += payload
                 elif channel == 3:  # the exec's status, as JSON, at its end
                     status += payload
-        except (socket.timeout, TimeoutError) as e:
+        except TimeoutError as e:
             raise ClusterError(f"{what}: no answer in {idle:g}s") from e
         except (OSError, ValueError, websocket.WebSocketException) as e:
             raise ClusterError(f"{what}: the connection broke: {e}") from e

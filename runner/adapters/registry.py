@@ -17,12 +17,14 @@ from urllib.parse import urlencode
 
 from runner.errors import RegistryError
 
-ACCEPT = ", ".join((
-    "application/vnd.oci.image.index.v1+json",
-    "application/vnd.oci.image.manifest.v1+json",
-    "application/vnd.docker.distribution.manifest.list.v2+json",
-    "application/vnd.docker.distribution.manifest.v2+json",
-))  # fmt: skip
+ACCEPT = ", ".join(
+    (
+        "application/vnd.oci.image.index.v1+json",
+        "application/vnd.oci.image.manifest.v1+json",
+        "application/vnd.docker.distribution.manifest.list.v2+json",
+        "application/vnd.docker.distribution.manifest.v2+json",
+    )
+)
 
 
 def split_ref(ref: str) -> tuple[str, str, str]:
@@ -61,9 +63,10 @@ def manifest_digest(ref: str, *, timeout: float = 10) -> str | None:
         headers["Authorization"] = f"Basic {auth}"
     path = f"/v2/{repo}/manifests/{tag}"
     conn: http.client.HTTPConnection = (
-        http.client.HTTPConnection(host, timeout=timeout) if is_insecure(host)
+        http.client.HTTPConnection(host, timeout=timeout)
+        if is_insecure(host)
         else http.client.HTTPSConnection(host, timeout=timeout, context=ssl.create_default_context())
-    )  # fmt: skip
+    )
     try:
         status, resp_headers = _head(conn, path, headers)
         if status == 401 and not auth:
@@ -73,7 +76,8 @@ def manifest_digest(ref: str, *, timeout: float = 10) -> str | None:
                 status, resp_headers = _head(conn, path, headers)
     except (OSError, http.client.HTTPException) as e:
         raise RegistryError(
-            f"cannot reach the image registry {host}: {e}", hint="is it running? check --registry (or registry in runner.yaml)"
+            f"cannot reach the image registry {host}: {e}",
+            hint="is it running? check --registry (or registry in runner.yaml)",
         ) from e
     finally:
         conn.close()
@@ -102,9 +106,7 @@ def _bearer_token(challenge: str, timeout: float) -> str | None:
     """Anonymous token for registries that use the token flow (``Bearer realm=...,service=...,scope=...``)."""
     if not challenge.lower().startswith("bearer "):
         return None
-    params = dict(
-        part.split("=", 1) for part in challenge[7:].replace('"', "").split(",") if "=" in part
-    )
+    params = dict(part.split("=", 1) for part in challenge[7:].replace('"', "").split(",") if "=" in part)
     realm = params.pop("realm", "")
     if not realm.startswith("https://"):
         return None

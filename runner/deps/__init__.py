@@ -35,12 +35,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from stat import S_ISDIR
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from typing import TYPE_CHECKING
-
-from runner.deps.closure import Closure, FileFacts, import_closure
 from runner.deps.cache import digest, lock_from_json, lock_to_json, read_json, write_json
+from runner.deps.closure import Closure, FileFacts, import_closure
 from runner.deps.interp import (
     Environment,
     fingerprint,
@@ -55,7 +53,6 @@ from runner.deps.pipconf import pip_settings
 if TYPE_CHECKING:
     from runner.deps.declared import Declared
     from runner.deps.index import IndexLookup
-    from runner.deps.resolve import Resolved
     from runner.deps.scan import FileScan
 
 # Only the modules the cached path needs are imported here: a cached ``runner run``
@@ -64,7 +61,14 @@ if TYPE_CHECKING:
 
 #: where shipped wheel files are in the image (the build copies ``Lock.ship`` there)
 SHIP_DIR = "/runner-deps"
-_DECLARED_NAMES = ("uv.lock", "poetry.lock", "requirements.txt", "environment.yml", "environment.yaml", "pyproject.toml")
+_DECLARED_NAMES = (
+    "uv.lock",
+    "poetry.lock",
+    "requirements.txt",
+    "environment.yml",
+    "environment.yaml",
+    "pyproject.toml",
+)
 
 
 def declared_folders(script: str) -> list[str]:
@@ -82,6 +86,7 @@ def scan_file_bytes(path: str, data: bytes) -> FileScan:
     from runner.deps.scan import scan_file_bytes as scan
 
     return scan(path, data)
+
 
 __all__ = ["lock_project", "project_closure", "write_lock", "SHIP_DIR"]
 
@@ -165,9 +170,16 @@ def lock_project(
     # Which declared file applies is decided on a cache miss only (it parses pyproject.toml);
     # the key holds every candidate's stat, so adding, removing or editing one is a miss.
     file_set = set(files)
-    candidates = [requirements] if requirements is not None else [
-        root / rel for d in declared_folders(script) for n in _DECLARED_NAMES if (rel := f"{d}/{n}" if d else n) in file_set
-    ]
+    candidates = (
+        [requirements]
+        if requirements is not None
+        else [
+            root / rel
+            for d in declared_folders(script)
+            for n in _DECLARED_NAMES
+            if (rel := f"{d}/{n}" if d else n) in file_set
+        ]
+    )
     python_cmd = resolve_python(python)
     fp = fingerprint(python_cmd)
     key = digest(
@@ -229,9 +241,20 @@ def lock_project(
 
         index = SimpleIndex()  # asked only for declared lines that are not installed
     lock = compose_lock(
-        root, resolved, declared, env, python_cmd, scan_warnings, explicit=requirements is not None,
-        index=None if offline else index, offline=offline, where=where, cache=cache, expires=expires, optional=optional,
-    )  # fmt: skip
+        root,
+        resolved,
+        declared,
+        env,
+        python_cmd,
+        scan_warnings,
+        explicit=requirements is not None,
+        index=None if offline else index,
+        offline=offline,
+        where=where,
+        cache=cache,
+        expires=expires,
+        optional=optional,
+    )
     lock = _with_requires_python(lock, env)
     stamps.extend([s.source, _stat(s.source)] for s in lock.ship)
     cache.write(
@@ -404,7 +427,9 @@ def project_closure(script: Path, *, cwd: Path, roots: Sequence[Path], cache_dir
             pass
     store = _ScanStore(cache, os.path.dirname(os.fspath(script)))
     # every stamp is taken before what it guards is read: a change during the walk is a miss next time
-    closure = import_closure(os.fspath(script), cwd=os.fspath(cwd), roots=[os.fspath(r) for r in roots], scan=store.facts)
+    closure = import_closure(
+        os.fspath(script), cwd=os.fspath(cwd), roots=[os.fspath(r) for r in roots], scan=store.facts
+    )
     store.save()
     cache.write(
         name,

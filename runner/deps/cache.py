@@ -12,7 +12,6 @@ import hashlib
 import json
 from typing import Any
 
-from runner.jsonfile import read_json, write_json
 from runner.deps.model import (
     Dropped,
     ImportInfo,
@@ -24,6 +23,7 @@ from runner.deps.model import (
     Requirement,
     ShipFile,
 )
+from runner.jsonfile import read_json, write_json
 
 __all__ = ["read_json", "write_json", "digest", "lock_to_json", "lock_from_json"]
 
@@ -38,15 +38,27 @@ def _site_to_json(s: ImportSite) -> list[Any]:
 
 def _site_from_json(v: list[Any]) -> ImportSite:
     return ImportSite(
-        module=str(v[0]), file=str(v[1]), line=int(v[2]), guarded=bool(v[3]), lazy=bool(v[4]),
-        names=tuple(str(n) for n in v[5]), cell=int(v[6]),
+        module=str(v[0]),
+        file=str(v[1]),
+        line=int(v[2]),
+        guarded=bool(v[3]),
+        lazy=bool(v[4]),
+        names=tuple(str(n) for n in v[5]),
+        cell=int(v[6]),
     )
 
 
 def lock_to_json(lock: Lock) -> dict[str, Any]:
     return {
         "requirements": [
-            [r.name, r.version, r.line, r.source.value, list(r.imports), [[o.kind.value, o.at, o.via, o.detail] for o in r.provenance]]
+            [
+                r.name,
+                r.version,
+                r.line,
+                r.source.value,
+                list(r.imports),
+                [[o.kind.value, o.at, o.via, o.detail] for o in r.provenance],
+            ]
             for r in lock.requirements
         ],
         "imports": [
@@ -70,13 +82,21 @@ def lock_from_json(d: dict[str, Any]) -> Lock:
     return Lock(
         requirements=tuple(
             Requirement(
-                name=str(n), version=None if v is None else str(v), line=str(line), source=PinSource(src), imports=tuple(imps),
-                provenance=tuple(Origin(kind=PinSource(k), at=str(a), via=str(b), detail=str(c)) for k, a, b, c in prov),
+                name=str(n),
+                version=None if v is None else str(v),
+                line=str(line),
+                source=PinSource(src),
+                imports=tuple(imps),
+                provenance=tuple(
+                    Origin(kind=PinSource(k), at=str(a), via=str(b), detail=str(c)) for k, a, b, c in prov
+                ),
             )
             for n, v, line, src, imps, prov in d["requirements"]
         ),
         imports=tuple(
-            ImportInfo(name=str(n), kind=ImportKind(k), distributions=tuple(ds), sites=tuple(_site_from_json(s) for s in sites))
+            ImportInfo(
+                name=str(n), kind=ImportKind(k), distributions=tuple(ds), sites=tuple(_site_from_json(s) for s in sites)
+            )
             for n, k, ds, sites in d["imports"]
         ),
         warnings=tuple(str(w) for w in d["warnings"]),

@@ -35,8 +35,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from runner.deps.interp import Environment, normalize
-from runner.deps.resolve import RUNTIME_MODULE
 from runner.deps.model import Dropped, ImportInfo, ImportKind, Lock, Origin, PinSource, Requirement
+from runner.deps.resolve import RUNTIME_MODULE
 
 if TYPE_CHECKING:
     from packaging.requirements import Requirement as PackagingRequirement
@@ -78,7 +78,12 @@ class _Index:
             self.answers = loaded if isinstance(loaded, dict) else {}
         key = f"{self.where}|{name}|{specifier}|{self.version}"
         hit = self.answers.get(key)
-        if isinstance(hit, list) and len(hit) == 2 and isinstance(hit[0], (int, float)) and hit[0] + _INDEX_TTL > time.time():
+        if (
+            isinstance(hit, list)
+            and len(hit) == 2
+            and isinstance(hit[0], (int, float))
+            and hit[0] + _INDEX_TTL > time.time()
+        ):
             self.expires.append(hit[0] + _INDEX_TTL)
             return None if hit[1] is None else str(hit[1])
         version = self.index.newest(name, python_version=self.version, specifier=specifier)
@@ -94,7 +99,9 @@ class _Index:
 
 
 def _with(r: Requirement, origin: Origin) -> Requirement:
-    return Requirement(name=r.name, version=r.version, line=r.line, source=r.source, imports=r.imports, provenance=(origin,))
+    return Requirement(
+        name=r.name, version=r.version, line=r.line, source=r.source, imports=r.imports, provenance=(origin,)
+    )
 
 
 def compose_lock(
@@ -163,13 +170,19 @@ def compose_lock(
                 kept.append(_with(r, Origin(PinSource.DECLARED, at=at)))
                 continue
             if r.name == RUNTIME_MODULE:  # the starter needs runner locally; the image has the runtime
-                dropped.append(Dropped(what=r.line, at=at, reason="`import runner` in the image is runner's in-container runtime"))
-                notes.append(f"{RUNTIME_MODULE}: listed at {at}, left out of the image "
-                             "(`import runner` there is runner's in-container runtime)")  # fmt: skip
+                dropped.append(
+                    Dropped(what=r.line, at=at, reason="`import runner` in the image is runner's in-container runtime")
+                )
+                notes.append(
+                    f"{RUNTIME_MODULE}: listed at {at}, left out of the image "
+                    "(`import runner` there is runner's in-container runtime)"
+                )
                 continue
             if req.marker is not None and not _marker_holds(req, marker_env):
                 written = (r.provenance[0].detail if r.provenance else "") or r.line
-                dropped.append(Dropped(what=written, at=at, reason="its marker is false in the image (Linux, this Python)"))
+                dropped.append(
+                    Dropped(what=written, at=at, reason="its marker is false in the image (Linux, this Python)")
+                )
                 continue
             declared_names.add(r.name)
             line = _declared_line(r, req, at, env, explicit, warnings, dropped, lookups, offline, declared.exact)
@@ -181,7 +194,9 @@ def compose_lock(
                 kept.append(line)
                 continue
             for name in line:
-                add_root(name, PinSource.DECLARED, Origin(PinSource.DECLARED, at=at), [normalize(e) for e in req.extras])
+                add_root(
+                    name, PinSource.DECLARED, Origin(PinSource.DECLARED, at=at), [normalize(e) for e in req.extras]
+                )
         lookups.save()
 
     from runner.deps.index import pypi_names
@@ -219,31 +234,50 @@ def compose_lock(
     # a line kept as written may be imported too: it says so
     requirements = [
         Requirement(
-            name=r.name, version=r.version, line=r.line, source=r.source, imports=r.imports,
+            name=r.name,
+            version=r.version,
+            line=r.line,
+            source=r.source,
+            imports=r.imports,
             provenance=(*r.provenance, *(o for o in prov.get(r.name, ()) if o not in r.provenance)),
         )
         for r in kept
-    ]  # fmt: skip
+    ]
     for r in pinned.requirements:
         if r.name in as_written or r.name in overridden:
             continue
         origins = prov.get(r.name) or [Origin(PinSource.TRANSITIVE, via=v) for v in pinned.via.get(r.name, ())]
         requirements.append(
-            Requirement(name=r.name, version=r.version, line=r.line, source=r.source, imports=r.imports, provenance=tuple(origins))
+            Requirement(
+                name=r.name,
+                version=r.version,
+                line=r.line,
+                source=r.source,
+                imports=r.imports,
+                provenance=tuple(origins),
+            )
         )
     warnings += pinned.warnings
     notes += pinned.notes
-    open_lines = [r for r in kept if r.version is None and "@" not in r.line and "://" not in r.line and not r.line.startswith("-")]
+    open_lines = [
+        r
+        for r in kept
+        if r.version is None and "@" not in r.line and "://" not in r.line and not r.line.startswith("-")
+    ]
     if declared is not None and open_lines:
         notes.append(
             f"{declared.origin}: {len(open_lines)} requirement(s) leave the version open; the installer resolves them when the image is built"
         )
     for info in resolved.missing_guarded:
-        notes.append(f"{info.name}: imported only guarded or lazily ({where_imported(info)}) and not installed locally: left out")
+        notes.append(
+            f"{info.name}: imported only guarded or lazily ({where_imported(info)}) and not installed locally: left out"
+        )
     for info in resolved.py2:
         notes.append(f"{info.name}: a Python 2 standard-library module ({where_imported(info)}): left out")
     for info in resolved.ambiguous:
-        notes.append(f"{info.name}: provided by several installed distributions ({', '.join(info.distributions)}): all pinned")
+        notes.append(
+            f"{info.name}: provided by several installed distributions ({', '.join(info.distributions)}): all pinned"
+        )
     return Lock(
         requirements=tuple(sorted(requirements, key=lambda r: (r.name, r.line))),
         imports=resolved.imports,
@@ -310,22 +344,30 @@ def _declared_line(
         warnings.append(f"{at}: '{written}' names the standard-library module {module}, not a distribution: dropped")
         dropped.append(Dropped(what=written, at=at, reason=f"names the standard-library module {module}"))
         return None
-    owners = env.by_top.get(module) or next((v for k, v in sorted(env.by_top.items()) if k.lower() == module.lower()), ())
+    owners = env.by_top.get(module) or next(
+        (v for k, v in sorted(env.by_top.items()) if k.lower() == module.lower()), ()
+    )
     if owners:
         module = next(k for k, v in sorted(env.by_top.items()) if k.lower() == module.lower())
         names = ", ".join(owners)
-        warnings.append(f"{at}: '{written}' names the module {module} of {names}, not a distribution: {names} pinned instead")
+        warnings.append(
+            f"{at}: '{written}' names the module {module} of {names}, not a distribution: {names} pinned instead"
+        )
         dropped.append(Dropped(what=written, at=at, reason=f"names the module {module} of {names}, pinned instead"))
         return list(owners)
     if exact:
         return _with(r, Origin(PinSource.DECLARED, at=at))  # a lock file's own exact pin
     if offline or lookups.index is None or not lookups.where:
-        warnings.append(f"{at}: {r.name} is not installed locally and the index was not asked (offline): kept as written")
+        warnings.append(
+            f"{at}: {r.name} is not installed locally and the index was not asked (offline): kept as written"
+        )
         return _with(r, Origin(PinSource.DECLARED, at=at))
     try:
         version = lookups.newest(r.name, spec)
     except IndexUnavailable as exc:
-        warnings.append(f"{at}: {r.name} is not installed locally and the index could not be asked ({exc}): kept as written")
+        warnings.append(
+            f"{at}: {r.name} is not installed locally and the index could not be asked ({exc}): kept as written"
+        )
         lookups.expires.append(0.0)  # ask again next time
         return _with(r, Origin(PinSource.DECLARED, at=at))
     if version is None:

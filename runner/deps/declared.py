@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
+from runner.deps import SHIP_DIR
 from runner.deps.interp import normalize
 from runner.deps.model import Dropped, Origin, PinSource, Requirement, ShipFile
-from runner.deps import SHIP_DIR
 from runner.errors import DependencyError, UsageError
 
 __all__ = ["Declared", "DECLARED_FILES", "find_declared", "load_declared"]
@@ -188,7 +188,13 @@ def _add_line(text: str, *, base: Path, root: Path, out: Declared, where: str) -
     req = parse_requirement(body)
     m = _NAME.match(text)
     if req is None or m is None:
-        _drop(out, where, text.strip(), f"{where}: cannot read the requirement '{text.strip()}': skipped", "not a requirement pip can read")
+        _drop(
+            out,
+            where,
+            text.strip(),
+            f"{where}: cannot read the requirement '{text.strip()}': skipped",
+            "not a requirement pip can read",
+        )
         return
     name = normalize(req.name)
     line = name + m.group(2).rstrip()
@@ -198,9 +204,12 @@ def _add_line(text: str, *, base: Path, root: Path, out: Declared, where: str) -
     version = _exact_version(str(req.specifier)) if len(req.specifier) == 1 else None
     out.requirements.append(
         Requirement(
-            name=name, version=version, line=line, source=PinSource.DECLARED,
+            name=name,
+            version=version,
+            line=line,
+            source=PinSource.DECLARED,
             provenance=(Origin(PinSource.DECLARED, at=where, detail=text.strip()),),  # the line as written
-        )  # fmt: skip
+        )
     )
 
 
@@ -219,7 +228,9 @@ def _add_location(
     parsed = urlparse(location)
     here = (Origin(PinSource.DECLARED, at=where),)
     if parsed.scheme in ("http", "https") or "+" in parsed.scheme:
-        out.requirements.append(Requirement(name=name, version=None, line=line.strip(), source=PinSource.DECLARED, provenance=here))
+        out.requirements.append(
+            Requirement(name=name, version=None, line=line.strip(), source=PinSource.DECLARED, provenance=here)
+        )
         return
     path = Path(unquote(parsed.path)) if parsed.scheme == "file" else Path(location.split("#")[0].strip())
     if not path.is_absolute():
@@ -230,14 +241,22 @@ def _add_location(
     if path.is_file():
         out.ship.append(ShipFile(source=str(path), target=path.name))
         out.requirements.append(
-            Requirement(name=name, version=None, line=f"{name} @ file://{SHIP_DIR}/{path.name}", source=PinSource.DECLARED, provenance=here)
+            Requirement(
+                name=name,
+                version=None,
+                line=f"{name} @ file://{SHIP_DIR}/{path.name}",
+                source=PinSource.DECLARED,
+                provenance=here,
+            )
         )
         return
     _drop(
-        out, where, location,
+        out,
+        where,
+        location,
         f"{where}: {location} is a local folder or a missing file and cannot be installed in the image: skipped",
         "a local folder or a missing file",
-    )  # fmt: skip
+    )
 
 
 def _logical_lines(text: str) -> list[tuple[int, str]]:
@@ -299,32 +318,51 @@ def _requirement_or_option(line: str, *, base: Path, root: Path, out: Declared, 
         if "://" in value or value.startswith(("git+", "hg+", "svn+", "bzr+")):
             out.requirements.append(
                 Requirement(
-                    name=_editable_name(value), version=None, line=f"-e {value}", source=PinSource.DECLARED,
+                    name=_editable_name(value),
+                    version=None,
+                    line=f"-e {value}",
+                    source=PinSource.DECLARED,
                     provenance=(Origin(PinSource.DECLARED, at=where),),
                 )
-            )  # fmt: skip
+            )
         elif (base / value).resolve() == root.resolve():
             out.install_project = True
         else:
             _drop(
-                out, where, line,
+                out,
+                where,
+                line,
                 f"{where}: editable folder {value} is not the project and cannot be installed in the image: skipped",
                 "an editable folder outside the project",
-            )  # fmt: skip
+            )
     elif option in _KEEP_OPTIONS:
         kept = _KEEP_OPTIONS[option]
         if kept == "--find-links" and "://" not in value:
             _drop(
-                out, where, line,
+                out,
+                where,
+                line,
                 f"{where}: --find-links to the local folder {value} is not available in the image: dropped",
                 "a local --find-links folder",
-            )  # fmt: skip
+            )
         else:
             out.pip_options.append(kept if option in _FLAG_OPTIONS else f"{kept} {value}")
     elif option in ("-c", "--constraint"):
-        _drop(out, where, line, f"{where}: constraints file {value} is not applied in the image: dropped", "a constraints file")
+        _drop(
+            out,
+            where,
+            line,
+            f"{where}: constraints file {value} is not applied in the image: dropped",
+            "a constraints file",
+        )
     else:
-        _drop(out, where, line, f"{where}: pip option {option} is not supported in a lock: dropped", "an unsupported pip option")
+        _drop(
+            out,
+            where,
+            line,
+            f"{where}: pip option {option} is not supported in a lock: dropped",
+            "an unsupported pip option",
+        )
 
 
 # --------------------------------------------------------------------------- pyproject / environment.yml
@@ -376,11 +414,27 @@ def _pyproject(path: Path, root: Path, out: Declared) -> None:
             if spec.get("git"):
                 ref = spec.get("rev") or spec.get("tag") or spec.get("branch")
                 line = f"{name}{extras} @ git+{spec['git']}" + (f"@{ref}" if ref else "")
-                out.requirements.append(Requirement(name=name, version=None, line=line + marker, source=PinSource.DECLARED))
+                out.requirements.append(
+                    Requirement(name=name, version=None, line=line + marker, source=PinSource.DECLARED)
+                )
             elif spec.get("path") or spec.get("url"):
-                _add_location(str(spec.get("url") or spec.get("path")), name, base=path.parent, root=root, out=out, where=where, name=name)
+                _add_location(
+                    str(spec.get("url") or spec.get("path")),
+                    name,
+                    base=path.parent,
+                    root=root,
+                    out=out,
+                    where=where,
+                    name=name,
+                )
             else:
-                _add_line(f"{name}{extras}{_poetry_constraint(str(spec.get('version', '')))}{marker}", base=path.parent, root=root, out=out, where=where)
+                _add_line(
+                    f"{name}{extras}{_poetry_constraint(str(spec.get('version', '')))}{marker}",
+                    base=path.parent,
+                    root=root,
+                    out=out,
+                    where=where,
+                )
 
 
 def _conda_spec(spec: str) -> tuple[str, str]:
@@ -415,7 +469,9 @@ def _environment_yml(path: Path, root: Path, installed: frozenset[str], out: Dec
     for dep in deps or []:
         if isinstance(dep, dict):
             for line in dep.get("pip", []) or []:
-                _requirement_or_option(str(line).strip(), base=path.parent, root=root, out=out, where=f"{where} (pip)", depth=0)
+                _requirement_or_option(
+                    str(line).strip(), base=path.parent, root=root, out=out, where=f"{where} (pip)", depth=0
+                )
             continue
         conda_name, spec = _conda_spec(str(dep))
         key = normalize(conda_name)
@@ -513,9 +569,13 @@ def _uv_lock(path: Path, root: Path, env: Mapping[str, str], out: Declared) -> N
         if "git" in src:
             url, _, commit = str(src["git"]).partition("#")
             url = url.split("?", 1)[0]
-            out.requirements.append(Requirement(name=name, version=None, line=f"{name} @ git+{url}@{commit}", source=PinSource.DECLARED))
+            out.requirements.append(
+                Requirement(name=name, version=None, line=f"{name} @ git+{url}@{commit}", source=PinSource.DECLARED)
+            )
         elif "url" in src:
-            out.requirements.append(Requirement(name=name, version=None, line=f"{name} @ {src['url']}", source=PinSource.DECLARED))
+            out.requirements.append(
+                Requirement(name=name, version=None, line=f"{name} @ {src['url']}", source=PinSource.DECLARED)
+            )
         elif "path" in src or "directory" in src or "editable" in src:
             local = str(src.get("path") or src.get("directory") or src.get("editable"))
             _add_location(local, name, base=path.parent, root=root, out=out, where=out.origin, name=name)
@@ -592,10 +652,14 @@ def _poetry_lock(path: Path, root: Path, env: Mapping[str, str], out: Declared) 
         if kind == "git":
             ref = src.get("resolved_reference") or src.get("reference")
             out.requirements.append(
-                Requirement(name=name, version=None, line=f"{name} @ git+{src.get('url')}@{ref}", source=PinSource.DECLARED)
+                Requirement(
+                    name=name, version=None, line=f"{name} @ git+{src.get('url')}@{ref}", source=PinSource.DECLARED
+                )
             )
         elif kind == "url":
-            out.requirements.append(Requirement(name=name, version=None, line=f"{name} @ {src.get('url')}", source=PinSource.DECLARED))
+            out.requirements.append(
+                Requirement(name=name, version=None, line=f"{name} @ {src.get('url')}", source=PinSource.DECLARED)
+            )
         elif kind in ("file", "directory"):
             _add_location(str(src.get("url")), name, base=path.parent, root=root, out=out, where=out.origin, name=name)
         else:

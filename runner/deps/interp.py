@@ -63,7 +63,7 @@ FINGERPRINT_VARS = (
     "PYTHONSAFEPATH",
 )
 
-PROBE_SCRIPT = r'''
+PROBE_SCRIPT = r"""
 import sys, os, json
 if sys.version_info < (3, 8):
     sys.stdout.write(json.dumps({"error": "Python %d.%d is too old: runner needs Python 3.8 or newer" % sys.version_info[:2]}))
@@ -277,7 +277,7 @@ sys.stdout.write(json.dumps({
     "stamps": stamps,
     "dists": dists,
 }, sort_keys=True))
-'''
+"""
 
 
 def normalize(name: str) -> str:

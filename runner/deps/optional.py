@@ -31,24 +31,81 @@ __all__ = ["Optional", "DEV_EXTRAS", "DEV_TOOLS", "code_imports", "optional_depe
 #: extras that are for working *on* a library, not for using it
 DEV_EXTRAS = frozenset(
     {
-        "test", "tests", "testing", "dev", "devel", "develop", "development", "doc", "docs", "documentation",
-        "lint", "linting", "typing", "types", "mypy", "style", "format", "qa", "check", "benchmark", "benchmarks",
-        "bench", "build", "release", "ci", "coverage", "all", "full", "complete",
+        "test",
+        "tests",
+        "testing",
+        "dev",
+        "devel",
+        "develop",
+        "development",
+        "doc",
+        "docs",
+        "documentation",
+        "lint",
+        "linting",
+        "typing",
+        "types",
+        "mypy",
+        "style",
+        "format",
+        "qa",
+        "check",
+        "benchmark",
+        "benchmarks",
+        "bench",
+        "build",
+        "release",
+        "ci",
+        "coverage",
+        "all",
+        "full",
+        "complete",
     }
-)  # fmt: skip
+)
 # Test and documentation tools: libraries import them in their test helpers (networkx's
 # backends import pytest, numpy.testing too), never on the path a script runs.
 DEV_TOOLS = frozenset(
-    {"pytest", "hypothesis", "nose", "coverage", "sphinx", "mypy", "black", "flake8", "pylint", "ruff", "tox", "pre-commit"}
+    {
+        "pytest",
+        "hypothesis",
+        "nose",
+        "coverage",
+        "sphinx",
+        "mypy",
+        "black",
+        "flake8",
+        "pylint",
+        "ruff",
+        "tox",
+        "pre-commit",
+    }
 )
 # Folders inside a distribution whose imports are not the library's (pytest, hypothesis...).
 # Vendored copies (pkg_resources/_vendor/pyparsing) import their own siblings, not installed distributions.
 _SKIP_PARTS = frozenset(
-    {"tests", "test", "testing", "_testing", "benchmarks", "examples", "docs", "conftest.py",
-     "_vendor", "vendor", "_vendored", "vendored", "extern", "_extern", "externals"}
-)  # fmt: skip
+    {
+        "tests",
+        "test",
+        "testing",
+        "_testing",
+        "benchmarks",
+        "examples",
+        "docs",
+        "conftest.py",
+        "_vendor",
+        "vendor",
+        "_vendored",
+        "vendored",
+        "extern",
+        "_extern",
+        "externals",
+    }
+)
 # ``import a.b, c as d`` / ``from a.b import c`` at any indentation (guarded and lazy imports too)
-_IMPORT = re.compile(rb"^[ \t]*(?:from[ \t]+([A-Za-z_][\w.]*)[ \t]+import\b|import[ \t]+([A-Za-z_][\w.]*(?:[ \t]*(?:as[ \t]+\w+)?[ \t]*,[ \t]*[A-Za-z_][\w.]*)*))", re.M)
+_IMPORT = re.compile(
+    rb"^[ \t]*(?:from[ \t]+([A-Za-z_][\w.]*)[ \t]+import\b|import[ \t]+([A-Za-z_][\w.]*(?:[ \t]*(?:as[ \t]+\w+)?[ \t]*,[ \t]*[A-Za-z_][\w.]*)*))",
+    re.M,
+)
 _SCHEMA = 2
 
 

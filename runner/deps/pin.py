@@ -129,7 +129,9 @@ def _version_line(dist: Distribution, warnings: list[str], notes: list[str], opt
         return f"{dist.name}=={version}"
     if dist.name in _TORCH_FAMILY and _TORCH_LABEL.match(parsed.local):
         options.add(f"--extra-index-url {TORCH_INDEX}{parsed.local}")
-        notes.append(f"{dist.name}=={version}: local build '+{parsed.local}', installed from {TORCH_INDEX}{parsed.local}")
+        notes.append(
+            f"{dist.name}=={version}: local build '+{parsed.local}', installed from {TORCH_INDEX}{parsed.local}"
+        )
         return f"{dist.name}=={version}"
     warnings.append(
         f"{dist.name} {version}: local build '+{parsed.local}' is on no index runner knows; "
@@ -211,7 +213,9 @@ def pin(
             editable = bool(dir_info.get("editable"))
             if folder == real_root:
                 install_project = True
-                notes.append(f"{name} is this project{' (editable install)' if editable else ''}: installed from the build context")
+                notes.append(
+                    f"{name} is this project{' (editable install)' if editable else ''}: installed from the build context"
+                )
                 continue
             where = "inside the project" if _inside(folder, real_root) else "on this machine"
             warnings.append(

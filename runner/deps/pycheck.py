@@ -31,7 +31,13 @@ class PythonCheck:
 
     @property
     def summary(self) -> str:
-        state = "does not fit the lock" if self.errors else "differs from the local minor version" if self.warnings else "ok"
+        state = (
+            "does not fit the lock"
+            if self.errors
+            else "differs from the local minor version"
+            if self.warnings
+            else "ok"
+        )
         return f"image {self.image_python} ({self.image}), local {self.local_python or 'unknown'}: {state}"
 
 
@@ -49,10 +55,15 @@ def check_python(lock: Lock, image_python: str, *, image: str) -> PythonCheck:
     try:
         have = Version(image_python)
     except InvalidVersion:
-        return PythonCheck(image, image_python, local, warnings=(
-            f"the base image {image} reports Python {image_python!r}, not a version number: the lock's "
-            f"Requires-Python was not checked",
-        ))  # fmt: skip
+        return PythonCheck(
+            image,
+            image_python,
+            local,
+            warnings=(
+                f"the base image {image} reports Python {image_python!r}, not a version number: the lock's "
+                f"Requires-Python was not checked",
+            ),
+        )
     unmet: list[str] = []
     for name, spec in lock.requires_python:
         try:

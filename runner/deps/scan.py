@@ -282,7 +282,11 @@ def scan_notebook(data: bytes) -> FileScan:
         adds.extend(result.path_adds)
         paths.extend(result.paths)
     return FileScan(
-        imports=tuple(imports), errors=tuple(errors), relative=tuple(relative), path_adds=tuple(adds), paths=tuple(paths)
+        imports=tuple(imports),
+        errors=tuple(errors),
+        relative=tuple(relative),
+        path_adds=tuple(adds),
+        paths=tuple(paths),
     )
 
 

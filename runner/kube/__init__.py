@@ -37,7 +37,7 @@ from __future__ import annotations
 import copy
 import json
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -106,8 +106,9 @@ def release_chain(experiments: list[str], max_parallel: int | None) -> dict[str,
     i releases experiment i + max_parallel, so every suspended one has exactly one releaser.
     """
     p = max_parallel or len(experiments)
-    return {name: (i >= p, experiments[i + p] if i + p < len(experiments) else None)
-            for i, name in enumerate(experiments)}  # fmt: skip
+    return {
+        name: (i >= p, experiments[i + p] if i + p < len(experiments) else None) for i, name in enumerate(experiments)
+    }
 
 
 def job_suspended(job: dict[str, Any] | None) -> bool:
@@ -130,7 +131,9 @@ def to_release(experiments: list[str], max_parallel: int | None, *, suspended: s
     return [succ for name, (_, succ) in chain.items() if succ is not None and succ in suspended and name in ended]
 
 
-def kept_when_stopped(experiments: list[str], max_parallel: int | None, *, suspended: set[str], stopping: set[str]) -> set[str]:
+def kept_when_stopped(
+    experiments: list[str], max_parallel: int | None, *, suspended: set[str], stopping: set[str]
+) -> set[str]:
     """Stopped, still-queued experiments whose suspended Job must stay: the release chain passes through them.
 
     A queued experiment has no slot of its own: its releaser's end gives it one.  If a
@@ -152,7 +155,7 @@ def kept_when_stopped(experiments: list[str], max_parallel: int | None, *, suspe
     return kept
 
 
-@lru_cache(maxsize=None)
+@cache
 def _template(name: str) -> dict[str, Any]:
     import yaml
 
@@ -235,7 +238,9 @@ def make_job(spec: JobSpec) -> dict[str, Any]:
         if m["name"] == "data":
             m["subPath"] = experiment_dir(spec.run, spec.experiment)
     for ds in spec.datastores:
-        mounts.append({"name": "data", "mountPath": ds.mount_dir, "subPath": f"datastores/{ds.digest}", "readOnly": True})
+        mounts.append(
+            {"name": "data", "mountPath": ds.mount_dir, "subPath": f"datastores/{ds.digest}", "readOnly": True}
+        )
     return job
 
 
@@ -312,8 +317,11 @@ def make_run_configmaps(run_doc: dict[str, Any], ends: dict[str, dict[str, Any]]
 
 def part_of(configmaps: list[dict[str, Any]]) -> dict[str, str]:
     """experiment -> the name of the ConfigMap that holds its end and stop mark."""
-    return {e["name"]: cm["metadata"]["name"] for cm in configmaps
-            for e in json.loads((cm.get("data") or {}).get("part.json") or "[]")}  # fmt: skip
+    return {
+        e["name"]: cm["metadata"]["name"]
+        for cm in configmaps
+        for e in json.loads((cm.get("data") or {}).get("part.json") or "[]")
+    }
 
 
 def read_run_record(configmaps: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, str], dict[str, str]] | None:
@@ -358,8 +366,9 @@ def without_experiments(cm: dict[str, Any], gone: set[str]) -> dict[str, str | N
         if key == "part.json":
             patch[key] = json.dumps([e for e in doc if e.get("name") not in gone], sort_keys=True)
         elif isinstance(doc.get("experiments"), list):  # one ConfigMap, recorded before parts existed
-            patch[key] = json.dumps({**doc, "experiments": [e for e in doc["experiments"] if e.get("name") not in gone]},
-                                    sort_keys=True)  # fmt: skip
+            patch[key] = json.dumps(
+                {**doc, "experiments": [e for e in doc["experiments"] if e.get("name") not in gone]}, sort_keys=True
+            )
     for e in sorted(gone):
         for key in (f"{e}.json", f"{e}.stop"):
             if key in data:
@@ -499,7 +508,9 @@ def attach_warnings(pods: list[dict[str, Any]], events: list[dict[str, Any]]) ->
         if ev.get("type") != "Warning":
             continue
         obj = ev.get("involvedObject") or {}
-        when = str(ev.get("lastTimestamp") or ev.get("eventTime") or (ev.get("metadata") or {}).get("creationTimestamp") or "")
+        when = str(
+            ev.get("lastTimestamp") or ev.get("eventTime") or (ev.get("metadata") or {}).get("creationTimestamp") or ""
+        )
         text = f"{ev.get('reason') or 'Warning'}: {ev.get('message') or ''}".strip()
         if obj.get("kind") == "Pod" and when >= newest.get(obj.get("name", ""), ("", ""))[0]:
             newest[obj.get("name", "")] = (when, text[:MAX_MESSAGE])
@@ -509,8 +520,9 @@ def attach_warnings(pods: list[dict[str, Any]], events: list[dict[str, Any]]) ->
             pod.setdefault("status", {})[WARNING_KEY] = found[1]
 
 
-def observe(*, end: dict[str, Any] | None, stop: bool, job: dict[str, Any] | None, pods: list[dict[str, Any]],
-            launched: bool) -> Observed:  # fmt: skip
+def observe(
+    *, end: dict[str, Any] | None, stop: bool, job: dict[str, Any] | None, pods: list[dict[str, Any]], launched: bool
+) -> Observed:
     """Combine the recorded end (``<exp>.json``), the Job and its pods into one state.
 
     ``launched`` is whether the run record says the Job was created (False while it
@@ -525,7 +537,7 @@ def observe(*, end: dict[str, Any] | None, stop: bool, job: dict[str, Any] | Non
     if end and (job is None or job_done or no_retries):
         return _from_end(end, final=True)
     ordered = sorted(pods, key=lambda p: (p.get("metadata") or {}).get("creationTimestamp") or "")
-    started = _ts(((ordered[0].get("status") or {}).get("startTime"))) if ordered else None
+    started = _ts((ordered[0].get("status") or {}).get("startTime")) if ordered else None
     if job is not None and not job_done:
         if not ordered:
             return Observed("queued", message=QUEUED_MESSAGE if job_suspended(job) else None)
@@ -537,11 +549,13 @@ def observe(*, end: dict[str, Any] | None, stop: bool, job: dict[str, Any] | Non
         return Observed(state, None, message, started)
     if job is not None:  # finished without a recorded end: the launcher never ran to the end
         failed = conds.get("Failed") or conds.get("FailureTarget")
-        finished = _ts(((job.get("status") or {}).get("completionTime"))) or _ts((failed or {}).get("lastTransitionTime"))
+        finished = _ts((job.get("status") or {}).get("completionTime")) or _ts((failed or {}).get("lastTransitionTime"))
         if not failed:
             return Observed("completed", 0, None, started, finished, final=True)
         if failed.get("reason") == "DeadlineExceeded":
-            return Observed("failed", None, f"deadline exceeded: {failed.get('message', '')}".strip(), started, finished, True)
+            return Observed(
+                "failed", None, f"deadline exceeded: {failed.get('message', '')}".strip(), started, finished, True
+            )
         if ordered:
             state, code, message = _pod_why(ordered[-1])
             if state == "failed":

@@ -45,7 +45,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import IO, Any
 
 SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
@@ -59,7 +59,7 @@ PROJECT_DIR = "/project"
 
 
 def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+    return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
 def oom_kills() -> int:
@@ -156,9 +156,11 @@ def api(method: str, path: str, body: Any = None, content_type: str = "applicati
         token = f.read().strip()
     data = json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request(
-        api_base() + path, data=data, method=method,
+        api_base() + path,
+        data=data,
+        method=method,
         headers={"Authorization": f"Bearer {token}", "Content-Type": content_type, "Accept": "application/json"},
-    )  # fmt: skip
+    )
     with urllib.request.urlopen(req, context=tls_context(), timeout=15) as resp:
         return json.loads(resp.read() or b"null")
 
@@ -256,8 +258,11 @@ def record(experiment: str, end: dict[str, Any], data_dir: str, *, patience: flo
         except Exception as e:  # noqa: BLE001 - retried, then left in end.json for the observers
             permanent = isinstance(e, urllib.error.HTTPError) and e.code in PERMANENT
             if permanent or time.monotonic() + delay > deadline:
-                note(data_dir, f"runner: cannot record the end state in the run's ConfigMap ({e}); "
-                               "it is kept in end.json on the data volume, where `runner status` finds it")  # fmt: skip
+                note(
+                    data_dir,
+                    f"runner: cannot record the end state in the run's ConfigMap ({e}); "
+                    "it is kept in end.json on the data volume, where `runner status` finds it",
+                )
                 return False
             sys.stderr.write(f"runner launcher: recording the end state: {e}; retrying in {delay:g}s\n")
             time.sleep(delay)
@@ -304,8 +309,15 @@ def main(argv: list[str]) -> int:
         child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     except OSError as e:
         tee.line("stderr", f"runner: cannot start {(command or ['the script'])[0]}: {e}")
-        failed = {"state": "failed", "exit_code": 127, "reason": "Error", "message": f"cannot start: {e}",
-               "started_at": started, "finished_at": time.time(), "pod": os.environ.get("HOSTNAME")}  # fmt: skip
+        failed = {
+            "state": "failed",
+            "exit_code": 127,
+            "reason": "Error",
+            "message": f"cannot start: {e}",
+            "started_at": started,
+            "finished_at": time.time(),
+            "pod": os.environ.get("HOSTNAME"),
+        }
         finish(experiment, failed, data_dir)
         return 127
     why: list[str] = []
@@ -320,8 +332,10 @@ def main(argv: list[str]) -> int:
 
     signal.signal(signal.SIGTERM, lambda *_: terminate("terminated"))
     signal.signal(signal.SIGINT, lambda *_: terminate("terminated"))
-    pumps = [threading.Thread(target=tee.pump, args=(n, p), daemon=True)
-             for n, p in (("stdout", child.stdout), ("stderr", child.stderr))]  # fmt: skip
+    pumps = [
+        threading.Thread(target=tee.pump, args=(n, p), daemon=True)
+        for n, p in (("stdout", child.stdout), ("stderr", child.stderr))
+    ]
     for t in pumps:
         t.start()
     if timeout:
@@ -339,17 +353,29 @@ def main(argv: list[str]) -> int:
     saved = save_artifacts(workdir, os.path.join(data_dir, "artifacts"))
     sig = -code if code < 0 else None
     exit_code = 128 + sig if sig else code
-    end: dict[str, Any] = {"exit_code": exit_code, "signal": sig, "started_at": started, "finished_at": time.time(),
-                           "artifacts": len(saved), "pod": os.environ.get("HOSTNAME")}  # fmt: skip
+    end: dict[str, Any] = {
+        "exit_code": exit_code,
+        "signal": sig,
+        "started_at": started,
+        "finished_at": time.time(),
+        "artifacts": len(saved),
+        "pod": os.environ.get("HOSTNAME"),
+    }
     if why and why[0] == "timeout":
-        end.update(state="failed", reason="DeadlineExceeded", message=f"deadline exceeded: stopped after --timeout {timeout:g}s")
+        end.update(
+            state="failed",
+            reason="DeadlineExceeded",
+            message=f"deadline exceeded: stopped after --timeout {timeout:g}s",
+        )
     elif why:
         if stop_requested(experiment):
             end.update(state="stopped", reason="Stopped", message="stopped")
         else:
             end.update(state="failed", reason="Terminated", message="terminated by SIGTERM (deleted or evicted)")
     elif sig == signal.SIGKILL and oom_kills() > oom_before:
-        end.update(state="failed", reason="OOMKilled", message="OOMKilled: the experiment ran out of its --memory limit")
+        end.update(
+            state="failed", reason="OOMKilled", message="OOMKilled: the experiment ran out of its --memory limit"
+        )
     elif code == 0:
         end.update(state="completed", reason="Completed", message=None)
     else:

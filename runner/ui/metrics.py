@@ -72,7 +72,9 @@ def read_metrics(folder: Path) -> list[Series]:
     for rel, path in metric_files(folder):
         kind = _kind(path.name)
         try:
-            series = _csv(path, rel) if kind == "csv" else _jsonl(path, rel) if kind == "jsonl" else _tfevents(path, rel)
+            series = (
+                _csv(path, rel) if kind == "csv" else _jsonl(path, rel) if kind == "jsonl" else _tfevents(path, rel)
+            )
         except (OSError, ValueError, csv.Error):
             continue  # not what it looked like: no metrics from it
         for s in series:

@@ -66,8 +66,10 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 #: what a page may load: only this server's own files; plotly.js sets styles inline
-CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
-       "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'")  # fmt: skip
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+)
 
 
 def plotly_js() -> Path:
@@ -101,9 +103,11 @@ class SecurityHeaders:
             if message["type"] == "http.response.start":
                 message.setdefault("headers", [])
                 message["headers"] += [
-                    (b"content-security-policy", CSP.encode()), (b"x-content-type-options", b"nosniff"),
-                    (b"referrer-policy", b"no-referrer"), (b"x-frame-options", b"DENY"),
-                ]  # fmt: skip
+                    (b"content-security-policy", CSP.encode()),
+                    (b"x-content-type-options", b"nosniff"),
+                    (b"referrer-policy", b"no-referrer"),
+                    (b"x-frame-options", b"DENY"),
+                ]
             await send(message)
 
         await self.app(scope, receive, add if scope["type"] == "http" else send)
@@ -156,8 +160,9 @@ class UI:
         self._local = threading.local()
         self._download_lock = threading.Lock()
         self._metrics_cache: dict[Path, tuple[tuple[tuple[str, int, int], ...], list[Series]]] = {}
-        self.env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=True, trim_blocks=True,
-                               lstrip_blocks=True)  # fmt: skip
+        self.env = Environment(
+            loader=FileSystemLoader(HERE / "templates"), autoescape=True, trim_blocks=True, lstrip_blocks=True
+        )
         self.env.filters["time"] = views.fmt_time
         self.env.filters["duration"] = views.fmt_duration
         self.env.filters["path"] = lambda p: quote(str(p))
@@ -184,8 +189,15 @@ class UI:
 
     def runs_page(self, request: Request) -> Response:
         query, rows, notes = self._runs(request)
-        return self.render("runs.html", query=query, rows=rows, notes=notes, statuses=views.STATUS_FILTERS,
-                           targets=views.TARGETS, title="Runs")  # fmt: skip
+        return self.render(
+            "runs.html",
+            query=query,
+            rows=rows,
+            notes=notes,
+            statuses=views.STATUS_FILTERS,
+            targets=views.TARGETS,
+            title="Runs",
+        )
 
     def runs_rows(self, request: Request) -> Response:
         _, rows, _ = self._runs(request)
@@ -203,8 +215,15 @@ class UI:
     def run_page(self, request: Request) -> Response:
         s, notes = self._summary(request.path_params["run"])
         params = views.param_columns(s)
-        return self.render("run.html", s=s, params=params, rows=views.exp_rows(s, params), notes=notes,
-                           resources=views.resources_text(s.run.options), title=s.run.name)  # fmt: skip
+        return self.render(
+            "run.html",
+            s=s,
+            params=params,
+            rows=views.exp_rows(s, params),
+            notes=notes,
+            resources=views.resources_text(s.run.options),
+            title=s.run.name,
+        )
 
     def run_rows(self, request: Request) -> Response:
         s, _ = self._summary(request.path_params["run"])
@@ -251,15 +270,25 @@ class UI:
         files = []
         if folder is not None:
             files = [(f, (folder / f).stat().st_size) for f in list_artifacts(folder)]
-        return self.render("experiment.html", run=run, e=exp, command=views.command_line(exp.command),
-                           resources=views.resources_text(run.options), build=build, files=files,
-                           artifacts_pending=folder is None, notes=list(a.notes),
-                           duration=views.fmt_duration(views.exp_duration(exp, time.time())), title=name)  # fmt: skip
+        return self.render(
+            "experiment.html",
+            run=run,
+            e=exp,
+            command=views.command_line(exp.command),
+            resources=views.resources_text(run.options),
+            build=build,
+            files=files,
+            artifacts_pending=folder is None,
+            notes=list(a.notes),
+            duration=views.fmt_duration(views.exp_duration(exp, time.time())),
+            title=name,
+        )
 
     def experiment_state(self, request: Request) -> Response:
         _, exp = self._experiment(request.path_params["exp"])
-        return JSONResponse({"state": exp.state.value, "active": exp.state.active, "exit_code": exp.exit_code,
-                             "message": exp.message})  # fmt: skip
+        return JSONResponse(
+            {"state": exp.state.value, "active": exp.state.active, "exit_code": exp.exit_code, "message": exp.message}
+        )
 
     def _artifacts_dir(self, run: RunRecord, exp: ExperimentRecord) -> Path | None:
         """Where the experiment's artifacts are on this machine; None while a Kubernetes experiment runs.
@@ -288,8 +317,9 @@ class UI:
         path = (folder / rel).resolve()
         if not path.is_relative_to(folder.resolve()) or not path.is_file():
             raise NotFoundError(f"{name} has no artifact {rel!r}")
-        return FileResponse(path, filename=Path(rel).name, content_disposition_type="attachment",
-                            media_type="application/octet-stream")  # fmt: skip
+        return FileResponse(
+            path, filename=Path(rel).name, content_disposition_type="attachment", media_type="application/octet-stream"
+        )
 
     async def log_stream(self, request: Request) -> Response:
         """The experiment's output as server-sent events: what is there, then new lines until it ends."""
@@ -314,7 +344,11 @@ class UI:
                     if stop.is_set():
                         return
                     parsed = parse_line(line)
-                    doc = {"s": parsed.stream, "t": parsed.time, "x": parsed.text} if parsed else {"s": "", "t": "", "x": line}
+                    doc = (
+                        {"s": parsed.stream, "t": parsed.time, "x": parsed.text}
+                        if parsed
+                        else {"s": "", "t": "", "x": line}
+                    )
                     if not put(("line", json.dumps(doc))):
                         return
                 if not stop.is_set():
@@ -343,8 +377,9 @@ class UI:
             finally:
                 stop.set()
 
-        return StreamingResponse(events(), media_type="text/event-stream",
-                                 headers={"cache-control": "no-cache", "x-accel-buffering": "no"})  # fmt: skip
+        return StreamingResponse(
+            events(), media_type="text/event-stream", headers={"cache-control": "no-cache", "x-accel-buffering": "no"}
+        )
 
     # -- metrics ---------------------------------------------------------------------------
 
@@ -361,7 +396,9 @@ class UI:
 
     def run_metrics(self, request: Request) -> Response:
         s, _ = self._summary(request.path_params["run"])
-        return JSONResponse(_metrics_doc([(e.name, self._metrics_of(self._artifacts_dir(s.run, e))) for e in s.experiments]))
+        return JSONResponse(
+            _metrics_doc([(e.name, self._metrics_of(self._artifacts_dir(s.run, e))) for e in s.experiments])
+        )
 
     def experiment_metrics(self, request: Request) -> Response:
         run, exp = self._experiment(request.path_params["exp"])
@@ -424,8 +461,11 @@ def make_app(settings: Settings) -> Starlette:
         middleware.insert(1, Middleware(TokenGate, token=settings.token))
     else:  # loopback: only requests addressed to it (a page elsewhere cannot rebind a name to 127.0.0.1)
         middleware.insert(1, Middleware(TrustedHostMiddleware, allowed_hosts=["127.0.0.1", "localhost", settings.host]))
-    return Starlette(routes=routes, middleware=middleware,
-                     exception_handlers={404: not_found, NotFoundError: not_found, RunnerError: failed})  # fmt: skip
+    return Starlette(
+        routes=routes,
+        middleware=middleware,
+        exception_handlers={404: not_found, NotFoundError: not_found, RunnerError: failed},
+    )
 
 
 # -- serving ------------------------------------------------------------------------------
@@ -442,8 +482,9 @@ class Server:
     def serve(self) -> None:
         import uvicorn
 
-        config = uvicorn.Config(make_app(self.settings), log_level="warning", access_log=False, lifespan="off",
-                                timeout_graceful_shutdown=1)  # fmt: skip
+        config = uvicorn.Config(
+            make_app(self.settings), log_level="warning", access_log=False, lifespan="off", timeout_graceful_shutdown=1
+        )
         uvicorn.Server(config).run(sockets=[self.sock])
 
 
@@ -461,7 +502,9 @@ def bind(*, home: Home, host: str, port: int, kube: KubeOptions | None = None) -
         sock.bind(addr)
         sock.listen(128)
     except OSError as e:
-        raise UsageError(f"cannot listen on {host}:{port}: {e.strerror or e}", hint="give another --port or --host") from e
+        raise UsageError(
+            f"cannot listen on {host}:{port}: {e.strerror or e}", hint="give another --port or --host"
+        ) from e
     real_port = sock.getsockname()[1]
     shown = socket.gethostname() if host in ("0.0.0.0", "::", "") else host  # all addresses: a name others can use
     shown = f"[{shown}]" if ":" in shown else shown

@@ -53,9 +53,17 @@ class RunRow:
 def run_rows(summaries: list[RunSummary], *, now: float | None = None) -> list[RunRow]:
     now = now or time.time()
     return [
-        RunRow(name=s.run.name, project=s.run.project, status=s.state.value, active=s.active, target=s.run.target,
-               started=s.run.created_at, duration=(run_end(s) or now) - s.run.created_at,
-               experiments=len(s.experiments), counts={st.value: s.count(st) for st in ExpState})  # fmt: skip
+        RunRow(
+            name=s.run.name,
+            project=s.run.project,
+            status=s.state.value,
+            active=s.active,
+            target=s.run.target,
+            started=s.run.created_at,
+            duration=(run_end(s) or now) - s.run.created_at,
+            experiments=len(s.experiments),
+            counts={st.value: s.count(st) for st in ExpState},
+        )
         for s in summaries
     ]
 
@@ -74,27 +82,40 @@ class RunsQuery:
         status = params.get("status", "")
         target = params.get("target", "")
         sort = params.get("sort", "started")
-        return cls(q=params.get("q", "").strip(), status=status if status in STATUS_FILTERS else "",
-                   target=target if target in TARGETS else "", sort=sort if sort in SORTS else "started",
-                   order="asc" if params.get("order") == "asc" else "desc")  # fmt: skip
+        return cls(
+            q=params.get("q", "").strip(),
+            status=status if status in STATUS_FILTERS else "",
+            target=target if target in TARGETS else "",
+            sort=sort if sort in SORTS else "started",
+            order="asc" if params.get("order") == "asc" else "desc",
+        )
 
     def apply(self, rows: list[RunRow]) -> list[RunRow]:
         q = self.q.lower()
-        out = [r for r in rows
-               if (not q or q in r.name.lower() or q in r.project.lower())
-               and (not self.target or r.target == self.target)
-               and (not self.status or (r.active if self.status == "active" else r.status == self.status))]  # fmt: skip
+        out = [
+            r
+            for r in rows
+            if (not q or q in r.name.lower() or q in r.project.lower())
+            and (not self.target or r.target == self.target)
+            and (not self.status or (r.active if self.status == "active" else r.status == self.status))
+        ]
         key: dict[str, Any] = {
-            "started": lambda r: r.started, "run": lambda r: r.name, "project": lambda r: r.project,
-            "status": lambda r: r.status, "target": lambda r: r.target, "duration": lambda r: r.duration,
+            "started": lambda r: r.started,
+            "run": lambda r: r.name,
+            "project": lambda r: r.project,
+            "status": lambda r: r.status,
+            "target": lambda r: r.target,
+            "duration": lambda r: r.duration,
             "experiments": lambda r: r.experiments,
-        }  # fmt: skip
+        }
         return sorted(out, key=key[self.sort], reverse=self.order == "desc")
 
     def link(self, sort: str) -> str:
         """The query string that sorts by ``sort`` (flipping the order when it is already the key)."""
         order = ("asc" if self.order == "desc" else "desc") if sort == self.sort else "desc"
-        return "?" + urlencode({"q": self.q, "status": self.status, "target": self.target, "sort": sort, "order": order})
+        return "?" + urlencode(
+            {"q": self.q, "status": self.status, "target": self.target, "sort": sort, "order": order}
+        )
 
 
 @dataclass(frozen=True)
@@ -116,10 +137,15 @@ def param_columns(s: RunSummary) -> list[str]:
 def exp_rows(s: RunSummary, params: list[str], *, now: float | None = None) -> list[ExpRow]:
     now = now or time.time()
     return [
-        ExpRow(name=e.name,
-               params=[str(e.params.get(p, "")) for p in params] if params else [command_line(e.command)],
-               state=e.state.value, active=e.state.active, exit_code="-" if e.exit_code is None else str(e.exit_code),
-               duration=fmt_duration(exp_duration(e, now)), reason=e.message or "")  # fmt: skip
+        ExpRow(
+            name=e.name,
+            params=[str(e.params.get(p, "")) for p in params] if params else [command_line(e.command)],
+            state=e.state.value,
+            active=e.state.active,
+            exit_code="-" if e.exit_code is None else str(e.exit_code),
+            duration=fmt_duration(exp_duration(e, now)),
+            reason=e.message or "",
+        )
         for e in s.experiments
     ]
 

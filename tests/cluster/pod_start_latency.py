@@ -35,8 +35,9 @@ def connect() -> http.client.HTTPSConnection:
 
 
 def request(conn: http.client.HTTPSConnection, method: str, path: str, body: object = None) -> dict:
-    conn.request(method, path, body=json.dumps(body) if body is not None else None,
-                 headers={"Content-Type": "application/json"})
+    conn.request(
+        method, path, body=json.dumps(body) if body is not None else None, headers={"Content-Type": "application/json"}
+    )
     resp = conn.getresponse()
     data = resp.read()
     if resp.status >= 300:
@@ -51,18 +52,32 @@ def running(pod: dict) -> bool:
 def measure_one(ns: str, image: str) -> tuple[float, float]:
     name = f"latency-{uuid.uuid4().hex[:8]}"
     pod = {
-        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
-        "spec": {"restartPolicy": "Never", "terminationGracePeriodSeconds": 0,
-                 "containers": [{"name": "main", "image": image, "imagePullPolicy": "IfNotPresent",
-                                 "command": ["sleep", "3600"],
-                                 "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}}}]},
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name},
+        "spec": {
+            "restartPolicy": "Never",
+            "terminationGracePeriodSeconds": 0,
+            "containers": [
+                {
+                    "name": "main",
+                    "image": image,
+                    "imagePullPolicy": "IfNotPresent",
+                    "command": ["sleep", "3600"],
+                    "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}},
+                }
+            ],
+        },
     }
     api, watch = connect(), connect()
     t0 = time.monotonic()
     created = request(api, "POST", f"/api/v1/namespaces/{ns}/pods", pod)
     rv = created["metadata"]["resourceVersion"]
-    watch.request("GET", f"/api/v1/namespaces/{ns}/pods?watch=1&fieldSelector=metadata.name%3D{name}"
-                         f"&resourceVersion={rv}&allowWatchBookmarks=false")
+    watch.request(
+        "GET",
+        f"/api/v1/namespaces/{ns}/pods?watch=1&fieldSelector=metadata.name%3D{name}"
+        f"&resourceVersion={rv}&allowWatchBookmarks=false",
+    )
     resp = watch.getresponse()
     latest = created
     while not running(latest):
@@ -73,8 +88,9 @@ def measure_one(ns: str, image: str) -> tuple[float, float]:
     elapsed = time.monotonic() - t0
     watch.close()
     started = next(s["state"]["running"]["startedAt"] for s in latest["status"]["containerStatuses"])
-    server = (time.mktime(time.strptime(started, "%Y-%m-%dT%H:%M:%SZ"))
-              - time.mktime(time.strptime(created["metadata"]["creationTimestamp"], "%Y-%m-%dT%H:%M:%SZ")))
+    server = time.mktime(time.strptime(started, "%Y-%m-%dT%H:%M:%SZ")) - time.mktime(
+        time.strptime(created["metadata"]["creationTimestamp"], "%Y-%m-%dT%H:%M:%SZ")
+    )
     request(api, "DELETE", f"/api/v1/namespaces/{ns}/pods/{name}", {"gracePeriodSeconds": 0})
     return elapsed, server
 
@@ -92,7 +108,8 @@ def main() -> int:
         # The namespace's default service account must exist before pods can be created.
         for _ in range(100):
             conn.request("GET", f"/api/v1/namespaces/{ns}/serviceaccounts/default")
-            resp = conn.getresponse(); resp.read()
+            resp = conn.getresponse()
+            resp.read()
             if resp.status == 200:
                 break
             time.sleep(0.1)
@@ -104,8 +121,10 @@ def main() -> int:
     print(f"pod create -> container running, {len(wall)} pods, cached image {args.image}")
     print("  client-observed (s): " + " ".join(f"{w:.2f}" for w in wall))
     print(f"  median {statistics.median(wall):.2f} s, min {min(wall):.2f} s, max {max(wall):.2f} s")
-    print("  server timestamps (creationTimestamp -> startedAt, 1 s resolution): "
-          + " ".join(f"{r[1]:.0f}" for r in results))
+    print(
+        "  server timestamps (creationTimestamp -> startedAt, 1 s resolution): "
+        + " ".join(f"{r[1]:.0f}" for r in results)
+    )
     return 0
 
 

@@ -15,8 +15,9 @@ import os
 import subprocess
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
@@ -37,15 +38,18 @@ def _cluster_up() -> bool:
         return False
 
 
-def _run(*args: str, check: bool = True, stdin: str | None = None,
-         timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def _run(
+    *args: str, check: bool = True, stdin: str | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     proc = subprocess.run(
         [str(KUBECTL), "--kubeconfig", str(KUBECONFIG), *args],
-        input=stdin, capture_output=True, text=True, timeout=timeout,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
     if check and proc.returncode != 0:
-        raise AssertionError(f"kubectl {' '.join(args)} failed ({proc.returncode}):\n"
-                             f"{proc.stdout}\n{proc.stderr}")
+        raise AssertionError(f"kubectl {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     return proc
 
 
@@ -84,22 +88,28 @@ def ns() -> Iterator[str]:
     name = f"cluster-test-{uuid.uuid4().hex[:8]}"
     kubectl("create", "namespace", name)
     # The service account controller creates "default" in each new namespace.
-    wait_until("default service account", lambda: _run(
-        "-n", name, "get", "serviceaccount", "default", check=False).returncode == 0, timeout=60)
+    wait_until(
+        "default service account",
+        lambda: _run("-n", name, "get", "serviceaccount", "default", check=False).returncode == 0,
+        timeout=60,
+    )
     yield name
     _run("delete", "namespace", name, "--wait=false", check=False)
 
 
 def pod(name: str, command: list[str], **spec: Any) -> dict[str, Any]:
     container: dict[str, Any] = {
-        "name": "main", "image": IMAGE, "command": command,
+        "name": "main",
+        "image": IMAGE,
+        "command": command,
         "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}},
     }
     container.update(spec.pop("container", {}))
     return {
-        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
-        "spec": {"restartPolicy": "Never", "terminationGracePeriodSeconds": 1,
-                 "containers": [container], **spec},
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name},
+        "spec": {"restartPolicy": "Never", "terminationGracePeriodSeconds": 1, "containers": [container], **spec},
     }
 
 
@@ -114,9 +124,10 @@ def test_node_ready_with_version() -> None:
 
 def test_job_completes_and_its_log_is_read(ns: str) -> None:
     job = {
-        "apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "hello"},
-        "spec": {"backoffLimit": 0,
-                 "template": {"spec": pod("x", ["sh", "-c", "echo hello from job"])["spec"]}},
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": "hello"},
+        "spec": {"backoffLimit": 0, "template": {"spec": pod("x", ["sh", "-c", "echo hello from job"])["spec"]}},
     }
     kubectl("-n", ns, "apply", "-f", "-", stdin=json.dumps(job))
     kubectl("-n", ns, "wait", "--for=condition=complete", "job/hello", "--timeout=120s", timeout=150)
@@ -136,19 +147,23 @@ def test_exec_and_copy_out_of_a_pod(ns: str, tmp_path: Path) -> None:
 def test_service_account_token_reaches_api_server(ns: str) -> None:
     script = (
         "t=$(cat /var/run/secrets/kubernetes.io/serviceaccount/token) && "
-        f"timeout 10 wget -q -O - --no-check-certificate --header \"Authorization: Bearer $t\" "
+        f'timeout 10 wget -q -O - --no-check-certificate --header "Authorization: Bearer $t" '
         f"https://{API_SERVICE_IP}/api/v1/namespaces/{ns}/serviceaccounts/default"
     )
     # RBAC: the default service account may not read service accounts...
     kubectl("-n", ns, "apply", "-f", "-", stdin=json.dumps(pod("denied", ["sh", "-c", script])))
-    wait_until("pod denied to finish", lambda: get("pod", "denied", ns)["status"].get("phase") in ("Succeeded", "Failed"))
+    wait_until(
+        "pod denied to finish", lambda: get("pod", "denied", ns)["status"].get("phase") in ("Succeeded", "Failed")
+    )
     assert get("pod", "denied", ns)["status"]["phase"] == "Failed"
     assert "403" in kubectl("-n", ns, "logs", "denied")
     # ...until a Role allows it.
     kubectl("-n", ns, "create", "role", "sa-reader", "--verb=get", "--resource=serviceaccounts")
     kubectl("-n", ns, "create", "rolebinding", "sa-reader", "--role=sa-reader", f"--serviceaccount={ns}:default")
     kubectl("-n", ns, "apply", "-f", "-", stdin=json.dumps(pod("allowed", ["sh", "-c", script])))
-    wait_until("pod allowed to finish", lambda: get("pod", "allowed", ns)["status"].get("phase") in ("Succeeded", "Failed"))
+    wait_until(
+        "pod allowed to finish", lambda: get("pod", "allowed", ns)["status"].get("phase") in ("Succeeded", "Failed")
+    )
     log = kubectl("-n", ns, "logs", "allowed")
     assert get("pod", "allowed", ns)["status"]["phase"] == "Succeeded", log
     assert json.loads(log)["metadata"]["name"] == "default"
@@ -161,12 +176,15 @@ def test_scheduling_honours_resource_requests(ns: str) -> None:
     def unschedulable() -> bool:
         conds = get("pod", "huge", ns)["status"].get("conditions", [])
         return any(c["type"] == "PodScheduled" and c.get("reason") == "Unschedulable" for c in conds)
+
     wait_until("huge pod to be found unschedulable", unschedulable, timeout=60)
 
 
 def test_pvc_binds_and_a_pod_writes_to_it(ns: str) -> None:
     pvc = {
-        "apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "data"},
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {"name": "data"},
         "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "10Mi"}}},
     }
     kubectl("-n", ns, "apply", "-f", "-", stdin=json.dumps(pvc))
@@ -176,9 +194,12 @@ def test_pvc_binds_and_a_pod_writes_to_it(ns: str) -> None:
     volume = get("pv", claim["spec"]["volumeName"])
     host_dir = Path(volume["spec"]["hostPath"]["path"])
 
-    writer = pod("writer", ["sh", "-c", "echo stored > /data/file && id -u > /data/uid"],
-                 container={"volumeMounts": [{"name": "data", "mountPath": "/data"}]},
-                 volumes=[{"name": "data", "persistentVolumeClaim": {"claimName": "data"}}])
+    writer = pod(
+        "writer",
+        ["sh", "-c", "echo stored > /data/file && id -u > /data/uid"],
+        container={"volumeMounts": [{"name": "data", "mountPath": "/data"}]},
+        volumes=[{"name": "data", "persistentVolumeClaim": {"claimName": "data"}}],
+    )
     kubectl("-n", ns, "apply", "-f", "-", stdin=json.dumps(writer))
     wait_until("writer to succeed", lambda: get("pod", "writer", ns)["status"].get("phase") == "Succeeded")
     assert (host_dir / "file").read_text() == "stored\n"
@@ -186,8 +207,9 @@ def test_pvc_binds_and_a_pod_writes_to_it(ns: str) -> None:
     # Reclaim policy Delete: deleting the claim removes the volume and its directory.
     kubectl("-n", ns, "delete", "pod", "writer")
     kubectl("-n", ns, "delete", "pvc", "data")
-    wait_until("PV deleted", lambda: _run("get", "pv", volume["metadata"]["name"], check=False).returncode != 0,
-               timeout=60)
+    wait_until(
+        "PV deleted", lambda: _run("get", "pv", volume["metadata"]["name"], check=False).returncode != 0, timeout=60
+    )
     assert not host_dir.exists()
 
 
@@ -196,21 +218,32 @@ def test_extended_resource_gpu_requests_are_scheduled(ns: str) -> None:
     patch = [{"op": "add", "path": "/status/capacity/nvidia.com~1gpu", "value": "2"}]
     kubectl("patch", "node", NODE, "--subresource=status", "--type=json", "-p", json.dumps(patch))
     try:
-        wait_until("GPUs allocatable", lambda: get("node", NODE)["status"]["allocatable"].get("nvidia.com/gpu") == "2",
-                   timeout=60)
+        wait_until(
+            "GPUs allocatable",
+            lambda: get("node", NODE)["status"]["allocatable"].get("nvidia.com/gpu") == "2",
+            timeout=60,
+        )
         gpu = {"limits": {"nvidia.com/gpu": "1"}, "requests": {"cpu": "10m", "nvidia.com/gpu": "1"}}
-        kubectl("-n", ns, "apply", "-f", "-",
-                stdin=json.dumps(pod("one-gpu", ["sh", "-c", "echo ok"], container={"resources": gpu})))
+        kubectl(
+            "-n",
+            ns,
+            "apply",
+            "-f",
+            "-",
+            stdin=json.dumps(pod("one-gpu", ["sh", "-c", "echo ok"], container={"resources": gpu})),
+        )
         wait_until("one-gpu pod to succeed", lambda: get("pod", "one-gpu", ns)["status"].get("phase") == "Succeeded")
         assert get("pod", "one-gpu", ns)["spec"]["nodeName"] == NODE
 
         three = {"limits": {"nvidia.com/gpu": "3"}, "requests": {"nvidia.com/gpu": "3"}}
-        kubectl("-n", ns, "apply", "-f", "-",
-                stdin=json.dumps(pod("three-gpus", ["true"], container={"resources": three})))
+        kubectl(
+            "-n", ns, "apply", "-f", "-", stdin=json.dumps(pod("three-gpus", ["true"], container={"resources": three}))
+        )
 
         def unschedulable() -> bool:
             conds = get("pod", "three-gpus", ns)["status"].get("conditions", [])
             return any(c["type"] == "PodScheduled" and c.get("reason") == "Unschedulable" for c in conds)
+
         wait_until("three-gpus pod to be unschedulable", unschedulable, timeout=60)
     finally:
         remove = [{"op": "remove", "path": "/status/capacity/nvidia.com~1gpu"}]
@@ -220,8 +253,9 @@ def test_extended_resource_gpu_requests_are_scheduled(ns: str) -> None:
 def test_images_pushed_to_local_registry_run(ns: str) -> None:
     # The registry is plain HTTP on 127.0.0.1:5000; the pause and busybox images are in it.
     for repo in ("runner-cluster/pause", "runner-cluster/busybox"):
-        out = subprocess.run(["curl", "-fsS", f"http://127.0.0.1:5000/v2/{repo}/tags/list"],
-                             capture_output=True, text=True, check=True).stdout
+        out = subprocess.run(
+            ["curl", "-fsS", f"http://127.0.0.1:5000/v2/{repo}/tags/list"], capture_output=True, text=True, check=True
+        ).stdout
         assert json.loads(out)["tags"]
     kubectl("-n", ns, "apply", "-f", "-", stdin=json.dumps(pod("env", ["sh", "-c", "echo $KUBERNETES_SERVICE_HOST"])))
     wait_until("env pod to succeed", lambda: get("pod", "env", ns)["status"].get("phase") == "Succeeded")

@@ -6,15 +6,13 @@ runs with a kubeconfig for the ServiceAccount bound to the runner-user Role, not
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 from e2e_cluster import KubeRunner, Namespace, delete_namespace, make_namespace
-from support import Runner, write_project
+from support import write_project
+
 
 @pytest.fixture(scope="session")
 def namespace(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Namespace]:

@@ -22,8 +22,14 @@ RBAC = Path(__file__).resolve().parents[2] / "manifests" / "rbac.yaml"
 
 
 def kubectl(*args: str, input: str | None = None, check: bool = True, kubeconfig: str = ADMIN_KUBECONFIG) -> str:
-    p = subprocess.run([KUBECTL, *args], input=input, capture_output=True, text=True, timeout=120,
-                       env={**os.environ, "KUBECONFIG": kubeconfig})  # fmt: skip
+    p = subprocess.run(
+        [KUBECTL, *args],
+        input=input,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "KUBECONFIG": kubeconfig},
+    )
     if check and p.returncode != 0:
         raise AssertionError(f"kubectl {' '.join(args)} failed: {p.stderr}")
     return p.stdout
@@ -38,11 +44,13 @@ def make_namespace(folder: Path) -> tuple[str, Path]:
     admin = json.loads(kubectl("config", "view", "--raw", "-o", "json"))
     cluster = admin["clusters"][0]["cluster"]
     config = {
-        "apiVersion": "v1", "kind": "Config", "current-context": "e2e",
+        "apiVersion": "v1",
+        "kind": "Config",
+        "current-context": "e2e",
         "clusters": [{"name": "e2e", "cluster": cluster}],
         "users": [{"name": "runner-user", "user": {"token": token}}],
         "contexts": [{"name": "e2e", "context": {"cluster": "e2e", "user": "runner-user", "namespace": ns}}],
-    }  # fmt: skip
+    }
     path = folder / f"kubeconfig-{ns}"
     path.write_text(json.dumps(config))
     return ns, path

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from e2e_cluster import KubeRunner
 from support import SUBFOLDER_SCRIPT, run_name
 
 Project = Callable[[dict[str, str]], Path]
-
 
 
 def _line(out: str, tag: str) -> str:

@@ -7,8 +7,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from e2e_cluster import KubeRunner, Namespace
-from e2e_cluster import REGISTRY, delete_namespace, kubectl, make_namespace
+from e2e_cluster import REGISTRY, KubeRunner, Namespace, delete_namespace, kubectl, make_namespace
 from support import run_name
 
 Project = Callable[[dict[str, str]], Path]
@@ -25,7 +24,9 @@ def _json(ns: str, *args: str) -> dict:  # type: ignore[type-arg]
 
 
 def _on_volume(ns: str, path: str) -> bool:
-    out = kubectl("-n", ns, "exec", "runner-data", "--", "sh", "-c", f"test -e /runner-data/{path} && echo yes || echo no")
+    out = kubectl(
+        "-n", ns, "exec", "runner-data", "--", "sh", "-c", f"test -e /runner-data/{path} && echo yes || echo no"
+    )
     return out.strip() == "yes"
 
 
@@ -37,7 +38,9 @@ def _until(what: str, ok: Callable[[], bool], timeout: float = 90) -> None:
         time.sleep(1)
 
 
-def test_logs_and_artifacts_read_the_volume_with_the_runs_own_image(kr: KubeRunner, project: Project, tmp_path: Path) -> None:
+def test_logs_and_artifacts_read_the_volume_with_the_runs_own_image(
+    kr: KubeRunner, project: Project, tmp_path: Path
+) -> None:
     assert "RUNNER_HELPER_IMAGE" not in kr.env
     root = project({"w.py": WRITER})
     r = kr("run", str(root / "w.py"), "x")
@@ -77,7 +80,9 @@ def test_name_is_unique_in_the_namespace_and_validated(kr: KubeRunner, project: 
     other = KubeRunner(tmp_path / "other-home", kr.ns)
     again = other("run", "--name", "named-e2e", str(root / "w.py"), "n")
     assert again.code == 2 and "has a run with that name already" in again.err, again.err
-    assert [ln for ln in again.err.splitlines() if not ln.startswith("warning: ")] == [again.err.strip().splitlines()[-1]]
+    assert [ln for ln in again.err.splitlines() if not ln.startswith("warning: ")] == [
+        again.err.strip().splitlines()[-1]
+    ]
     bad = other("run", "--name", "Not_OK", str(root / "w.py"), "n")
     assert bad.code == 2 and "--name 'Not_OK' is not a valid name" in bad.err, bad.err
     assert len(bad.err.strip().splitlines()) == 1  # refused before anything else is said
@@ -97,8 +102,13 @@ def test_delete_removes_jobs_pods_configmaps_volume_and_history(kr: KubeRunner, 
     assert _on_volume(ns, "runs/doomed/doomed-exp1/artifacts/out/b.txt")
 
     one = kr.json("delete", "doomed-exp1", "--yes")
-    assert one == {"run": "doomed", "target": "kubernetes", "experiments": ["doomed-exp1"], "run_deleted": False,
-                   "notes": []}  # fmt: skip
+    assert one == {
+        "run": "doomed",
+        "target": "kubernetes",
+        "experiments": ["doomed-exp1"],
+        "run_deleted": False,
+        "notes": [],
+    }
     assert [e["name"] for e in kr.json("status", "doomed")["experiment_list"]] == ["doomed-exp0"]
     assert not _json(ns, "get", "jobs", "-l", "runner/experiment=doomed-exp1")["items"]
     assert not _on_volume(ns, "runs/doomed/doomed-exp1") and _on_volume(ns, "runs/doomed/doomed-exp0")

@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 import urllib.request
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
-from e2e_cluster import KubeRunner
-from e2e_cluster import REGISTRY
+from e2e_cluster import REGISTRY, KubeRunner
 from support import run_name
 
 Project = Callable[[dict[str, str]], Path]
@@ -19,8 +18,10 @@ def manifest_layers(image: str) -> dict[str, int]:
     """The compressed layers (digest -> bytes) of an image in the test registry (by tag or by digest)."""
     image = image.removeprefix(f"{REGISTRY}/")
     repo, _, tag = image.partition("@") if "@" in image else image.rpartition(":")
-    req = urllib.request.Request(f"http://{REGISTRY}/v2/{repo}/manifests/{tag}",
-                                 headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"})  # fmt: skip
+    req = urllib.request.Request(
+        f"http://{REGISTRY}/v2/{repo}/manifests/{tag}",
+        headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"},
+    )
     with urllib.request.urlopen(req, timeout=30) as resp:
         return {layer["digest"]: int(layer["size"]) for layer in json.load(resp)["layers"]}
 

@@ -10,15 +10,14 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
-from typing import Any, Callable
-
-from e2e_cluster import KubeRunner
+from e2e_cluster import KubeRunner, kubectl
 from support import ARGECHO, run_name
 from support import TRICKY as BASIC_TRICKY
-from e2e_cluster import kubectl
 
 TRICKY = [*BASIC_TRICKY, "$(HOME)", "$$"]  # Kubernetes expands $(VAR) in args: runner must escape it
 SLEEPER = """\
@@ -41,7 +40,9 @@ def ended(e: dict[str, Any]) -> bool:
     return e["status"] in ("completed", "failed", "stopped")
 
 
-def test_arguments_arrive_byte_for_byte_and_a_second_run_neither_builds_nor_pushes(kr: KubeRunner, project: Project) -> None:
+def test_arguments_arrive_byte_for_byte_and_a_second_run_neither_builds_nor_pushes(
+    kr: KubeRunner, project: Project
+) -> None:
     root = project({"argecho.py": ARGECHO})
     local = subprocess.run([sys.executable, "argecho.py", *TRICKY], cwd=root, capture_output=True, text=True)
     first = kr("run", str(root / "argecho.py"), *TRICKY)
@@ -57,7 +58,11 @@ def test_arguments_arrive_byte_for_byte_and_a_second_run_neither_builds_nor_push
     assert "(already there)" in second.err and "pushed" not in second.err
     run = run_name(second.err)
     # the pod references the image by digest
-    pods = json.loads(kubectl("-n", kr.ns.name, "get", "pods", "-l", f"runner/run={run},app.kubernetes.io/managed-by=runner", "-o", "json"))
+    pods = json.loads(
+        kubectl(
+            "-n", kr.ns.name, "get", "pods", "-l", f"runner/run={run},app.kubernetes.io/managed-by=runner", "-o", "json"
+        )
+    )
     assert "@sha256:" in pods["items"][0]["spec"]["containers"][0]["image"]
 
     logs = kr("logs", f"{run}-exp0")
@@ -68,7 +73,10 @@ def test_arguments_arrive_byte_for_byte_and_a_second_run_neither_builds_nor_push
 
     got = kr("artifacts", run, "--download-dir", str(root.parent / "dl"))
     assert got.code == 0, got.err
-    assert json.loads((root.parent / "dl" / run / f"{run}-exp0" / "logs" / "out.json").read_text()) == ["argecho.py", *TRICKY]
+    assert json.loads((root.parent / "dl" / run / f"{run}-exp0" / "logs" / "out.json").read_text()) == [
+        "argecho.py",
+        *TRICKY,
+    ]
 
 
 def test_history_survives_a_killed_cli_and_is_shared(kr: KubeRunner, project: Project, tmp_path: Path) -> None:
@@ -92,7 +100,11 @@ def test_history_survives_a_killed_cli_and_is_shared(kr: KubeRunner, project: Pr
 
 
 def test_failing_experiment_keeps_its_artifacts_and_exit_code(kr: KubeRunner, project: Project, tmp_path: Path) -> None:
-    root = project({"fail.py": "import os\nprint('about to fail')\nos.makedirs('res', exist_ok=True)\nopen('res/partial.txt', 'w').write('x')\nraise SystemExit(3)\n"})
+    root = project(
+        {
+            "fail.py": "import os\nprint('about to fail')\nos.makedirs('res', exist_ok=True)\nopen('res/partial.txt', 'w').write('x')\nraise SystemExit(3)\n"
+        }
+    )
     r = kr("run", str(root / "fail.py"))
     assert r.code == 3, r.err
     run = run_name(r.err)
@@ -149,7 +161,9 @@ def test_retries_and_follow_across_pod_restarts(kr: KubeRunner, project: Project
     assert "first attempt" in logs and "second attempt" in logs
 
 
-def test_timeout_fails_as_deadline_exceeded_and_keeps_artifacts(kr: KubeRunner, project: Project, tmp_path: Path) -> None:
+def test_timeout_fails_as_deadline_exceeded_and_keeps_artifacts(
+    kr: KubeRunner, project: Project, tmp_path: Path
+) -> None:
     root = project({"sleeper.py": SLEEPER})
     r = kr("run", "--timeout", "3", str(root / "sleeper.py"), "300")
     assert r.code != 0
@@ -241,8 +255,16 @@ def test_gpu_experiment_is_scheduled_on_a_node_advertising_gpus(kr: KubeRunner, 
         assert pod["spec"]["nodeName"] == node
         assert pod["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "1"
     finally:
-        kubectl("patch", "node", node, "--subresource=status", "--type=json",
-                "-p", '[{"op":"remove","path":"/status/capacity/nvidia.com~1gpu"}]', check=False)  # fmt: skip
+        kubectl(
+            "patch",
+            "node",
+            node,
+            "--subresource=status",
+            "--type=json",
+            "-p",
+            '[{"op":"remove","path":"/status/capacity/nvidia.com~1gpu"}]',
+            check=False,
+        )
 
 
 def test_dry_run_prints_manifests_kubectl_accepts(kr: KubeRunner, project: Project) -> None:
@@ -252,12 +274,16 @@ def test_dry_run_prints_manifests_kubectl_accepts(kr: KubeRunner, project: Proje
     assert r.code == 0, r.err
     kinds = [line.split(": ")[1] for line in r.out.splitlines() if line.startswith("kind: ")]
     assert kinds == ["PersistentVolumeClaim", "ConfigMap", "ConfigMap", "Job"]
-    out = kubectl("-n", kr.ns.name, "apply", "--dry-run=server", "-f", "-", input=r.out, kubeconfig=str(kr.ns.kubeconfig))
+    out = kubectl(
+        "-n", kr.ns.name, "apply", "--dry-run=server", "-f", "-", input=r.out, kubeconfig=str(kr.ns.kubeconfig)
+    )
     assert "job.batch/" in out
     assert {h["run"] for h in kr.json("history")} == before  # nothing was recorded
 
 
-def test_unreachable_api_server_is_one_clear_line_before_building(kr: KubeRunner, project: Project, tmp_path: Path) -> None:
+def test_unreachable_api_server_is_one_clear_line_before_building(
+    kr: KubeRunner, project: Project, tmp_path: Path
+) -> None:
     config = json.loads(kr.ns.kubeconfig.read_text())
     config["clusters"][0]["cluster"]["server"] = "https://127.0.0.1:1"
     dead = tmp_path / "dead-kubeconfig"
@@ -295,18 +321,43 @@ print("END", repr(time.time()), flush=True)
 
 def test_sweep_with_max_parallel_queues_on_the_cluster(kr: KubeRunner, project: Project) -> None:
     root = project({"sweeper.py": SWEEPER})
-    r = kr("run", "--sweep", "--detach", "--max-parallel", "2", str(root / "sweeper.py"),
-           "--lr", "[0.1, 0.2, 0.3]", "--bs", "range(2)")  # fmt: skip
+    r = kr(
+        "run",
+        "--sweep",
+        "--detach",
+        "--max-parallel",
+        "2",
+        str(root / "sweeper.py"),
+        "--lr",
+        "[0.1, 0.2, 0.3]",
+        "--bs",
+        "range(2)",
+    )
     assert r.code == 0, r.err
     run = run_name(r.err)
     names = [f"{run}-exp{i}" for i in range(6)]
     # Created at once, the last four suspended (no CLI needs to stay connected to release them)
     jobs = json.loads(kubectl("-n", kr.ns.name, "get", "jobs", "-l", f"runner/run={run}", "-o", "json"))["items"]
     assert sorted(j["metadata"]["name"] for j in jobs) == names
-    releases = {j["metadata"]["name"]: next((e["value"] for e in j["spec"]["template"]["spec"]["containers"][0]["env"]
-                                             if e["name"] == "RUNNER_RELEASE"), None) for j in jobs}  # fmt: skip
-    assert releases == {names[0]: names[2], names[1]: names[3], names[2]: names[4], names[3]: names[5],
-                        names[4]: None, names[5]: None}  # fmt: skip
+    releases = {
+        j["metadata"]["name"]: next(
+            (
+                e["value"]
+                for e in j["spec"]["template"]["spec"]["containers"][0]["env"]
+                if e["name"] == "RUNNER_RELEASE"
+            ),
+            None,
+        )
+        for j in jobs
+    }
+    assert releases == {
+        names[0]: names[2],
+        names[1]: names[3],
+        names[2]: names[4],
+        names[3]: names[5],
+        names[4]: None,
+        names[5]: None,
+    }
     doc = kr.json("status", run)  # one row per experiment, at most 2 running
     assert [e["name"] for e in doc["experiment_list"]] == names
     assert sum(e["status"] == "running" for e in doc["experiment_list"]) <= 2, doc
@@ -315,8 +366,13 @@ def test_sweep_with_max_parallel_queues_on_the_cluster(kr: KubeRunner, project: 
     deadline = time.monotonic() + 240
     while True:
         jobs = json.loads(kubectl("-n", kr.ns.name, "get", "jobs", "-l", f"runner/run={run}", "-o", "json"))["items"]
-        done = [j for j in jobs if any(c["type"] == "Complete" and c["status"] == "True"
-                                       for c in j.get("status", {}).get("conditions") or [])]  # fmt: skip
+        done = [
+            j
+            for j in jobs
+            if any(
+                c["type"] == "Complete" and c["status"] == "True" for c in j.get("status", {}).get("conditions") or []
+            )
+        ]
         if len(done) == 6:
             break
         assert time.monotonic() < deadline, jobs
@@ -363,8 +419,12 @@ def test_api_arguments_longer_than_exec_allows(kr: KubeRunner, project: Any, mon
 
     for key in ("RUNNER_HOME", "KUBECONFIG", "RUNNER_REGISTRY", "RUNNER_BASE_IMAGE"):
         monkeypatch.setenv(key, kr.env[key])
-    root = project({"lens.py": "import hashlib, json, sys\n"
-                               "print('LENS ' + json.dumps([[len(a), hashlib.sha256(a.encode()).hexdigest()] for a in sys.argv]))\n"})
+    root = project(
+        {
+            "lens.py": "import hashlib, json, sys\n"
+            "print('LENS ' + json.dumps([[len(a), hashlib.sha256(a.encode()).hexdigest()] for a in sys.argv]))\n"
+        }
+    )
     huge = "y" * 300_000 + "é"  # past the 128 KiB Linux allows one exec argument
     args = ["--blob", huge, "", "a b"]
     run = runner.submit(root / "lens.py", args=args, cpus=0.25)

@@ -9,17 +9,19 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
-from e2e_cluster import KubeRunner
-from e2e_cluster import kubectl
+from e2e_cluster import KubeRunner, kubectl
 from support import run_name
 
 Project = Callable[[dict[str, str]], Path]
-LENS = ("import hashlib, json, sys\n"
-        "print('LENS ' + json.dumps([[len(a), hashlib.sha256(a.encode()).hexdigest()] for a in sys.argv[1:]]))\n")  # fmt: skip
+LENS = (
+    "import hashlib, json, sys\n"
+    "print('LENS ' + json.dumps([[len(a), hashlib.sha256(a.encode()).hexdigest()] for a in sys.argv[1:]]))\n"
+)
 
 
 def lens(args: list[str]) -> list[list[Any]]:
@@ -45,8 +47,21 @@ def test_sweep_whose_arguments_pass_one_mib_records_every_end(kr: KubeRunner, pr
     root = project({"lens.py": LENS})
     blob = "b" * 32_000
     n = 36  # 36 x 32 kB of arguments: 1.15 MB, more than one ConfigMap can hold
-    r = kr("run", "--sweep", "--detach", "--cpus", "0.05", "--max-parallel", "12", str(root / "lens.py"),
-           "--blob", blob, "--i", f"range({n})", timeout=600)  # fmt: skip
+    r = kr(
+        "run",
+        "--sweep",
+        "--detach",
+        "--cpus",
+        "0.05",
+        "--max-parallel",
+        "12",
+        str(root / "lens.py"),
+        "--blob",
+        blob,
+        "--i",
+        f"range({n})",
+        timeout=600,
+    )
     assert r.code == 0, r.err[-3000:]
     run = run_name(r.err)
     names = [f"{run}-exp{i}" for i in range(n)]
@@ -69,8 +84,9 @@ def test_sweep_whose_arguments_pass_one_mib_records_every_end(kr: KubeRunner, pr
         assert json.loads(line.split("LENS ", 1)[1]) == lens(["--blob", blob, "--i", str(i)])
 
 
-def test_arguments_of_two_megabytes_reach_the_script_and_its_end_is_recorded(kr: KubeRunner, project: Project,
-                                                                             monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+def test_arguments_of_two_megabytes_reach_the_script_and_its_end_is_recorded(
+    kr: KubeRunner, project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import runner
 
     for key in ("RUNNER_HOME", "KUBECONFIG", "RUNNER_REGISTRY", "RUNNER_BASE_IMAGE"):
@@ -146,7 +162,9 @@ def test_an_end_the_launcher_cannot_record_is_taken_from_the_volume(kr: KubeRunn
         deadline = time.monotonic() + 180
         while True:  # watched as admin: no observer may reconcile before the launcher is done
             job = json.loads(kubectl("-n", ns, "get", "job", name, "-o", "json"))
-            if any(c["type"] == "Failed" and c["status"] == "True" for c in job.get("status", {}).get("conditions") or []):
+            if any(
+                c["type"] == "Failed" and c["status"] == "True" for c in job.get("status", {}).get("conditions") or []
+            ):
                 break
             assert time.monotonic() < deadline, job.get("status")
             time.sleep(1)

@@ -31,8 +31,9 @@ def browser(tmp_path: Path) -> Iterator[tuple[webdriver.Chrome, Path]]:
         yield d, downloads
 
 
-def test_runs_table_lists_kubernetes_and_local_runs(kr: KubeRunner, project: Project,
-                                                    browser: tuple[webdriver.Chrome, Path]) -> None:  # fmt: skip
+def test_runs_table_lists_kubernetes_and_local_runs(
+    kr: KubeRunner, project: Project, browser: tuple[webdriver.Chrome, Path]
+) -> None:
     d, downloads = browser
     root = project({"writer.py": WRITER})
     on_kube = kr("run", "--cpus", "0.2", "writer.py", cwd=root)
@@ -62,12 +63,15 @@ def test_runs_table_lists_kubernetes_and_local_runs(kr: KubeRunner, project: Pro
         assert traces == [3]
         screenshot(d, "experiment-kubernetes")
         d.find_element(By.LINK_TEXT, "model.txt").click()
-        got = wait("the download", lambda: (downloads / "model.txt").is_file() and (downloads / "model.txt"), timeout=30)
+        got = wait(
+            "the download", lambda: (downloads / "model.txt").is_file() and (downloads / "model.txt"), timeout=30
+        )
         assert got.read_text() == "weights 42\n"
 
 
-def test_stop_a_kubernetes_run_from_the_page(kr: KubeRunner, project: Project,
-                                             browser: tuple[webdriver.Chrome, Path]) -> None:  # fmt: skip
+def test_stop_a_kubernetes_run_from_the_page(
+    kr: KubeRunner, project: Project, browser: tuple[webdriver.Chrome, Path]
+) -> None:
     d, _ = browser
     root = project({"sleeper.py": "import time\nprint('sleeping', flush=True)\ntime.sleep(300)\n"})
     r = kr("run", "--detach", "--cpus", "0.2", "sleeper.py", cwd=root)
@@ -80,7 +84,9 @@ def test_stop_a_kubernetes_run_from_the_page(kr: KubeRunner, project: Project,
         d.get(f"{url}/runs/{run}")
         d.find_element(By.CSS_SELECTOR, "button.stop").click()
         d.switch_to.alert.accept()
-        wait("the page to say it stopped", lambda: "stopped" in d.find_element(By.ID, "action-result").text, timeout=120)
+        wait(
+            "the page to say it stopped", lambda: "stopped" in d.find_element(By.ID, "action-result").text, timeout=120
+        )
         assert kr.experiment(f"{run}-exp0")["status"] == "stopped"
         wait("the table to show it", lambda: table_rows(d, "#experiments")[0]["state"] == "stopped", timeout=15)
         screenshot(d, "run-kubernetes-stopped")

@@ -66,8 +66,13 @@ def fresh_base() -> Iterator[str]:
 
     tag = f"runner-fault-base:{uuid.uuid4().hex[:12]}"
     base = os.environ.get("RUNNER_BASE_IMAGE", "runner-python:3.11")
-    subprocess.run([DOCKER, "build", "-q", "-t", tag, "-"], input=f"FROM {base}\nRUN echo {tag} > /etc/fault-salt\n",
-                   text=True, check=True, capture_output=True)  # fmt: skip
+    subprocess.run(
+        [DOCKER, "build", "-q", "-t", tag, "-"],
+        input=f"FROM {base}\nRUN echo {tag} > /etc/fault-salt\n",
+        text=True,
+        check=True,
+        capture_output=True,
+    )
     try:
         yield tag
     finally:
@@ -112,8 +117,14 @@ class Following:
     """`runner run ...` in the background, its stderr read line by line (so a case can act at a given moment)."""
 
     def __init__(self, runner: Runner, *args: str, cwd: Path | None = None) -> None:
-        self.proc = subprocess.Popen([*_python(), "-m", "runner", *args], env=runner.env, cwd=cwd,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+        self.proc = subprocess.Popen(
+            [*_python(), "-m", "runner", *args],
+            env=runner.env,
+            cwd=cwd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         self.out: list[str] = []
         self.err: list[str] = []
         import threading
@@ -128,13 +139,19 @@ class Following:
             sink.append(line.rstrip("\n"))
 
     def wait_out(self, text: str, *, timeout: float = 240) -> None:
-        wait_for(lambda: any(text in ln for ln in self.out) or self.proc.poll() is not None, timeout=timeout,
-                 what=f"{text!r} on stdout")  # fmt: skip
+        wait_for(
+            lambda: any(text in ln for ln in self.out) or self.proc.poll() is not None,
+            timeout=timeout,
+            what=f"{text!r} on stdout",
+        )
         assert any(text in ln for ln in self.out), f"ended before {text!r}:\n" + "\n".join(self.err[-30:])
 
     def wait_err(self, text: str, *, timeout: float = 240) -> None:
-        wait_for(lambda: any(text in ln for ln in self.err) or self.proc.poll() is not None, timeout=timeout,
-                 what=f"{text!r} on stderr")  # fmt: skip
+        wait_for(
+            lambda: any(text in ln for ln in self.err) or self.proc.poll() is not None,
+            timeout=timeout,
+            what=f"{text!r} on stderr",
+        )
         assert any(text in ln for ln in self.err), f"ended before {text!r}:\n" + "\n".join(self.err[-30:])
 
     def finish(self, *, timeout: float = 300) -> int:
@@ -162,8 +179,18 @@ def _python() -> list[str]:
     return [sys.executable]
 
 
-def check_consistent(runner: Runner, run: str, *, status: str, exit_code: int | None, message: str | None = None,
-                     upto: int, complete: bool, dest: Path, once: bool = True) -> dict[str, Any]:  # fmt: skip
+def check_consistent(
+    runner: Runner,
+    run: str,
+    *,
+    status: str,
+    exit_code: int | None,
+    message: str | None = None,
+    upto: int,
+    complete: bool,
+    dest: Path,
+    once: bool = True,
+) -> dict[str, Any]:
     """After a fault: status and history agree and are final, the log has every tick up to ``upto`` (and the
     end when ``complete``), the start artifact (and the end one when ``complete``) is kept."""
     doc: Any = runner.json("status", run)
@@ -218,19 +245,42 @@ class PrivateEngine:
 
     def start(self) -> None:
         if not Path(f"/sys/class/net/{self.bridge}").exists():
-            for cmd in (["link", "add", self.bridge, "type", "bridge"], ["addr", "add", self.SUBNET, "dev", self.bridge],
-                        ["link", "set", self.bridge, "up"]):  # fmt: skip
+            for cmd in (
+                ["link", "add", self.bridge, "type", "bridge"],
+                ["addr", "add", self.SUBNET, "dev", self.bridge],
+                ["link", "set", self.bridge, "up"],
+            ):
                 subprocess.run(["ip", *cmd], check=True)
         with open(self.root / "dockerd.log", "ab") as log:
             self.proc = subprocess.Popen(
-                ["dockerd", "--data-root", str(self.root / "data"), "--exec-root", str(self.root / "exec"),
-                 "--pidfile", str(self.root / "dockerd.pid"), "-H", self.host, "--config-file",
-                 str(self.root / "daemon.json"), "--bridge", self.bridge, "--iptables=false", "--ip-masq=false",
-                 "--ip-forward=false"],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-            )  # fmt: skip
-        wait_for(lambda: subprocess.run([DOCKER, "-H", self.host, "version"], capture_output=True).returncode == 0,
-                 timeout=60, what="the private dockerd")  # fmt: skip
+                [
+                    "dockerd",
+                    "--data-root",
+                    str(self.root / "data"),
+                    "--exec-root",
+                    str(self.root / "exec"),
+                    "--pidfile",
+                    str(self.root / "dockerd.pid"),
+                    "-H",
+                    self.host,
+                    "--config-file",
+                    str(self.root / "daemon.json"),
+                    "--bridge",
+                    self.bridge,
+                    "--iptables=false",
+                    "--ip-masq=false",
+                    "--ip-forward=false",
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        wait_for(
+            lambda: subprocess.run([DOCKER, "-H", self.host, "version"], capture_output=True).returncode == 0,
+            timeout=60,
+            what="the private dockerd",
+        )
 
     def stop(self) -> None:
         """SIGTERM to our dockerd, by PID; it stops its containers unless live-restore is on."""
@@ -323,8 +373,15 @@ class Component:
         with open(self.logfile, "ab") as log:
             log.write(f"\n==== {time.strftime('%F %T')} starting {self.name} (restarted by tests/faults)\n".encode())
             log.flush()
-            self.proc = subprocess.Popen(self.argv, env=self.environ, cwd=self.cwd, stdin=subprocess.DEVNULL,
-                                         stdout=log, stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+            self.proc = subprocess.Popen(
+                self.argv,
+                env=self.environ,
+                cwd=self.cwd,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         self.pid = self.proc.pid
         start = None
         while start is None:

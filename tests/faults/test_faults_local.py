@@ -18,8 +18,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from faultlib import (fresh_base, DOCKER, HOG, SLOW_BUILD, TICK, Following, PrivateEngine, build_containers, check_consistent,
-                      no_traceback, texts, ticks, wait_for)
+from faultlib import (
+    DOCKER,
+    HOG,
+    SLOW_BUILD,
+    TICK,
+    Following,
+    PrivateEngine,
+    build_containers,
+    check_consistent,
+    fresh_base,
+    no_traceback,
+    texts,
+    ticks,
+    wait_for,
+)
 from support import Runner, run_name
 
 pytestmark = pytest.mark.integration
@@ -38,10 +51,15 @@ def engine(request: pytest.FixtureRequest) -> Iterator[PrivateEngine]:
         e.close()
 
 
-@pytest.mark.parametrize(("engine", "detach"), [(False, False), (True, False), (False, True)], indirect=["engine"],
-                         ids=["live-restore-off", "live-restore-on", "live-restore-off-detached"])  # fmt: skip
-def test_engine_restarted_mid_run(engine: PrivateEngine, detach: bool, runner: Runner, project: Project,
-                                  tmp_path: Path) -> None:  # fmt: skip
+@pytest.mark.parametrize(
+    ("engine", "detach"),
+    [(False, False), (True, False), (False, True)],
+    indirect=["engine"],
+    ids=["live-restore-off", "live-restore-on", "live-restore-off-detached"],
+)
+def test_engine_restarted_mid_run(
+    engine: PrivateEngine, detach: bool, runner: Runner, project: Project, tmp_path: Path
+) -> None:
     root = project({"tick.py": TICK})
     r = Runner(runner.home, {"DOCKER_HOST": engine.host})
     f = Following(r, "run", "--local", *(["--detach"] if detach else []), str(root / "tick.py"), "12", "3")
@@ -69,15 +87,22 @@ def test_engine_restarted_mid_run(engine: PrivateEngine, detach: bool, runner: R
         assert code == 3, err
         assert ticks(f.out) == list(range(12)) and f.out[-1] == "done", f.out
         assert "runner: lost the Docker engine" in err and "answers again" in err, err
-        check_consistent(r, run, status="failed", exit_code=3, message="exit code 3", upto=11, complete=True,
-                         dest=dest)  # fmt: skip
+        check_consistent(r, run, status="failed", exit_code=3, message="exit code 3", upto=11, complete=True, dest=dest)
     else:  # stopped by the engine: its exit code, and the engine named as the cause
         assert code == 143, err
         assert "stopped by the Docker engine going away" in err and "live-restore" in err, err
         got = ticks(f.out)
         assert got == list(range(len(got))) and len(got) >= 4, f.out
-        check_consistent(r, run, status="failed", exit_code=143, message="Docker engine", upto=len(got) - 1,
-                         complete=False, dest=dest)  # fmt: skip
+        check_consistent(
+            r,
+            run,
+            status="failed",
+            exit_code=143,
+            message="Docker engine",
+            upto=len(got) - 1,
+            complete=False,
+            dest=dest,
+        )
     assert engine.containers(run) == []  # nothing left behind
 
 
@@ -119,7 +144,7 @@ def test_two_clis_submit_ten_runs_each(runner: Runner, project: Project, tmp_pat
     hist: Any = runner.json("history")
     assert sorted(h["run"] for h in hist) == sorted(runs)
     assert {h["status"] for h in hist} == {"completed"}
-    for run in runs[:: 5]:
+    for run in runs[::5]:
         check_consistent(runner, run, status="completed", exit_code=0, upto=1, complete=True, dest=tmp_path / run)
 
 
@@ -170,7 +195,9 @@ def says_damaged(runner: Runner, *argv: str) -> None:
 
 def test_truncated_runner_db(runner: Runner, project: Project, tmp_path: Path) -> None:
     root = project({"tick.py": TICK})
-    earlier = run_name(runner("run", "--local", str(root / "tick.py"), "1", "0").err)  # history on disk, not only in the WAL
+    earlier = run_name(
+        runner("run", "--local", str(root / "tick.py"), "1", "0").err
+    )  # history on disk, not only in the WAL
     f = Following(runner, "run", "--local", str(root / "tick.py"), "6", "3")
     f.wait_out("tick 2")
     db = runner.home / "runner.db"
@@ -199,8 +226,9 @@ def test_oom_killed(runner: Runner, project: Project, tmp_path: Path) -> None:
     assert r.code == 137, r.err
     assert "OOMKilled" in r.err, r.err
     run = run_name(r.err)
-    check_consistent(runner, run, status="failed", exit_code=137, message="OOMKilled", upto=2, complete=False,
-                     dest=tmp_path / "dl")  # fmt: skip
+    check_consistent(
+        runner, run, status="failed", exit_code=137, message="OOMKilled", upto=2, complete=False, dest=tmp_path / "dl"
+    )
 
 
 def test_sigint_during_the_build(runner: Runner, project: Project) -> None:

@@ -28,8 +28,14 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def test_submit_a_sweep_wait_status_logs_artifacts(tmp_path: Path) -> None:
     root = write_project(tmp_path / "proj", {"echo.py": ECHO})
-    run = runner.submit(root / "echo.py", args=["--lr", "[0.1, 0.2, 0.3]"], sweep=True, max_parallel=2, local=True,
-                        base_image=BASE_IMAGE)  # fmt: skip
+    run = runner.submit(
+        root / "echo.py",
+        args=["--lr", "[0.1, 0.2, 0.3]"],
+        sweep=True,
+        max_parallel=2,
+        local=True,
+        base_image=BASE_IMAGE,
+    )
     assert run.wait(timeout=120) == "completed"
     assert run.status() == "completed"
     assert run.experiments == [f"{run.name}-exp{i}" for i in range(3)]
@@ -80,8 +86,9 @@ def test_argument_values_that_are_not_text_are_converted(tmp_path: Path) -> None
     run = runner.submit(root / "echo.py", args=["--lr", 0.1, 3, True], local=True, base_image=BASE_IMAGE)
     assert run.wait(timeout=120) == "completed"
     out = next(ln for ln in run.logs() if ln.startswith("[stdout]") and "[[" in ln)
-    assert json.loads(out.split("] ", 2)[2]) == [[len(a), hashlib.sha256(a.encode()).hexdigest()]
-                                                 for a in ["--lr", "0.1", "3", "True"]]  # fmt: skip
+    assert json.loads(out.split("] ", 2)[2]) == [
+        [len(a), hashlib.sha256(a.encode()).hexdigest()] for a in ["--lr", "0.1", "3", "True"]
+    ]
     cli = Runner(tmp_path / "home")
     r = cli("status", run.name)
     assert r.code == 0 and "0.1" in r.out, r.err

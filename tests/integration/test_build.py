@@ -7,8 +7,8 @@ import hashlib
 import re
 import uuid
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from support import Runner, run_name
 
@@ -44,10 +44,13 @@ def probe_wheel(folder: Path, marker: str) -> Path:
         f"{name}-{version}.dist-info/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode(),
         f"{name}-{version}.dist-info/WHEEL": b"Wheel-Version: 1.0\nGenerator: runner-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
     }
-    record = "".join(
-        f"{path},sha256={base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b'=').decode()},{len(data)}\n"
-        for path, data in files.items()
-    ) + f"{name}-{version}.dist-info/RECORD,,\n"
+    record = (
+        "".join(
+            f"{path},sha256={base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b'=').decode()},{len(data)}\n"
+            for path, data in files.items()
+        )
+        + f"{name}-{version}.dist-info/RECORD,,\n"
+    )
     path = folder / f"{name}-{version}-py3-none-any.whl"
     with zipfile.ZipFile(path, "w") as zf:
         for arc, data in [*files.items(), (f"{name}-{version}.dist-info/RECORD", record.encode())]:
@@ -55,7 +58,9 @@ def probe_wheel(folder: Path, marker: str) -> Path:
     return path
 
 
-APP = "import runnerprobe, six, tqdm, numpy\nprint('versions', tqdm.__version__, numpy.__version__, runnerprobe.MARKER)\n"
+APP = (
+    "import runnerprobe, six, tqdm, numpy\nprint('versions', tqdm.__version__, numpy.__version__, runnerprobe.MARKER)\n"
+)
 
 
 def test_uv_installs_and_a_bump_downloads_only_the_bumped_package(runner: Runner, project: Project) -> None:
@@ -70,7 +75,9 @@ def test_uv_installs_and_a_bump_downloads_only_the_bumped_package(runner: Runner
     log = runner("logs", run_name(first.err), "--build").out
     assert "installing with pip" not in log and "BuildKit is not available" not in log
     steps = build_steps(log)
-    assert any("Using Python 3" in ln and "/opt/runner/venv" in ln for ln in step(steps, "requirements.lock"))  # uv's words
+    assert any(
+        "Using Python 3" in ln and "/opt/runner/venv" in ln for ln in step(steps, "requirements.lock")
+    )  # uv's words
     assert any(ln.endswith("+ numpy==1.26.4") or "CACHED" in ln for ln in step(steps, "5-arrays.txt"))
 
     req.write_text("six==1.16.0\ntqdm==4.66.5\nnumpy==1.26.4\n./runnerprobe-0.0.1-py3-none-any.whl\n")
@@ -90,24 +97,41 @@ def test_uv_installs_and_a_bump_downloads_only_the_bumped_package(runner: Runner
 
 def test_pip_installs_a_lock_uv_cannot_take_and_the_log_says_why(runner: Runner, project: Project) -> None:
     marker = str(uuid.uuid4())
-    root = project({"app.py": "import runnerprobe, six\nprint('six', six.__version__, runnerprobe.MARKER)\n",
-                    "req.txt": "--prefer-binary\nsix==1.16.0\n./runnerprobe-0.0.1-py3-none-any.whl\n"})  # fmt: skip
+    root = project(
+        {
+            "app.py": "import runnerprobe, six\nprint('six', six.__version__, runnerprobe.MARKER)\n",
+            "req.txt": "--prefer-binary\nsix==1.16.0\n./runnerprobe-0.0.1-py3-none-any.whl\n",
+        }
+    )
     probe_wheel(root, marker)
     r = runner("run", "--local", "--requirements", str(root / "req.txt"), str(root / "app.py"))
     assert r.code == 0, r.err
     assert r.out == f"six 1.16.0 {marker}\n"
     log = runner("logs", run_name(r.err), "--build").out
     lock = step(build_steps(log), "requirements.lock")
-    assert "runner: installing with pip, not uv: the lock asks for --prefer-binary, which uv has no equivalent of" in "\n".join(lock)
+    assert (
+        "runner: installing with pip, not uv: the lock asks for --prefer-binary, which uv has no equivalent of"
+        in "\n".join(lock)
+    )
     assert any("Successfully installed" in ln and "six-1.16.0" in ln for ln in lock), lock
 
 
-def test_without_buildkit_the_classic_builder_builds_and_says_why(runner: Runner, project: Project, tmp_path: Path) -> None:
+def test_without_buildkit_the_classic_builder_builds_and_says_why(
+    runner: Runner, project: Project, tmp_path: Path
+) -> None:
     # the adapter's seam: a Docker CLI that cannot build with BuildKit (here: none at that path)
-    root = project({"app.py": f"# {uuid.uuid4()}\nimport six\nprint('six', six.__version__)\n", "req.txt": "six==1.16.0\n"})
+    root = project(
+        {"app.py": f"# {uuid.uuid4()}\nimport six\nprint('six', six.__version__)\n", "req.txt": "six==1.16.0\n"}
+    )
     missing = tmp_path / "no-such-docker"
-    r = runner("run", "--local", "--requirements", str(root / "req.txt"), str(root / "app.py"),
-               env={"RUNNER_DOCKER_CLI": str(missing)})  # fmt: skip
+    r = runner(
+        "run",
+        "--local",
+        "--requirements",
+        str(root / "req.txt"),
+        str(root / "app.py"),
+        env={"RUNNER_DOCKER_CLI": str(missing)},
+    )
     assert r.code == 0, r.err
     assert r.out == "six 1.16.0\n"
     log = runner("logs", run_name(r.err), "--build").out.splitlines()

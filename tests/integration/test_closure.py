@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import json
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from support import SUBFOLDER_SCRIPT, Runner, run_name, write_project
 
@@ -34,7 +34,9 @@ def _local(script: str, cwd: Path) -> str:
 
 
 def test_subfolder_launch_runs_in_the_subfolder(runner: Runner, project: Project, tmp_path: Path) -> None:
-    root = project({"sub/s.py": SUBFOLDER_SCRIPT, "sub/config.yaml": "lr: 0.5\n", "other/x.py": "import nothing_here\n"})
+    root = project(
+        {"sub/s.py": SUBFOLDER_SCRIPT, "sub/config.yaml": "lr: 0.5\n", "other/x.py": "import nothing_here\n"}
+    )
     (root / ".git").mkdir()  # a git work tree: the root stays its top, the script runs in sub/
     local = _local("s.py", root / "sub")
     r = runner("run", "--local", "s.py", cwd=root / "sub")

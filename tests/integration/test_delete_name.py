@@ -36,7 +36,9 @@ def test_name_names_the_run_and_is_unique_and_validated(runner: Runner, project:
     assert len(runner.json("history")) == 1  # nothing recorded for the refused ones
 
 
-def test_delete_removes_logs_artifacts_history_and_containers(runner: Runner, project: Project, docker_api: object) -> None:
+def test_delete_removes_logs_artifacts_history_and_containers(
+    runner: Runner, project: Project, docker_api: object
+) -> None:
     root = project({"w.py": WRITER})
     assert runner("run", "--local", "--name", "sweepy", "--sweep", str(root / "w.py"), "['a', 'b']").code == 0
     assert runner("run", "--local", "--name", "keeper", str(root / "w.py"), "k").code == 0
@@ -48,7 +50,13 @@ def test_delete_removes_logs_artifacts_history_and_containers(runner: Runner, pr
     assert r.code == 2 and "--yes" in r.err and run_dir.is_dir()
 
     one = runner.json("delete", "sweepy-exp1", "--yes")
-    assert one == {"run": "sweepy", "target": "local", "experiments": ["sweepy-exp1"], "run_deleted": False, "notes": []}
+    assert one == {
+        "run": "sweepy",
+        "target": "local",
+        "experiments": ["sweepy-exp1"],
+        "run_deleted": False,
+        "notes": [],
+    }
     assert not (run_dir / "sweepy-exp1.log").exists() and not (run_dir / "artifacts" / "sweepy-exp1").exists()
     assert (run_dir / "sweepy-exp0.log").is_file()
     status = runner.json("status", "sweepy")
@@ -72,8 +80,14 @@ def test_delete_asks_on_a_terminal(runner: Runner, project: Project) -> None:
     assert runner("run", "--local", "--name", "asked", str(root / "w.py"), "a").code == 0
     for answer, code in (("n\n", 1), ("y\n", 0)):
         master, slave = os.openpty()
-        p = subprocess.Popen([sys.executable, "-m", "runner", "delete", "asked"], env=runner.env, stdin=slave,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+        p = subprocess.Popen(
+            [sys.executable, "-m", "runner", "delete", "asked"],
+            env=runner.env,
+            stdin=slave,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         os.close(slave)
         os.write(master, answer.encode())
         out, err = p.communicate(timeout=60)

@@ -18,7 +18,10 @@ def test_tutorial_repo_with_module_names_in_requirements_builds_and_runs(runner:
     assert r.code == 0, r.err
     assert "argecho: --arg1 1 --arg2 2" in r.out
     for line, module in ((1, "sys"), (2, "os"), (3, "subprocess"), (5, "time")):
-        assert f"requirements.txt:{line}: '{module}' names the standard-library module {module}, not a distribution: dropped" in r.err
+        assert (
+            f"requirements.txt:{line}: '{module}' names the standard-library module {module}, not a distribution: dropped"
+            in r.err
+        )
     assert "requirements.txt:4: 'pkg_resources' names the module pkg_resources of setuptools" in r.err
     run = run_name(r.err)
     lock = (runner.home / "runs" / run / "requirements.lock").read_text()

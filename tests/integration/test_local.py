@@ -9,8 +9,9 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 from support import ARGECHO, TRICKY, Runner, run_name
@@ -224,8 +225,11 @@ def test_no_secrets_in_image_or_history(runner: Runner, project: Project, docker
     # the real CA bundle (the index is behind a TLS-intercepting proxy) with a marker line PEM readers skip
     ca = tmp_path / "ca.pem"
     ca.write_bytes(Path("/etc/ssl/certs/ca-certificates.crt").read_bytes() + b"\n# runner-ca-marker-7731\n")
-    env = {"PIP_TRUSTED_HOST": "sekret-marker-7731", "PIP_CERT": str(ca),
-           "PIP_INDEX_URL": "https://runner:sekret-pass-7731@pypi.org/simple"}  # fmt: skip
+    env = {
+        "PIP_TRUSTED_HOST": "sekret-marker-7731",
+        "PIP_CERT": str(ca),
+        "PIP_INDEX_URL": "https://runner:sekret-pass-7731@pypi.org/simple",
+    }
     r = runner("run", "--local", str(root / "app.py"), env=env)
     assert r.code == 0, r.err
     assert ".env" in r.err and "id_rsa" in r.err  # the notice
@@ -239,14 +243,20 @@ def test_no_secrets_in_image_or_history(runner: Runner, project: Project, docker
     listing = docker_api.containers.run(image, ["ls", "-a", "/project"], remove=True).decode().split()
     assert ".env" not in listing and "id_rsa" not in listing and "app.py" in listing
     # every layer the build added, byte for byte: no credential, no index password, no CA bundle
-    base_layers = docker_api.api.inspect_image(os.environ.get("RUNNER_BASE_IMAGE", "runner-python:3.11"))["RootFS"]["Layers"]
+    base_layers = docker_api.api.inspect_image(os.environ.get("RUNNER_BASE_IMAGE", "runner-python:3.11"))["RootFS"][
+        "Layers"
+    ]
     added = added_layer_bytes(docker_api, image, skip=len(base_layers))
     assert any(b"yaml/__init__.py" in blob for blob in added)  # the scan sees what the build installed
     for marker in (b"sekret-marker-7731", b"sekret-pass-7731", b"runner-ca-marker-7731"):
         assert not any(marker in blob for blob in added), marker
     # the mounted inputs left at most empty mount points behind
-    probe = "find /runner-deps /run/runner /run/secrets /root/.cache -type f 2>/dev/null; ls /opt/runner/venv/bin/python"
-    assert docker_api.containers.run(image, ["sh", "-c", probe], remove=True).decode().split() == ["/opt/runner/venv/bin/python"]
+    probe = (
+        "find /runner-deps /run/runner /run/secrets /root/.cache -type f 2>/dev/null; ls /opt/runner/venv/bin/python"
+    )
+    assert docker_api.containers.run(image, ["sh", "-c", probe], remove=True).decode().split() == [
+        "/opt/runner/venv/bin/python"
+    ]
 
 
 def added_layer_bytes(docker_api: Any, image: str, *, skip: int) -> list[bytes]:
@@ -281,8 +291,9 @@ def _user_venv(where: Path, dists: dict[str, tuple[str, str]]) -> Path:
     return where / "bin" / "python"
 
 
-def test_the_users_interpreter_decides_the_versions_not_runners_own(runner: Runner, project: Project,
-                                                                   tmp_path: Path) -> None:  # fmt: skip
+def test_the_users_interpreter_decides_the_versions_not_runners_own(
+    runner: Runner, project: Project, tmp_path: Path
+) -> None:
     # six is not in runner's venv at all, and `python` on PATH may have another version: --python's wins
     python = _user_venv(tmp_path / "uservenv", {"six": ("1.15.0", "six")})
     root = project({"app.py": "import six\nprint('SIX', six.__version__)\n"})
@@ -295,11 +306,19 @@ def test_the_users_interpreter_decides_the_versions_not_runners_own(runner: Runn
 
 def test_inspect_shows_the_plan_without_side_effects(runner: Runner, project: Project) -> None:
     # what must be pinned is the version in the user's interpreter (`python` on PATH), not in runner's venv
-    user_yaml = subprocess.run(["python", "-c", "import yaml; print(yaml.__version__)"], capture_output=True, text=True,
-                               check=True).stdout.strip()  # fmt: skip
+    user_yaml = subprocess.run(
+        ["python", "-c", "import yaml; print(yaml.__version__)"], capture_output=True, text=True, check=True
+    ).stdout.strip()
     marker = f"# {uuid.uuid4()}\n"
-    root = project({"train.py": marker + "import os, yaml\nimport helpers\n", "helpers.py": "import json\n",
-                    ".env": "TOKEN=x\n", "data/big.csv": "1,2\n", ".runnerignore": "data/\n"})  # fmt: skip
+    root = project(
+        {
+            "train.py": marker + "import os, yaml\nimport helpers\n",
+            "helpers.py": "import json\n",
+            ".env": "TOKEN=x\n",
+            "data/big.csv": "1,2\n",
+            ".runnerignore": "data/\n",
+        }
+    )
     r = runner("inspect", "--json", str(root / "train.py"), "--lr", "0.1")
     assert r.code == 0, r.err
     doc: Any = json.loads(r.out)
@@ -331,8 +350,18 @@ print("SPAN " + json.dumps([sys.argv[1:], start, time.time()]), flush=True)
 
 def test_sweep_with_max_parallel(runner: Runner, project: Project) -> None:
     root = project({"timed.py": TIMED})
-    r = runner("run", "--local", "--sweep", "--max-parallel", "2", str(root / "timed.py"),
-               "--lr", "[0.1, 0.01]", "--layers=range(1, 3)", "plain")  # fmt: skip
+    r = runner(
+        "run",
+        "--local",
+        "--sweep",
+        "--max-parallel",
+        "2",
+        str(root / "timed.py"),
+        "--lr",
+        "[0.1, 0.01]",
+        "--layers=range(1, 3)",
+        "plain",
+    )
     assert r.code == 0, r.err
     run = run_name(r.err)
     assert "sweep      4 experiments (grid_search, at most 2 at once)" in r.err
@@ -342,17 +371,21 @@ def test_sweep_with_max_parallel(runner: Runner, project: Project) -> None:
         args, start, end = json.loads(line.split("] SPAN ", 1)[1])
         spans[i] = (args, start, end)
     assert [spans[i][0] for i in range(4)] == [
-        ["--lr", "0.1", "--layers=1", "plain"], ["--lr", "0.1", "--layers=2", "plain"],
-        ["--lr", "0.01", "--layers=1", "plain"], ["--lr", "0.01", "--layers=2", "plain"],
-    ]  # fmt: skip
+        ["--lr", "0.1", "--layers=1", "plain"],
+        ["--lr", "0.1", "--layers=2", "plain"],
+        ["--lr", "0.01", "--layers=1", "plain"],
+        ["--lr", "0.01", "--layers=2", "plain"],
+    ]
     # never more than two at once: at no experiment's start were two others already running
     for _, start, _ in spans.values():
         assert sum(1 for _, s, e in spans.values() if s < start < e) <= 1
     doc: Any = runner.json("status", run)
     assert [e["params"] for e in doc["experiment_list"]] == [
-        {"--lr": "0.1", "--layers": "1"}, {"--lr": "0.1", "--layers": "2"},
-        {"--lr": "0.01", "--layers": "1"}, {"--lr": "0.01", "--layers": "2"},
-    ]  # fmt: skip
+        {"--lr": "0.1", "--layers": "1"},
+        {"--lr": "0.1", "--layers": "2"},
+        {"--lr": "0.01", "--layers": "1"},
+        {"--lr": "0.01", "--layers": "2"},
+    ]
     table = runner("status", run).out
     assert "--lr" in table and "--layers" in table
 
@@ -368,8 +401,9 @@ def test_malformed_sweep_value_names_the_argument_and_records_nothing(runner: Ru
     assert r.code == 0 and '["--lr", "[1,2]"]' in r.out
 
 
-def test_gpus_without_a_gpu_runtime_is_one_line_and_leaves_no_container(runner: Runner, project: Project,
-                                                                       docker_api: Any) -> None:  # fmt: skip
+def test_gpus_without_a_gpu_runtime_is_one_line_and_leaves_no_container(
+    runner: Runner, project: Project, docker_api: Any
+) -> None:
     root = project({"hello.py": "print(1)\n"})
     r = runner("run", "--local", "--gpus", "1", str(root / "hello.py"))
     assert r.code == 1
@@ -500,8 +534,9 @@ sys.exit(3)
 
 
 @pytest.mark.parametrize("detach", [False, True], ids=["foreground", "detached"])
-def test_following_rides_out_an_engine_that_goes_away(runner: Runner, project: Project, tmp_path: Path,
-                                                      docker_api: Any, detach: bool) -> None:  # fmt: skip
+def test_following_rides_out_an_engine_that_goes_away(
+    runner: Runner, project: Project, tmp_path: Path, docker_api: Any, detach: bool
+) -> None:
     proxy = EngineProxy(tmp_path / "engine.sock")
     proxy.start()
     root = project({"tick.py": TICKING})
@@ -540,8 +575,9 @@ def test_following_rides_out_an_engine_that_goes_away(runner: Runner, project: P
     assert docker_api.containers.list(all=True, filters={"label": f"runner/run={run}"}) == []
 
 
-def test_a_truncated_history_names_the_problem_and_runner_repair_brings_it_back(runner: Runner,
-                                                                                project: Project) -> None:  # fmt: skip
+def test_a_truncated_history_names_the_problem_and_runner_repair_brings_it_back(
+    runner: Runner, project: Project
+) -> None:
     root = project({"argecho.py": ARGECHO})
     runs = [run_name(runner("run", "--local", str(root / "argecho.py"), str(i)).err) for i in range(2)]
     before: Any = runner.json("history")
@@ -557,8 +593,9 @@ def test_a_truncated_history_names_the_problem_and_runner_repair_brings_it_back(
     r = runner("repair")
     assert r.code == 0 and "2 from their records" in r.out, r.err
     after: Any = runner.json("history")
-    assert [(h["run"], h["status"], h["created_at"]) for h in after] == [(h["run"], h["status"], h["created_at"])
-                                                                        for h in before]  # fmt: skip
+    assert [(h["run"], h["status"], h["created_at"]) for h in after] == [
+        (h["run"], h["status"], h["created_at"]) for h in before
+    ]
     assert "ARGV" in runner("logs", runs[0]).out
     assert runner("artifacts", runs[1], "--download-dir", str(runner.home.parent / "dl")).code == 0
     assert list(runner.home.glob("runner.db.damaged-*"))  # the damaged file is kept, not deleted

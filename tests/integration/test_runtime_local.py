@@ -75,14 +75,17 @@ def test_a_sweep_gives_each_experiment_its_params(runner: Runner, tmp_path: Path
 def test_the_starter_submits_and_the_workers_get_the_runtime(runner: Runner, tmp_path: Path) -> None:
     """The whole pattern: the starter runs here (runner installed), each worker in its container."""
     root = _copy("runtime/worker", tmp_path)
-    p = subprocess.run([sys.executable, "starter.py"], cwd=root, env=runner.env, capture_output=True, text=True, timeout=300)
+    p = subprocess.run(
+        [sys.executable, "starter.py"], cwd=root, env=runner.env, capture_output=True, text=True, timeout=300
+    )
     assert p.returncode == 0, p.stderr
     run, state = p.stdout.split()
     assert state == "completed"
     logs = runner("logs", run).out
     params = sorted(tuple(sorted(d["params"].items())) for d in _lines(logs, "EXPERIMENT"))
-    assert params == sorted(tuple(sorted({"--lr": lr, "arg3": ls}.items()))
-                            for lr in (0.1, 0.01) for ls in ([64], [64, 32]))  # fmt: skip
+    assert params == sorted(
+        tuple(sorted({"--lr": lr, "arg3": ls}.items())) for lr in (0.1, 0.01) for ls in ([64], [64, 32])
+    )
 
 
 def test_a_project_with_its_own_runner_module_keeps_it(runner: Runner, tmp_path: Path) -> None:
@@ -95,9 +98,11 @@ def test_a_project_with_its_own_runner_module_keeps_it(runner: Runner, tmp_path:
 
 def _needs5_python(tmp_path: Path) -> Path:
     fakeenv = _fakeenv()
-    return Path(fakeenv.build(
-        tmp_path / "venv", (fakeenv.FakeDist("needs5", "1.2.0", ("needs5/",), requires_python=">=3.11.5"),)
-    ))  # fmt: skip
+    return Path(
+        fakeenv.build(
+            tmp_path / "venv", (fakeenv.FakeDist("needs5", "1.2.0", ("needs5/",), requires_python=">=3.11.5"),)
+        )
+    )
 
 
 def _v(version: str) -> tuple[int, ...]:
@@ -105,15 +110,23 @@ def _v(version: str) -> tuple[int, ...]:
 
 
 def _image_python(image: str) -> str:
-    p = subprocess.run(["/usr/bin/docker", "run", "--rm", image, "python3", "-c", "import platform; print(platform.python_version())"],
-                       capture_output=True, text=True, check=True)  # fmt: skip
+    p = subprocess.run(
+        ["/usr/bin/docker", "run", "--rm", image, "python3", "-c", "import platform; print(platform.python_version())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return p.stdout.strip()
 
 
 def test_an_image_python_the_lock_does_not_fit_stops_the_run_before_the_build(runner: Runner, tmp_path: Path) -> None:
     python = _needs5_python(tmp_path)
-    local = subprocess.run([str(python), "-c", "import platform; print(platform.python_version())"],
-                           capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+    local = subprocess.run(
+        [str(python), "-c", "import platform; print(platform.python_version())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     image = _image_python(BASE_IMAGE)
     # this machine: pyenv's 3.11.7 here, Debian's 3.11.2 in the base image (a real mismatch, not one set up)
     assert _v(image) < (3, 11, 5) <= _v(local), (image, local)
@@ -149,8 +162,12 @@ def test_the_base_image_is_asked_for_its_python_once(runner: Runner, tmp_path: P
     assert r.code == 0, r.err
     again = runner("run", "--local", str(second / "two.py"))  # cached: not checked at all
     assert again.code == 0 and "(cached)" in again.err
-    events = docker_api.events(since=since, until=int(time.time()) + 1, decode=True,
-                               filters={"type": "container", "event": "start", "label": "runner/probe=python"})  # fmt: skip
+    events = docker_api.events(
+        since=since,
+        until=int(time.time()) + 1,
+        decode=True,
+        filters={"type": "container", "event": "start", "label": "runner/probe=python"},
+    )
     assert len(list(events)) == 1  # the base image has no PYTHON_VERSION: one throwaway python3, then the cache
     cached = json.loads((runner.home / "cache" / "base-python.json").read_text())
     assert list(cached["images"].values()) == [_image_python(BASE_IMAGE)]

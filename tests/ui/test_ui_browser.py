@@ -57,8 +57,9 @@ def no_alert(d: webdriver.Chrome) -> None:
     raise AssertionError(f"the page ran something the script printed: alert {text!r}")
 
 
-def test_sweep_runs_metrics_artifact_download(runner: Runner, project: Project, browser: webdriver.Chrome,
-                                              downloads: Path) -> None:  # fmt: skip
+def test_sweep_runs_metrics_artifact_download(
+    runner: Runner, project: Project, browser: webdriver.Chrome, downloads: Path
+) -> None:
     proj = project({"train.py": TRAIN})
     lrs = ["0.1", "0.01", "0.001"]
     r = runner("run", "--local", "--sweep", "train.py", "--lr", f"[{', '.join(lrs)}]", cwd=proj)
@@ -80,7 +81,10 @@ def test_sweep_runs_metrics_artifact_download(runner: Runner, project: Project, 
         assert [(e["exp"], e["cells"][1], e["state"]) for e in exps] == [
             (f"{run}-exp{i}", lr, "completed") for i, lr in enumerate(lrs)
         ]
-        wait("the metric plots", lambda: browser.execute_script("return document.getElementById('metrics').dataset.ready"))
+        wait(
+            "the metric plots",
+            lambda: browser.execute_script("return document.getElementById('metrics').dataset.ready"),
+        )
         plots = browser.execute_script(
             "return [...document.querySelectorAll('#metrics .plot')].map(p => ({metric: p.dataset.metric,"
             " traces: p.data.map(t => ({name: t.name, points: t.x.length, y: t.y.length}))}))"
@@ -96,7 +100,10 @@ def test_sweep_runs_metrics_artifact_download(runner: Runner, project: Project, 
         # an experiment: escaped output, artifacts, and a download equal to what the script wrote
         exp = f"{run}-exp1"
         browser.get(f"{url}/experiments/{exp}")
-        wait("the end of the output", lambda: browser.execute_script("return document.getElementById('log').dataset.ended"))
+        wait(
+            "the end of the output",
+            lambda: browser.execute_script("return document.getElementById('log').dataset.ended"),
+        )
         log = browser.find_element(By.ID, "log").text
         assert "<script>alert('from the script')</script><img src=x onerror=alert(2)> done 0.01" in log
         assert not browser.find_elements(By.CSS_SELECTOR, "#log script, #log img")
@@ -106,14 +113,22 @@ def test_sweep_runs_metrics_artifact_download(runner: Runner, project: Project, 
         assert set(links) == {"metrics.csv", "acc.jsonl", "out/weights.bin"}
         screenshot(browser, "experiment-finished")
         links["out/weights.bin"].click()
-        got = wait("the download", lambda: (downloads / "weights.bin").is_file() and not list(downloads.glob("*.crdownload"))
-                   and (downloads / "weights.bin"), timeout=30)  # fmt: skip
+        got = wait(
+            "the download",
+            lambda: (
+                (downloads / "weights.bin").is_file()
+                and not list(downloads.glob("*.crdownload"))
+                and (downloads / "weights.bin")
+            ),
+            timeout=30,
+        )
         assert got.read_bytes() == (b"lr=0.01\n" + bytes(range(256))) * 64
         assert console_errors(browser) == []
 
 
-def test_live_output_within_a_second_and_stop_from_the_page(runner: Runner, project: Project,
-                                                            browser: webdriver.Chrome) -> None:  # fmt: skip
+def test_live_output_within_a_second_and_stop_from_the_page(
+    runner: Runner, project: Project, browser: webdriver.Chrome
+) -> None:
     proj = project({"ticker.py": TICKER})
     with ui_server(runner.env) as url:
         # the runs page, open before the run exists, shows it without a reload
@@ -123,8 +138,11 @@ def test_live_output_within_a_second_and_stop_from_the_page(runner: Runner, proj
         assert r.code == 0, r.err
         run = run_name(r.err)
         exp = f"{run}-exp0"
-        wait("the new run in the table", lambda: [row.get("run") for row in table_rows(browser, "#runs")] == [run],
-             timeout=10)  # fmt: skip
+        wait(
+            "the new run in the table",
+            lambda: [row.get("run") for row in table_rows(browser, "#runs")] == [run],
+            timeout=10,
+        )
 
         browser.get(f"{url}/experiments/{exp}")
         # when each line reaches the page, by the browser's clock (the host's, as the container's)
@@ -138,8 +156,11 @@ def test_live_output_within_a_second_and_stop_from_the_page(runner: Runner, proj
 
         def printed_since() -> list[tuple[float, float]] | None:
             # lines printed after the page started watching (a backlog sent at once is not "live")
-            got = [(float(text.split()[2]), seen) for text, seen in browser.execute_script("return window.arrivals")
-                   if text.startswith("TICK ") and float(text.split()[2]) > since]  # fmt: skip
+            got = [
+                (float(text.split()[2]), seen)
+                for text, seen in browser.execute_script("return window.arrivals")
+                if text.startswith("TICK ") and float(text.split()[2]) > since
+            ]
             return got if len(got) >= 5 else None
 
         arrivals = wait("five new lines", printed_since, timeout=90)
@@ -156,7 +177,11 @@ def test_live_output_within_a_second_and_stop_from_the_page(runner: Runner, proj
         alert = browser.switch_to.alert
         assert f"Stop {run}?" in alert.text
         alert.accept()
-        wait("the page to say it stopped", lambda: "stopped" in browser.find_element(By.ID, "action-result").text, timeout=60)
+        wait(
+            "the page to say it stopped",
+            lambda: "stopped" in browser.find_element(By.ID, "action-result").text,
+            timeout=60,
+        )
         status = json.loads(runner("status", run, "--json").out)
         assert status["experiment_list"][0]["status"] == "stopped"
         # the table follows by itself

@@ -63,14 +63,30 @@ CLI = [
     Case("retries-negative", ["run", "--retries", "-1", "{script}"], 2, "--retries cannot be negative"),
     Case("max-parallel-zero", _run("--max-parallel", "0"), 2, "--max-parallel must be 1 or more"),
     Case("strategy-unknown", _run("--strategy", "bayes"), 2, "--strategy 'bayes' is not a strategy"),
-    Case("trials-with-grid", ["run", "--local", "--sweep", "--trials", "5", "{script}", "--x", "[1, 2]"], 2,
-         "--trials applies only to random search"),
-    Case("trials-over-limit", _run("--strategy", "random_search", "--trials", "20000"), 2,
-         "--trials 20000 is more than the limit of 10,000 experiments"),
-    Case("sweep-unclosed", ["run", "--local", "--sweep", "{script}", "--x", "[1, 2"], 2,
-         "argument --x: '[1, 2' is not a sweep value"),
-    Case("sweep-over-limit", ["run", "--local", "--sweep", "{script}", "--x", "range(0, 20000)"], 2,
-         "the sweep makes 20,000 experiments, more than the limit of 10,000"),
+    Case(
+        "trials-with-grid",
+        ["run", "--local", "--sweep", "--trials", "5", "{script}", "--x", "[1, 2]"],
+        2,
+        "--trials applies only to random search",
+    ),
+    Case(
+        "trials-over-limit",
+        _run("--strategy", "random_search", "--trials", "20000"),
+        2,
+        "--trials 20000 is more than the limit of 10,000 experiments",
+    ),
+    Case(
+        "sweep-unclosed",
+        ["run", "--local", "--sweep", "{script}", "--x", "[1, 2"],
+        2,
+        "argument --x: '[1, 2' is not a sweep value",
+    ),
+    Case(
+        "sweep-over-limit",
+        ["run", "--local", "--sweep", "{script}", "--x", "range(0, 20000)"],
+        2,
+        "the sweep makes 20,000 experiments, more than the limit of 10,000",
+    ),
     Case("datastore-dotdot", ["run", "--datastore", "../../etc", "{script}"], 2, "is not a datastore name"),
     Case("datastore-slash", ["run", "--datastore", "a/b", "{script}"], 2, "is not a datastore name"),
     Case("datastore-upper", ["run", "--datastore", "MyData", "{script}"], 2, "is not a datastore name"),
@@ -79,12 +95,24 @@ CLI = [
     Case("datastore-on-project", ["run", "--datastore", "data:/project", "{script}"], 2, "would hide /project"),
     Case("datastore-on-etc", ["run", "--datastore", "data:/etc/x", "{script}"], 2, "would hide /etc"),
     Case("datastore-on-root", ["run", "--datastore", "data:/", "{script}"], 2, "must be a plain absolute path"),
-    Case("datastore-dotdot-mount", ["run", "--datastore", "data:/data/../etc", "{script}"], 2,
-         "must be a plain absolute path"),
-    Case("datastore-relative-mount", ["run", "--datastore", "data:mnt", "{script}"], 2,
-         "is not NAME[:VERSION][:MOUNTDIR]"),
-    Case("namespace-bad", ["run", "--namespace", "Bad_NS!", "{script}"], 2,
-         "--namespace 'Bad_NS!' is not a Kubernetes namespace name"),
+    Case(
+        "datastore-dotdot-mount",
+        ["run", "--datastore", "data:/data/../etc", "{script}"],
+        2,
+        "must be a plain absolute path",
+    ),
+    Case(
+        "datastore-relative-mount",
+        ["run", "--datastore", "data:mnt", "{script}"],
+        2,
+        "is not NAME[:VERSION][:MOUNTDIR]",
+    ),
+    Case(
+        "namespace-bad",
+        ["run", "--namespace", "Bad_NS!", "{script}"],
+        2,
+        "--namespace 'Bad_NS!' is not a Kubernetes namespace name",
+    ),
     Case("namespace-long", ["run", "--namespace", "a" * 100, "{script}"], 2, "is not a Kubernetes namespace name"),
     Case("context-blank", ["run", "--context", " ", "{script}"], 2, "--context ' ' is not a kubeconfig context name"),
     Case("secret-bad", ["run", "--secret", "Not_Ok", "{script}"], 2, "--secret 'Not_Ok' is not a Kubernetes Secret"),
@@ -100,10 +128,18 @@ CLI = [
     Case("status-huge-name", ["status", HUGE], 2, "(100,000 characters)"),
     Case("artifacts-unknown", ["artifacts", "no-such-run-123"], 2, "no experiment named 'no-such-run-123'"),
     Case("status-bad-namespace", ["status", "--namespace", "Bad_NS"], 2, "is not a Kubernetes namespace name"),
-    Case("datastore-create-bad-name", ["datastore", "create", "--name", "MyData", "--source", "{tmp}"], 2,
-         "--name: name 'MyData' is not a datastore name"),
-    Case("datastore-create-no-source", ["datastore", "create", "--name", "ok", "--source", "{tmp}/nope"], 2,
-         "is not a folder"),
+    Case(
+        "datastore-create-bad-name",
+        ["datastore", "create", "--name", "MyData", "--source", "{tmp}"],
+        2,
+        "--name: name 'MyData' is not a datastore name",
+    ),
+    Case(
+        "datastore-create-no-source",
+        ["datastore", "create", "--name", "ok", "--source", "{tmp}/nope"],
+        2,
+        "is not a folder",
+    ),
     Case("history-limit-text", ["history", "--limit", "many"], 2, "Invalid value for '--limit'"),
     Case("unknown-command", ["frobnicate"], 2, "No such command 'frobnicate'"),
 ]
@@ -127,7 +163,11 @@ YAML: list[tuple[str, str | bytes, str]] = [
     ("not-utf8", b"cpus: \xff\xfe\n", "cannot read"),
     ("syntax", "cpus: [1\n", "cannot read"),
     ("huge-value", "target: " + HUGE + "\n", "(100,000 characters)"),
-    ("huge-list", "secret: [" + ", ".join(["Bad_Name"] * 5000) + "]\n", "'secret' items must be Kubernetes secret names"),
+    (
+        "huge-list",
+        "secret: [" + ", ".join(["Bad_Name"] * 5000) + "]\n",
+        "'secret' items must be Kubernetes secret names",
+    ),
     ("huge-int", "retries: " + "9" * 40 + "\n", "'retries' is out of range"),
 ]
 
@@ -193,8 +233,9 @@ def test_cli(case: Case, where: dict[str, str], capsys: pytest.CaptureFixture[st
 
 
 @pytest.mark.parametrize(("text", "message"), [(t, m) for _, t, m in YAML], ids=[i for i, _, _ in YAML])
-def test_runner_yaml(text: str | bytes, message: str, where: dict[str, str], tmp_path: Path,
-                     capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+def test_runner_yaml(
+    text: str | bytes, message: str, where: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     cfg = tmp_path / "runner.yaml"
     cfg.write_bytes(text if isinstance(text, bytes) else text.encode())
     start = time.monotonic()
@@ -218,7 +259,9 @@ def test_api(kwargs: dict[str, Any], message: str, where: dict[str, str]) -> Non
     _nothing_recorded(where["home"])
 
 
-def test_runner_home_is_a_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_runner_home_is_a_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     f = tmp_path / "file"
     f.write_text("")
     for home in (f, f / "below"):
@@ -251,20 +294,32 @@ def test_an_unreadable_project_file_is_named(tmp_path: Path) -> None:
     drop = "-dac_override,-dac_read_search"
     env = {**os.environ, "RUNNER_HOME": str(tmp_path / "home")}
     for argv in (["inspect", str(proj / "q.py")], ["run", "--local", str(proj / "q.py")]):
-        p = subprocess.run([setpriv, f"--bounding-set={drop}", f"--inh-caps={drop}", sys.executable, "-m", "runner", *argv],
-                           capture_output=True, text=True, env=env, timeout=120)  # fmt: skip
+        p = subprocess.run(
+            [setpriv, f"--bounding-set={drop}", f"--inh-caps={drop}", sys.executable, "-m", "runner", *argv],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+        )
         assert p.returncode == 2, p.stderr
         assert f"cannot read '{proj / 'secret.csv'}' in the project: permission denied" in p.stderr
         assert p.stderr.count("\n") == 1
     _nothing_recorded(str(tmp_path / "home"))
 
 
-@pytest.mark.parametrize(("error", "line"), [
-    (OSError(28, "No space left on device", "/home/u/.runner/x"), "runner: error: No space left on device (/home/u/.runner/x)\n"),
-    (OSError(5, "Input/output error"), "runner: internal error: OSError: [Errno 5] Input/output error"),
-])  # fmt: skip
-def test_errors_of_the_machine_are_one_line(error: OSError, line: str, monkeypatch: pytest.MonkeyPatch,
-                                            capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+@pytest.mark.parametrize(
+    ("error", "line"),
+    [
+        (
+            OSError(28, "No space left on device", "/home/u/.runner/x"),
+            "runner: error: No space left on device (/home/u/.runner/x)\n",
+        ),
+        (OSError(5, "Input/output error"), "runner: internal error: OSError: [Errno 5] Input/output error"),
+    ],
+)
+def test_errors_of_the_machine_are_one_line(
+    error: OSError, line: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     import runner.cli
 
     def broken() -> None:

@@ -35,5 +35,7 @@ def test_every_docker_on_path_once(tmp_path: Path) -> None:
 
 
 def test_step_titles_lose_their_mounts() -> None:
-    title = "[stage-0 4/6] RUN --mount=type=bind,source=.runner/uv,target=/run/runner/uv     --mount=type=secret,id=x  sh x"
+    title = (
+        "[stage-0 4/6] RUN --mount=type=bind,source=.runner/uv,target=/run/runner/uv     --mount=type=secret,id=x  sh x"
+    )
     assert _short_step(title) == "[stage-0 4/6] RUN sh x"

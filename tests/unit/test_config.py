@@ -5,8 +5,16 @@ from pathlib import Path
 import pytest
 
 from runner.config import (
-    KEYS, STRATEGIES, Config, SweepSettings, load_config, parse_timeout, resolve, resolve_items, sweep_settings,
-)  # fmt: skip
+    KEYS,
+    STRATEGIES,
+    Config,
+    SweepSettings,
+    load_config,
+    parse_timeout,
+    resolve,
+    resolve_items,
+    sweep_settings,
+)
 from runner.errors import ConfigError, UsageError
 from runner.sweep import Strategy
 
@@ -49,7 +57,9 @@ def test_every_key_loads(tmp_path: Path) -> None:
 
 
 def test_every_problem_is_listed_at_once_naming_key_and_file(tmp_path: Path) -> None:
-    cfg = write(tmp_path, """\
+    cfg = write(
+        tmp_path,
+        """\
 target: cloud
 base-image: img
 namespace: ML_Team
@@ -67,29 +77,32 @@ trials: 0
 seed: true
 max_parallel: null
 detach: 1
-""")
+""",
+    )
     with pytest.raises(ConfigError) as e:
         load_config(cfg)
     assert e.value.exit_code == 2
-    assert e.value.message == f"{cfg}: " + "; ".join([
-        "'target' must be one of local, kubernetes, not 'cloud'",
-        "unknown key 'base-image' (did you mean 'base_image'?)",
-        "'namespace' 'ML_Team' is not a Kubernetes namespace name (lower-case letters, digits and '-', at most 63)",
-        "'cpus' must be more than zero, not 0",
-        "'memory' 'lots' is not a size (write it like 512M, 2G or 1.5Gi, or a number of bytes)",
-        "'gpus' cannot be negative, not -1",
-        "'env' items must be KEY=VALUE, not '1B=2', 'C'",
-        "'secret' items must be Kubernetes secret names, not 'Not_Ok'",
-        "'datastore' items must be NAME[:VERSION][:MOUNTDIR], not ':v1'",
-        "'timeout' 'soon' is not a duration",
-        "'retries' must be int, not float",
-        "'sweep' must be bool, not str",
-        "'strategy' must be one of grid_search, random_search, not 'bayes'",
-        "'trials' must be more than zero, not 0",
-        "'seed' must be int, not bool",
-        "'max_parallel' must be int, not null",
-        "'detach' must be bool, not int",
-    ])  # fmt: skip
+    assert e.value.message == f"{cfg}: " + "; ".join(
+        [
+            "'target' must be one of local, kubernetes, not 'cloud'",
+            "unknown key 'base-image' (did you mean 'base_image'?)",
+            "'namespace' 'ML_Team' is not a Kubernetes namespace name (lower-case letters, digits and '-', at most 63)",
+            "'cpus' must be more than zero, not 0",
+            "'memory' 'lots' is not a size (write it like 512M, 2G or 1.5Gi, or a number of bytes)",
+            "'gpus' cannot be negative, not -1",
+            "'env' items must be KEY=VALUE, not '1B=2', 'C'",
+            "'secret' items must be Kubernetes secret names, not 'Not_Ok'",
+            "'datastore' items must be NAME[:VERSION][:MOUNTDIR], not ':v1'",
+            "'timeout' 'soon' is not a duration",
+            "'retries' must be int, not float",
+            "'sweep' must be bool, not str",
+            "'strategy' must be one of grid_search, random_search, not 'bayes'",
+            "'trials' must be more than zero, not 0",
+            "'seed' must be int, not bool",
+            "'max_parallel' must be int, not null",
+            "'detach' must be bool, not int",
+        ]
+    )
     assert e.value.hint is not None and "max_parallel" in e.value.hint
 
 
@@ -138,21 +151,33 @@ def test_repeatable_options_are_file_items_then_flags() -> None:
         # a strategy in the file only says how to sweep: it does not turn sweeping on
         ({}, {"strategy": "random_search", "trials": 20}, SweepSettings(Strategy.NONE, None, None)),
         ({"sweep": True}, {}, SweepSettings(Strategy.GRID_SEARCH, None, None)),
-        ({"sweep": True}, {"strategy": "random_search", "trials": 20, "seed": 3},
-         SweepSettings(Strategy.RANDOM_SEARCH, 20, 3)),
+        (
+            {"sweep": True},
+            {"strategy": "random_search", "trials": 20, "seed": 3},
+            SweepSettings(Strategy.RANDOM_SEARCH, 20, 3),
+        ),
         ({}, {"sweep": True}, SweepSettings(Strategy.GRID_SEARCH, None, None)),
-        ({"strategy": "random_search", "trials": 5}, {"trials": 20, "seed": 3},
-         SweepSettings(Strategy.RANDOM_SEARCH, 5, 3)),
-        ({"strategy": "random_search", "seed": 0}, {"trials": 20, "seed": 3},
-         SweepSettings(Strategy.RANDOM_SEARCH, 20, 0)),
+        (
+            {"strategy": "random_search", "trials": 5},
+            {"trials": 20, "seed": 3},
+            SweepSettings(Strategy.RANDOM_SEARCH, 5, 3),
+        ),
+        (
+            {"strategy": "random_search", "seed": 0},
+            {"trials": 20, "seed": 3},
+            SweepSettings(Strategy.RANDOM_SEARCH, 20, 0),
+        ),
         # the file's trials are a default for random search, not an error for a grid
-        ({"strategy": "grid_search"}, {"sweep": True, "strategy": "random_search", "trials": 20},
-         SweepSettings(Strategy.GRID_SEARCH, None, None)),
+        (
+            {"strategy": "grid_search"},
+            {"sweep": True, "strategy": "random_search", "trials": 20},
+            SweepSettings(Strategy.GRID_SEARCH, None, None),
+        ),
         ({"strategy": "none"}, {"sweep": True}, SweepSettings(Strategy.NONE, None, None)),
         # --trials without random search reaches expand(), which refuses it
         ({"sweep": True, "trials": 4}, {}, SweepSettings(Strategy.GRID_SEARCH, 4, None)),
     ],
-)  # fmt: skip
+)
 def test_sweep_settings(cli: dict[str, object], file: dict[str, object], expected: SweepSettings) -> None:
     strategy, trials, seed = cli.get("strategy"), cli.get("trials"), cli.get("seed")
     assert isinstance(strategy, str | None) and isinstance(trials, int | None) and isinstance(seed, int | None)
@@ -168,9 +193,20 @@ def test_unknown_strategy_on_the_command_line() -> None:
 
 @pytest.mark.parametrize(
     ("value", "seconds"),
-    [(90, 90), ("90", 90), ("90s", 90), ("30m", 1800), ("2h", 7200), ("1d", 86400), ("1h30m", 5400),
-     ("1h 30m", 5400), ("1.5h", 5400), ("0.5s", 1), ("2H", 7200)],
-)  # fmt: skip
+    [
+        (90, 90),
+        ("90", 90),
+        ("90s", 90),
+        ("30m", 1800),
+        ("2h", 7200),
+        ("1d", 86400),
+        ("1h30m", 5400),
+        ("1h 30m", 5400),
+        ("1.5h", 5400),
+        ("0.5s", 1),
+        ("2H", 7200),
+    ],
+)
 def test_timeout(value: int | str, seconds: int) -> None:
     assert parse_timeout(value) == seconds
 

@@ -71,7 +71,11 @@ note = "see ../README.md"
 
 def test_relative_imports_are_kept_for_the_closure() -> None:
     result = scan_source("from . import a, b\nfrom ..pkg.mod import x\nfrom .c import *\n")
-    assert [(r.level, r.module, r.names) for r in result.relative] == [(1, "", ("a", "b")), (2, "pkg.mod", ("x",)), (1, "c", ())]
+    assert [(r.level, r.module, r.names) for r in result.relative] == [
+        (1, "", ("a", "b")),
+        (2, "pkg.mod", ("x",)),
+        (1, "c", ()),
+    ]
     assert result.imports == ()
 
 
@@ -129,13 +133,18 @@ def test_closure_follows_sys_path_folders_in_any_order(tmp_path: Path) -> None:
     )
     closure = project_closure(root / "app/run.py", cwd=root / "app", roots=[root])
     assert [str(Path(f).relative_to(root)) for f in closure.files] == [
-        "app/run.py", "app/setup_paths.py", "shared/common.py", "shared/extra.py"
+        "app/run.py",
+        "app/setup_paths.py",
+        "shared/common.py",
+        "shared/extra.py",
     ]
     assert [Path(d) for d, _, _ in closure.path_dirs] == [root / "shared"]
 
 
 def test_closure_goes_on_past_a_file_that_does_not_parse(tmp_path: Path) -> None:
-    root = _tree(tmp_path / "p", {"run.py": "import broken\nimport fine\n", "broken.py": "def (:\n", "fine.py": "import yaml\n"})
+    root = _tree(
+        tmp_path / "p", {"run.py": "import broken\nimport fine\n", "broken.py": "def (:\n", "fine.py": "import yaml\n"}
+    )
     assert _closure(root, "run.py") == ["run.py", "broken.py", "fine.py"]
 
 
@@ -269,13 +278,18 @@ def test_a_cached_plan_parses_nothing(tmp_path: Path, monkeypatch: pytest.Monkey
 
 
 def test_the_cached_closure_sees_a_new_module_and_a_new_data_folder(tmp_path: Path) -> None:
-    root = _tree(tmp_path / "p", {"app/run.py": "import later\nimport sys\nsys.path.append('../libs')\nopen('../data/x')\n"})
+    root = _tree(
+        tmp_path / "p", {"app/run.py": "import later\nimport sys\nsys.path.append('../libs')\nopen('../data/x')\n"}
+    )
     cache = tmp_path / "cache"
 
     def closure() -> tuple[list[str], list[str], list[str]]:
         c = project_closure(root / "app/run.py", cwd=root / "app", roots=[root], cache_dir=cache)
-        return ([str(Path(f).relative_to(root)) for f in c.files], [str(Path(d).relative_to(root)) for d, _, _ in c.path_dirs],
-                [str(Path(p).relative_to(root)) for p, _, _ in c.reached])  # fmt: skip
+        return (
+            [str(Path(f).relative_to(root)) for f in c.files],
+            [str(Path(d).relative_to(root)) for d, _, _ in c.path_dirs],
+            [str(Path(p).relative_to(root)) for p, _, _ in c.reached],
+        )
 
     assert closure() == (["app/run.py"], [], [])
     assert closure() == (["app/run.py"], [], [])  # cached
@@ -315,6 +329,11 @@ def test_m_style_layout_resolves_the_package_from_the_root(tmp_path: Path) -> No
         },
     )
     assert _closure(root, "pkg/tools/run.py") == [
-        "pkg/tools/run.py", "pkg/__init__.py", "pkg/core.py", "pkg/tools/__init__.py", "pkg/tools/sibling.py", "pkg/util.py"
+        "pkg/tools/run.py",
+        "pkg/__init__.py",
+        "pkg/core.py",
+        "pkg/tools/__init__.py",
+        "pkg/tools/sibling.py",
+        "pkg/util.py",
     ]
     assert _closure(root, "pkg/tools/uses_src.py") == ["pkg/tools/uses_src.py", "src/lib/__init__.py"]

@@ -75,8 +75,12 @@ def test_requirements_file_options_and_problems(tmp_path: Path) -> None:
         ("requirements.txt:13", "--no-deps", "an unsupported pip option"),
     ]
     assert [o.at for r in declared.requirements for o in r.provenance] == [
-        "requirements.txt:1", "requirements.txt:2", "requirements.txt:10", "requirements.txt:9", "requirements.txt:7",
-    ]  # fmt: skip
+        "requirements.txt:1",
+        "requirements.txt:2",
+        "requirements.txt:10",
+        "requirements.txt:9",
+        "requirements.txt:7",
+    ]
 
 
 def test_find_declared_prefers_lock_files_and_skips_tool_only_pyproject(tmp_path: Path) -> None:

@@ -8,13 +8,12 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from test_deps_fixtures import FakeIndex, fakeenv  # noqa: E402  (same folder)
 
 import runner.deps as deps
 from runner.deps import SHIP_DIR, lock_project
 from runner.deps.index import IndexUnavailable
 from runner.errors import DependencyError, UsageError
-
-from test_deps_fixtures import FakeIndex, fakeenv  # noqa: E402  (same folder)
 
 FakeDist = fakeenv.FakeDist
 
@@ -42,15 +41,25 @@ def test_local_wheel_editable_project_and_unreproducible_installs(tmp_path: Path
         FakeDist("six", "1.16.0", ("six.py",), top_level=True),
         FakeDist("mywheel", "0.2.0", ("mywheel/",), direct_url={"url": wheel.as_uri(), "archive_info": {}}),
         FakeDist(
-            "gone", "1.0", ("gone/",), direct_url={"url": (tmp_path / "gone-1.0-py3-none-any.whl").as_uri(), "archive_info": {}}
+            "gone",
+            "1.0",
+            ("gone/",),
+            direct_url={"url": (tmp_path / "gone-1.0-py3-none-any.whl").as_uri(), "archive_info": {}},
         ),
         FakeDist(
-            "proj", "0.1.0", ("__editable___proj_finder.py",), ("six",),
+            "proj",
+            "0.1.0",
+            ("__editable___proj_finder.py",),
+            ("six",),
             direct_url={"url": project.as_uri(), "dir_info": {"editable": True}},
         ),
-        FakeDist("devlib", "0.5.0", ("devlib/",), direct_url={"url": elsewhere.as_uri(), "dir_info": {"editable": True}}),
         FakeDist(
-            "checkout", "2.0", ("checkout/",),
+            "devlib", "0.5.0", ("devlib/",), direct_url={"url": elsewhere.as_uri(), "dir_info": {"editable": True}}
+        ),
+        FakeDist(
+            "checkout",
+            "2.0",
+            ("checkout/",),
             direct_url={"url": elsewhere.as_uri(), "vcs_info": {"vcs": "git", "commit_id": "abc"}},
         ),
     )
@@ -58,15 +67,13 @@ def test_local_wheel_editable_project_and_unreproducible_installs(tmp_path: Path
     # src layout: the project's package is importable only through its editable install
     site = fakeenv.site_packages(tmp_path / "venv")
     (site / "proj_pkg").mkdir()
-    files = _project(project, {"run.py": "import mywheel, gone, devlib, checkout, proj_pkg\n", "src/proj_pkg/__init__.py": ""})
+    files = _project(
+        project, {"run.py": "import mywheel, gone, devlib, checkout, proj_pkg\n", "src/proj_pkg/__init__.py": ""}
+    )
     record = next(site.glob("proj-0.1.0.dist-info")) / "top_level.txt"
     record.write_text("proj_pkg\n")
     lock = lock_project(project, files, "run.py", python=str(python), offline=True)
-    assert lock.text() == (
-        "gone==1.0\n"
-        f"mywheel @ file://{SHIP_DIR}/mywheel-0.2.0-py3-none-any.whl\n"
-        "six==1.16.0\n"
-    )
+    assert lock.text() == (f"gone==1.0\nmywheel @ file://{SHIP_DIR}/mywheel-0.2.0-py3-none-any.whl\nsix==1.16.0\n")
     assert [(s.source, s.target) for s in lock.ship] == [(str(wheel), "mywheel-0.2.0-py3-none-any.whl")]
     assert lock.install_project is True
     assert list(lock.warnings) == [
@@ -160,7 +167,10 @@ def test_imports_that_are_not_installed_never_reach_the_index(env_python: Path, 
         "wandb (imported at train.py:2) is not installed locally: not in the lock (the local run cannot import it "
         "either); pip install it locally, or declare it in requirements.txt",
     ]
-    assert [(d.what, d.at, d.kind) for d in lock.dropped] == [("common", "lib/b.py:1", "import"), ("wandb", "train.py:2", "import")]
+    assert [(d.what, d.at, d.kind) for d in lock.dropped] == [
+        ("common", "lib/b.py:1", "import"),
+        ("wandb", "train.py:2", "import"),
+    ]
 
 
 def test_declared_but_not_installed_offline_and_unreachable_index(env_python: Path, tmp_path: Path) -> None:
@@ -187,7 +197,12 @@ def test_declared_but_not_installed_offline_and_unreachable_index(env_python: Pa
 def test_index_answers_for_declared_lines_are_cached(env_python: Path, tmp_path: Path) -> None:
     project = tmp_path / "proj"
     files = _project(
-        project, {"train.py": "import skimage.io\n", "b.py": "import wandb\n", "requirements.txt": "scikit-image>=0.20\nwandb\n"}
+        project,
+        {
+            "train.py": "import skimage.io\n",
+            "b.py": "import wandb\n",
+            "requirements.txt": "scikit-image>=0.20\nwandb\n",
+        },
     )
     cache = tmp_path / "cache"
     index = FakeIndex({"scikit-image": "0.22.0", "wandb": "0.16.1"})
@@ -216,7 +231,10 @@ def test_requirements_option_is_evidence_whose_bounds_win(env_python: Path, tmp_
     custom.write_text("PyYAML<6\n")
     lock = lock_project(project, files, "train.py", python=str(env_python), requirements=custom, offline=True)
     assert lock.text() == "pyyaml<6\nsix==1.16.0\n"
-    assert [o.text() for o in lock.requirements[0].provenance] == [f"declared at {custom}:1", "import yaml at train.py:1"]
+    assert [o.text() for o in lock.requirements[0].provenance] == [
+        f"declared at {custom}:1",
+        "import yaml at train.py:1",
+    ]
     assert list(lock.warnings) == [
         f"{custom}:1 asks for pyyaml<6, but PyYAML 6.0.1 is installed locally: "
         "the --requirements bound wins, pip picks the version in the image"
@@ -225,7 +243,9 @@ def test_requirements_option_is_evidence_whose_bounds_win(env_python: Path, tmp_
 
 def test_markers_are_evaluated_for_the_image(tmp_path: Path) -> None:
     dists = (
-        FakeDist("app", "1.0", ("app/",), ('winonly; sys_platform == "win32"', 'old; python_version < "3"', "core[fast]")),
+        FakeDist(
+            "app", "1.0", ("app/",), ('winonly; sys_platform == "win32"', 'old; python_version < "3"', "core[fast]")
+        ),
         FakeDist("core", "2.0", ("core/",), ('speedup; extra == "fast"', 'never; extra == "slow"')),
         FakeDist("speedup", "0.9", ("speedup/",)),
         FakeDist("winonly", "1.0", ("winonly/",)),
@@ -258,4 +278,6 @@ def test_lock_json_round_trip(env_python: Path, tmp_path: Path) -> None:
     files = _project(project, {"train.py": "import yaml\ntry:\n    import nothere\nexcept ImportError:\n    pass\n"})
     lock = lock_project(project, files, "train.py", python=str(env_python), offline=True)
     assert lock_from_json(json.loads(json.dumps(lock_to_json(lock)))) == lock
-    assert list(lock.notes) == ["nothere: imported only guarded or lazily (train.py:3) and not installed locally: left out"]
+    assert list(lock.notes) == [
+        "nothere: imported only guarded or lazily (train.py:3) and not installed locally: left out"
+    ]

@@ -5,11 +5,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from test_deps_fixtures import fakeenv  # noqa: E402  (same folder)
+
 from runner.deps.interp import parse_probe, run_probe
 from runner.deps.optional import code_imports, is_dev_extra, optional_dependencies
 from runner.deps.pin import image_marker_env
-
-from test_deps_fixtures import fakeenv  # noqa: E402  (same folder)
 
 FakeDist = fakeenv.FakeDist
 
@@ -17,13 +17,15 @@ FakeDist = fakeenv.FakeDist
 def test_code_imports_skip_tests_and_vendored_copies_and_are_cached_by_record(tmp_path: Path) -> None:
     dists = (
         FakeDist(
-            "lib", "1.0", ("lib/",),
+            "lib",
+            "1.0",
+            ("lib/",),
             code=(
                 ("lib/plot.py", "def show():\n    import kiwi\n"),
                 ("lib/_vendor/old/__init__.py", "import sixish\n"),
                 ("lib/tests/test_plot.py", "import pytest\nimport kiwi2\n"),
             ),
-        ),  # fmt: skip
+        ),
         FakeDist("kiwi", "1.4", ("kiwi/",)),
         FakeDist("kiwi2", "1.4", ("kiwi2/",)),
         FakeDist("sixish", "1.0", ("sixish/",)),

@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from test_deps_fixtures import FIXTURES, fakeenv  # noqa: E402  (same folder)
 
 
@@ -23,8 +22,12 @@ def _inspect(project: Path, script: str, python: Path, home: Path, *extra: str) 
     env = {**os.environ, "RUNNER_HOME": str(home), "RUNNER_BASE_IMAGE": "python:3.11-slim"}
     return subprocess.run(
         [sys.executable, "-m", "runner", "inspect", *extra, "--python", str(python), str(project / script)],
-        cwd=project, env=env, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_inspect_json_has_provenance_and_dropped_lines(fake_python: Path, tmp_path: Path) -> None:
@@ -56,7 +59,12 @@ def test_inspect_json_has_provenance_and_dropped_lines(fake_python: Path, tmp_pa
         ("sys", "requirements.txt:1", "declared", "names the standard-library module sys"),
         ("os", "requirements.txt:2", "declared", "names the standard-library module os"),
         ("subprocess", "requirements.txt:3", "declared", "names the standard-library module subprocess"),
-        ("pkg_resources", "requirements.txt:4", "declared", "names the module pkg_resources of setuptools, pinned instead"),
+        (
+            "pkg_resources",
+            "requirements.txt:4",
+            "declared",
+            "names the module pkg_resources of setuptools, pinned instead",
+        ),
         ("time", "requirements.txt:5", "declared", "names the standard-library module time"),
         ("wandb", "more.py:3", "import", "not installed locally"),
     ]

@@ -82,7 +82,10 @@ def test_notebook_magics_shell_and_cells() -> None:
     nb = {
         "cells": [
             {"cell_type": "markdown", "source": "import notcode"},
-            {"cell_type": "code", "source": ["%matplotlib inline\n", "!pip install x\n", "import numpy\n", "out = !ls\n", "numpy?\n"]},
+            {
+                "cell_type": "code",
+                "source": ["%matplotlib inline\n", "!pip install x\n", "import numpy\n", "out = !ls\n", "numpy?\n"],
+            },
             {"cell_type": "code", "source": "%%bash\nimport notpython\n"},
             {"cell_type": "code", "source": "%%time\nimport pandas\n"},
             {"cell_type": "code", "source": "def f(:\n"},

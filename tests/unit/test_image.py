@@ -3,7 +3,16 @@ import io
 import tarfile
 from pathlib import Path
 
-from runner.image import ContextEntry, DigestCache, FileDigest, TagInputs, digest_entries, image_tag, normal_mode, write_context
+from runner.image import (
+    ContextEntry,
+    DigestCache,
+    FileDigest,
+    TagInputs,
+    digest_entries,
+    image_tag,
+    normal_mode,
+    write_context,
+)
 
 
 def inputs(**kw: object) -> TagInputs:
@@ -69,7 +78,9 @@ def test_digest_cache_reuses_and_notices_changes(tmp_path: Path) -> None:
     f.write_text("two!")
     assert DigestCache(cache_file).digest(f) != again
     cache_file.write_text("{not json")
-    assert DigestCache(cache_file).digest(f) == digest_entries([ContextEntry("p", 0o644, data=b"two!")], cache)[0].sha256
+    assert (
+        DigestCache(cache_file).digest(f) == digest_entries([ContextEntry("p", 0o644, data=b"two!")], cache)[0].sha256
+    )
 
 
 def test_context_dir_holds_the_entries_and_shows_every_edit(tmp_path: Path) -> None:
@@ -80,14 +91,20 @@ def test_context_dir_holds_the_entries_and_shows_every_edit(tmp_path: Path) -> N
     src.write_text("v = 1\n")
     big = tmp_path / "big.bin"
     big.write_bytes(b"x" * (1 << 20))
-    entries = [ContextEntry("project/a.py", 0o644, source=src), ContextEntry(".runner/uv", 0o755, source=big),
-               ContextEntry("Dockerfile", 0o644, data=b"FROM x\n")]  # fmt: skip
+    entries = [
+        ContextEntry("project/a.py", 0o644, source=src),
+        ContextEntry(".runner/uv", 0o755, source=big),
+        ContextEntry("Dockerfile", 0o644, data=b"FROM x\n"),
+    ]
     root, blobs = tmp_path / "ctx", tmp_path / "blobs"
     (root / "project").mkdir(parents=True)
     (root / "project" / "stale.py").write_text("old")
     assert sync_context_dir(root, entries, digest_entries(entries, DigestCache(None)), blobs=blobs)
     assert sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()) == [
-        ".runner/uv", "Dockerfile", "project/a.py"]  # fmt: skip
+        ".runner/uv",
+        "Dockerfile",
+        "project/a.py",
+    ]
     a = (root / "project/a.py").stat()
     assert a.st_mode & 0o777 == 0o644 and int(a.st_mtime) == 0  # the image reads mtime 0
     assert a.st_mtime_ns == context_mtime_ns(hashlib.sha256(b"v = 1\n").hexdigest())

@@ -16,11 +16,19 @@ def test_good_names_pass(name: str) -> None:
     assert check_run_name(name) is None
 
 
-@pytest.mark.parametrize(("name", "says"), [
-    ("", "empty"), ("Upper", "not a valid name"), ("1abc", "not a valid name"), ("abc-", "not a valid name"),
-    ("a_b", "not a valid name"), ("a.b", "not a valid name"), ("x" * (RUN_NAME_MAX + 1), "at most 40"),
-    ("sweep-exp3", "experiment name"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("name", "says"),
+    [
+        ("", "empty"),
+        ("Upper", "not a valid name"),
+        ("1abc", "not a valid name"),
+        ("abc-", "not a valid name"),
+        ("a_b", "not a valid name"),
+        ("a.b", "not a valid name"),
+        ("x" * (RUN_NAME_MAX + 1), "at most 40"),
+        ("sweep-exp3", "experiment name"),
+    ],
+)
 def test_bad_names_say_why_in_one_line(name: str, says: str) -> None:
     problem = check_run_name(name)
     assert problem is not None and says in problem and "\n" not in problem
@@ -32,8 +40,13 @@ def _cm(image: str | None, created: float, *, launched: bool = True) -> dict[str
 
 
 def test_newest_run_image_is_the_newest_launched_one() -> None:
-    cms = [_cm("reg/runner/a@sha256:1", 10), _cm("reg/runner/b@sha256:2", 30), _cm(None, 40),
-           _cm("reg/runner/c@sha256:3", 50, launched=False), _cm("reg/runner/d@sha256:4", 20)]  # fmt: skip
+    cms = [
+        _cm("reg/runner/a@sha256:1", 10),
+        _cm("reg/runner/b@sha256:2", 30),
+        _cm(None, 40),
+        _cm("reg/runner/c@sha256:3", 50, launched=False),
+        _cm("reg/runner/d@sha256:4", 20),
+    ]
     assert kube.newest_run_image(cms) == "reg/runner/b@sha256:2"
 
 
@@ -44,9 +57,16 @@ def test_no_run_no_image() -> None:
 
 def test_without_experiments_takes_them_out_of_a_part_and_its_keys() -> None:
     part = [{"name": "r-exp0", "index": 0}, {"name": "r-exp1", "index": 1}]
-    cm = {"metadata": {"name": "runner-run-r"},
-          "data": {"run.json": json.dumps({"name": "r"}), "part.json": json.dumps(part),
-                   "r-exp0.json": "{}", "r-exp1.json": "{}", "r-exp1.stop": "1"}}  # fmt: skip
+    cm = {
+        "metadata": {"name": "runner-run-r"},
+        "data": {
+            "run.json": json.dumps({"name": "r"}),
+            "part.json": json.dumps(part),
+            "r-exp0.json": "{}",
+            "r-exp1.json": "{}",
+            "r-exp1.stop": "1",
+        },
+    }
     patch = kube.without_experiments(cm, {"r-exp1"})
     assert patch == {"part.json": json.dumps([part[0]], sort_keys=True), "r-exp1.json": None, "r-exp1.stop": None}
     assert kube.without_experiments(cm, {"r-exp7"}) == {"part.json": json.dumps(part, sort_keys=True)}

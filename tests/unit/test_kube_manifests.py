@@ -13,8 +13,8 @@ import pytest
 import yaml
 
 from runner import kube
-from runner.kubetarget import parse_datastore, tree_digest
 from runner.errors import UsageError
+from runner.kubetarget import parse_datastore, tree_digest
 
 GOLDEN = Path(__file__).parent / "golden"
 
@@ -28,26 +28,49 @@ def check_golden(name: str, objects: list[dict[str, Any]]) -> None:
 
 
 def test_default_job_requests_one_cpu_and_runs_the_launcher() -> None:
-    spec = kube.JobSpec(run="lucky-urchin-502", experiment="lucky-urchin-502-exp0",
-                        image="127.0.0.1:5000/runner/proj@sha256:abc", command=("python3", "argecho.py", "--arg1", "1"))  # fmt: skip
+    spec = kube.JobSpec(
+        run="lucky-urchin-502",
+        experiment="lucky-urchin-502-exp0",
+        image="127.0.0.1:5000/runner/proj@sha256:abc",
+        command=("python3", "argecho.py", "--arg1", "1"),
+    )
     check_golden("job-default.yaml", [kube.make_job(spec)])
 
 
 def test_job_with_everything() -> None:
     spec = kube.JobSpec(
-        run="bold-otter-123", experiment="bold-otter-123-exp0", image="reg/runner/p@sha256:def",
-        command=("python3", "train.py", "$(HOME)", "$HOME", "a b", ""), env={"SEED": "1", "PRICE": "$5"},
-        secrets=("wandb",), cpus=0.5, memory="2G", gpus=1, timeout=60, retries=2,
+        run="bold-otter-123",
+        experiment="bold-otter-123-exp0",
+        image="reg/runner/p@sha256:def",
+        command=("python3", "train.py", "$(HOME)", "$HOME", "a b", ""),
+        env={"SEED": "1", "PRICE": "$5"},
+        secrets=("wandb",),
+        cpus=0.5,
+        memory="2G",
+        gpus=1,
+        timeout=60,
+        retries=2,
         datastores=(kube.DatastoreMount(name="mnist", version=2, digest="d" * 32, mount_dir="/datastores/mnist"),),
-    )  # fmt: skip
+    )
     check_golden("job-full.yaml", [kube.make_job(spec)])
 
 
 def test_run_configmap_and_infrastructure() -> None:
-    doc = {"name": "bold-otter-123", "script": "train.py", "launched": True,
-           "experiments": [{"name": "bold-otter-123-exp0", "index": 0, "command": ["python3", "train.py"]}]}  # fmt: skip
-    check_golden("infra.yaml", [*kube.make_run_configmaps(doc), kube.make_data_pvc(storage_class="standard"),
-                                kube.make_data_pod(image="busybox:1.36"), kube.make_datastore_configmap("mnist", [])])  # fmt: skip
+    doc = {
+        "name": "bold-otter-123",
+        "script": "train.py",
+        "launched": True,
+        "experiments": [{"name": "bold-otter-123-exp0", "index": 0, "command": ["python3", "train.py"]}],
+    }
+    check_golden(
+        "infra.yaml",
+        [
+            *kube.make_run_configmaps(doc),
+            kube.make_data_pvc(storage_class="standard"),
+            kube.make_data_pod(image="busybox:1.36"),
+            kube.make_datastore_configmap("mnist", []),
+        ],
+    )
 
 
 def test_launcher_configmap_ships_the_launcher_source() -> None:
@@ -67,21 +90,36 @@ def test_cpu_quantity(cpus: float, quantity: str) -> None:
 
 
 def pod(phase: str, **status: Any) -> dict[str, Any]:
-    return {"metadata": {"name": "p", "creationTimestamp": "2026-11-21T05:00:00Z"}, "status": {"phase": phase, **status}}
+    return {
+        "metadata": {"name": "p", "creationTimestamp": "2026-11-21T05:00:00Z"},
+        "status": {"phase": phase, **status},
+    }
 
 
 ACTIVE_JOB: dict[str, Any] = {"status": {"active": 1}}
 
 
 def test_unschedulable_pod_says_why() -> None:
-    p = pod("Pending", conditions=[{"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
-                                    "message": "0/1 nodes are available: 1 Insufficient nvidia.com/gpu."}])  # fmt: skip
+    p = pod(
+        "Pending",
+        conditions=[
+            {
+                "type": "PodScheduled",
+                "status": "False",
+                "reason": "Unschedulable",
+                "message": "0/1 nodes are available: 1 Insufficient nvidia.com/gpu.",
+            }
+        ],
+    )
     seen = kube.observe(end=None, stop=False, job=ACTIVE_JOB, pods=[p], launched=True)
     assert seen.state == "queued" and seen.message and seen.message.startswith("Unschedulable: 0/1 nodes")
 
 
 def test_image_pull_backoff_says_why() -> None:
-    p = pod("Pending", containerStatuses=[{"state": {"waiting": {"reason": "ImagePullBackOff", "message": "no such image"}}}])
+    p = pod(
+        "Pending",
+        containerStatuses=[{"state": {"waiting": {"reason": "ImagePullBackOff", "message": "no such image"}}}],
+    )
     seen = kube.observe(end=None, stop=False, job=ACTIVE_JOB, pods=[p], launched=True)
     assert seen.state == "queued" and seen.message == "ImagePullBackOff: no such image"
 
@@ -95,11 +133,23 @@ def test_container_oom_killed_without_a_recorded_end() -> None:
 
 
 def test_deadline_and_eviction() -> None:
-    job = {"status": {"conditions": [{"type": "Failed", "status": "True", "reason": "DeadlineExceeded", "message": "Job was active longer"}]}}
-    assert kube.observe(end=None, stop=False, job=job, pods=[], launched=True).message == "deadline exceeded: Job was active longer"
+    job = {
+        "status": {
+            "conditions": [
+                {"type": "Failed", "status": "True", "reason": "DeadlineExceeded", "message": "Job was active longer"}
+            ]
+        }
+    }
+    assert (
+        kube.observe(end=None, stop=False, job=job, pods=[], launched=True).message
+        == "deadline exceeded: Job was active longer"
+    )
     evicted = pod("Failed", reason="Evicted", message="low on memory")
     failed = {"status": {"conditions": [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded"}]}}
-    assert kube.observe(end=None, stop=False, job=failed, pods=[evicted], launched=True).message == "evicted: low on memory"
+    assert (
+        kube.observe(end=None, stop=False, job=failed, pods=[evicted], launched=True).message
+        == "evicted: low on memory"
+    )
 
 
 def test_recorded_end_wins_once_the_job_is_done_or_gone() -> None:
@@ -139,9 +189,17 @@ def test_tree_digest_depends_on_content_not_time(tmp_path: Path) -> None:
 
 def test_queued_job_is_suspended_and_releases_its_successor() -> None:
     chain = kube.release_chain([f"calm-heron-7-exp{i}" for i in range(5)], 2)
-    specs = [kube.JobSpec(run="calm-heron-7", experiment=name, image="reg/runner/p@sha256:abc",
-                          command=("python3", "sweep.py", "--lr", str(i)), suspend=suspend, release=release)
-             for i, (name, (suspend, release)) in enumerate(chain.items())]  # fmt: skip
+    specs = [
+        kube.JobSpec(
+            run="calm-heron-7",
+            experiment=name,
+            image="reg/runner/p@sha256:abc",
+            command=("python3", "sweep.py", "--lr", str(i)),
+            suspend=suspend,
+            release=release,
+        )
+        for i, (name, (suspend, release)) in enumerate(chain.items())
+    ]
     # exp0 runs now and releases exp2; exp2 waits suspended and releases exp4; exp4 releases nobody
     check_golden("job-sweep.yaml", [kube.make_job(specs[0]), kube.make_job(specs[2]), kube.make_job(specs[4])])
 
@@ -169,9 +227,16 @@ def test_without_max_parallel_jobs_are_not_suspended_and_release_nothing() -> No
 
 
 def test_a_suspended_job_shows_as_queued_waiting_for_a_slot() -> None:
-    seen = kube.observe(end=None, stop=False, job={"spec": {"suspend": True, "backoffLimit": 0},
-                                                   "status": {"conditions": [{"type": "Suspended", "status": "True"}]}},
-                        pods=[], launched=True)  # fmt: skip
+    seen = kube.observe(
+        end=None,
+        stop=False,
+        job={
+            "spec": {"suspend": True, "backoffLimit": 0},
+            "status": {"conditions": [{"type": "Suspended", "status": "True"}]},
+        },
+        pods=[],
+        launched=True,
+    )
     assert seen.state == "queued" and seen.message == kube.QUEUED_MESSAGE and not seen.final
 
 
@@ -183,8 +248,9 @@ def test_observers_release_only_queued_successors_of_ended_experiments() -> None
     assert kube.to_release(names, None, suspended=set(), ended=set(names)) == []
 
 
-def test_launcher_records_the_end_before_it_releases_and_a_gone_job_is_fine(monkeypatch: pytest.MonkeyPatch,
-                                                                             tmp_path: Path) -> None:  # fmt: skip
+def test_launcher_records_the_end_before_it_releases_and_a_gone_job_is_fine(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     import io
     import urllib.error
 
@@ -204,8 +270,10 @@ def test_launcher_records_the_end_before_it_releases_and_a_gone_job_is_fine(monk
     monkeypatch.setenv("RUNNER_CONFIGMAP", "runner-run-r")
     monkeypatch.setenv("RUNNER_RELEASE", "r-exp2")
     launcher.finish("r-exp0", {"state": "completed"}, str(tmp_path))
-    assert [(m, p) for m, p, _ in calls] == [("PATCH", "/api/v1/namespaces/ns/configmaps/runner-run-r"),
-                                             ("PATCH", "/apis/batch/v1/namespaces/ns/jobs/r-exp2")]  # fmt: skip
+    assert [(m, p) for m, p, _ in calls] == [
+        ("PATCH", "/api/v1/namespaces/ns/configmaps/runner-run-r"),
+        ("PATCH", "/apis/batch/v1/namespaces/ns/jobs/r-exp2"),
+    ]
     assert calls[1][2] == {"spec": {"suspend": False}}
     assert len(calls) == 2  # 404 and this one was stopped: the run is being deleted, nothing to wait for
 
@@ -238,11 +306,14 @@ def test_a_queued_experiment_stopped_alone_keeps_its_job_while_a_later_one_waits
     assert kube.kept_when_stopped(names, 2, suspended=queued, stopping={"e2"}) == {"e2"}  # e4 waits behind it
     assert kube.kept_when_stopped(names, 2, suspended=queued, stopping={"e4"}) == set()  # last of its chain
     assert kube.kept_when_stopped(names, 2, suspended=queued, stopping={"e2", "e4"}) == set()
-    assert kube.kept_when_stopped(names, 2, suspended=queued, stopping=set(names)) == set()  # the whole run: no Job stays
+    assert (
+        kube.kept_when_stopped(names, 2, suspended=queued, stopping=set(names)) == set()
+    )  # the whole run: no Job stays
 
 
-def test_launcher_of_an_experiment_stopped_while_queued_only_passes_its_turn_on(monkeypatch: pytest.MonkeyPatch,
-                                                                                 tmp_path: Path) -> None:  # fmt: skip
+def test_launcher_of_an_experiment_stopped_while_queued_only_passes_its_turn_on(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     from runner.kube import launcher
 
     released: list[str] = []

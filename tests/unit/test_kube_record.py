@@ -23,20 +23,43 @@ MIB = 1024 * 1024
 
 def run_doc(n: int, *, arg_bytes: int = 40) -> dict[str, Any]:
     return {
-        "name": "bold-otter-123", "project": "p", "root": "/home/u/p", "script": "train.py",
-        "args": ["--lr=[0.1,0.01]", "x" * arg_bytes], "image": "reg/runner/p@sha256:" + "a" * 64, "cached": 1,
-        "created_at": 1.5, "options": {"max_parallel": 8}, "launched": True, "user": "u",
-        "experiments": [{"name": f"bold-otter-123-exp{i}", "index": i, "params": {"lr": i / 7, "seed": i},
-                         "command": ["python3", "train.py", f"--lr={i / 7}", f"--seed={i}", "x" * arg_bytes]}
-                        for i in range(n)],
-    }  # fmt: skip
+        "name": "bold-otter-123",
+        "project": "p",
+        "root": "/home/u/p",
+        "script": "train.py",
+        "args": ["--lr=[0.1,0.01]", "x" * arg_bytes],
+        "image": "reg/runner/p@sha256:" + "a" * 64,
+        "cached": 1,
+        "created_at": 1.5,
+        "options": {"max_parallel": 8},
+        "launched": True,
+        "user": "u",
+        "experiments": [
+            {
+                "name": f"bold-otter-123-exp{i}",
+                "index": i,
+                "params": {"lr": i / 7, "seed": i},
+                "command": ["python3", "train.py", f"--lr={i / 7}", f"--seed={i}", "x" * arg_bytes],
+            }
+            for i in range(n)
+        ],
+    }
 
 
 def worst_case_size(cm: dict[str, Any]) -> int:
     """The ConfigMap's size once every experiment in it has the longest end and a stop mark."""
     full = json.loads(json.dumps(cm))
-    worst = {"state": "failed", "exit_code": 137, "signal": 9, "started_at": 1.7e9, "finished_at": 1.7e9,
-             "artifacts": 10**6, "pod": "p" * 63, "reason": "DeadlineExceeded", "message": "\u2603" * 5000}  # fmt: skip
+    worst = {
+        "state": "failed",
+        "exit_code": 137,
+        "signal": 9,
+        "started_at": 1.7e9,
+        "finished_at": 1.7e9,
+        "artifacts": 10**6,
+        "pod": "p" * 63,
+        "reason": "DeadlineExceeded",
+        "message": "\u2603" * 5000,
+    }
     for e in json.loads(full["data"]["part.json"]):
         full["data"][f"{e['name']}.json"] = kube.end_value({**worst, "final": True})
         full["data"][f"{e['name']}.stop"] = "1"
@@ -65,7 +88,10 @@ def test_no_run_configmap_can_pass_one_mib(n: int, arg_bytes: int) -> None:
 def test_a_small_run_is_one_configmap_and_old_records_still_read() -> None:
     doc = run_doc(3)
     assert len(kube.make_run_configmaps(doc)) == 1
-    old = {"metadata": {"name": "runner-run-bold-otter-123"}, "data": {"run.json": json.dumps(doc), "bold-otter-123-exp1.json": "{}"}}
+    old = {
+        "metadata": {"name": "runner-run-bold-otter-123"},
+        "data": {"run.json": json.dumps(doc), "bold-otter-123-exp1.json": "{}"},
+    }
     back = kube.read_run_record([old])
     assert back is not None
     assert [e["name"] for e in back[0]["experiments"]] == [e["name"] for e in doc["experiments"]]
@@ -76,8 +102,13 @@ def test_every_job_records_its_end_in_the_part_that_holds_it() -> None:
     cms = kube.make_run_configmaps(run_doc(9000))
     where = kube.part_of(cms)
     assert len(cms) > 1
-    spec = kube.JobSpec(run="bold-otter-123", experiment="bold-otter-123-exp8999", image="i", command=("python3", "t.py"),
-                        record=where["bold-otter-123-exp8999"])  # fmt: skip
+    spec = kube.JobSpec(
+        run="bold-otter-123",
+        experiment="bold-otter-123-exp8999",
+        image="i",
+        command=("python3", "t.py"),
+        record=where["bold-otter-123-exp8999"],
+    )
     env = {e["name"]: e["value"] for e in kube.make_job(spec)["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env["RUNNER_CONFIGMAP"] == cms[-1]["metadata"]["name"] != cms[0]["metadata"]["name"]
 
@@ -143,8 +174,9 @@ def test_launcher_retries_an_api_server_that_fails_then_records(pod: Path, monke
     assert json.loads((pod / "end.json").read_text()) == END
 
 
-def test_launcher_falls_back_to_the_volume_when_the_record_is_refused(pod: Path, monkeypatch: pytest.MonkeyPatch,
-                                                                      capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+def test_launcher_falls_back_to_the_volume_when_the_record_is_refused(
+    pod: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     api = FakeApi([422, 422, 422])
     monkeypatch.setattr(launcher, "api_base", lambda: api.url)
     assert launcher.record("r-exp7", dict(END), str(pod), patience=300) is False
@@ -153,7 +185,9 @@ def test_launcher_falls_back_to_the_volume_when_the_record_is_refused(pod: Path,
     assert "kept in end.json on the data volume" in capsys.readouterr().err
 
 
-def test_launcher_gives_up_on_an_unreachable_api_server_after_its_patience(pod: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_launcher_gives_up_on_an_unreachable_api_server_after_its_patience(
+    pod: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     api = FakeApi([])
     api.server.shutdown()
     api.server.server_close()  # nothing listens there any more
@@ -164,8 +198,9 @@ def test_launcher_gives_up_on_an_unreachable_api_server_after_its_patience(pod: 
     assert kept["state"] == "failed" and len(kept["message"]) == launcher.MAX_MESSAGE
 
 
-def test_launcher_reads_arguments_of_any_length_from_the_volume(pod: Path, monkeypatch: pytest.MonkeyPatch,
-                                                                tmp_path: Path) -> None:  # fmt: skip
+def test_launcher_reads_arguments_of_any_length_from_the_volume(
+    pod: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     argv = ["train.py", "y" * 2_000_000, "--", "ünï"]
     (pod / "argv.json").write_text(json.dumps(argv, ensure_ascii=False), encoding="utf-8")
     monkeypatch.setenv("RUNNER_ARGV_FILE", str(tmp_path / "runner" / "argv.json"))
@@ -177,27 +212,54 @@ def test_launcher_reads_arguments_of_any_length_from_the_volume(pod: Path, monke
 def test_a_pending_pod_whose_status_says_nothing_shows_its_newest_warning_event() -> None:
     # --memory 1: the pod's token volume cannot be written, and the pod waits in ContainerCreating for ever;
     # only its events say why
-    pod = {"metadata": {"name": "r-exp0-abcde"},
-           "status": {"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "True"}],
-                      "containerStatuses": [{"state": {"waiting": {"reason": "ContainerCreating"}}}]}}  # fmt: skip
+    pod = {
+        "metadata": {"name": "r-exp0-abcde"},
+        "status": {
+            "phase": "Pending",
+            "conditions": [{"type": "PodScheduled", "status": "True"}],
+            "containerStatuses": [{"state": {"waiting": {"reason": "ContainerCreating"}}}],
+        },
+    }
     job = {"spec": {"backoffLimit": 0}, "status": {}}
     assert kube.observe(end=None, stop=False, job=job, pods=[pod], launched=True).message is None
     events = [
-        {"type": "Warning", "reason": "FailedMount", "message": "no space left on device (old)",
-         "lastTimestamp": "2026-12-04T15:54:31Z", "involvedObject": {"kind": "Pod", "name": "r-exp0-abcde"}},
-        {"type": "Warning", "reason": "FailedMount", "message": "MountVolume.SetUp failed: no space left on device",
-         "lastTimestamp": "2026-12-04T15:54:46Z", "involvedObject": {"kind": "Pod", "name": "r-exp0-abcde"}},
-        {"type": "Normal", "reason": "Scheduled", "message": "assigned",
-         "lastTimestamp": "2026-12-04T15:54:50Z", "involvedObject": {"kind": "Pod", "name": "r-exp0-abcde"}},
-        {"type": "Warning", "reason": "BackOff", "message": "someone else",
-         "lastTimestamp": "2026-12-04T15:54:59Z", "involvedObject": {"kind": "Pod", "name": "other"}},
-    ]  # fmt: skip
+        {
+            "type": "Warning",
+            "reason": "FailedMount",
+            "message": "no space left on device (old)",
+            "lastTimestamp": "2026-12-04T15:54:31Z",
+            "involvedObject": {"kind": "Pod", "name": "r-exp0-abcde"},
+        },
+        {
+            "type": "Warning",
+            "reason": "FailedMount",
+            "message": "MountVolume.SetUp failed: no space left on device",
+            "lastTimestamp": "2026-12-04T15:54:46Z",
+            "involvedObject": {"kind": "Pod", "name": "r-exp0-abcde"},
+        },
+        {
+            "type": "Normal",
+            "reason": "Scheduled",
+            "message": "assigned",
+            "lastTimestamp": "2026-12-04T15:54:50Z",
+            "involvedObject": {"kind": "Pod", "name": "r-exp0-abcde"},
+        },
+        {
+            "type": "Warning",
+            "reason": "BackOff",
+            "message": "someone else",
+            "lastTimestamp": "2026-12-04T15:54:59Z",
+            "involvedObject": {"kind": "Pod", "name": "other"},
+        },
+    ]
     kube.attach_warnings([pod], events)
     seen = kube.observe(end=None, stop=False, job=job, pods=[pod], launched=True)
     assert (seen.state, seen.message) == ("queued", "FailedMount: MountVolume.SetUp failed: no space left on device")
 
 
-def test_launcher_tees_many_lines_and_one_long_line_completely(tmp_path: Path, capfdbinary: pytest.CaptureFixture[bytes]) -> None:
+def test_launcher_tees_many_lines_and_one_long_line_completely(
+    tmp_path: Path, capfdbinary: pytest.CaptureFixture[bytes]
+) -> None:
     import io
 
     tee = launcher.Tee(str(tmp_path / "log"))

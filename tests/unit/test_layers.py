@@ -8,10 +8,17 @@ def req(name: str, line: str | None = None) -> Requirement:
 
 def test_heavy_families_get_their_own_layers_in_stacking_order() -> None:
     lock = Lock(
-        requirements=(req("filelock"), req("numpy"), req("nvidia-cublas-cu12"), req("six"), req("torch"),
-                      req("torchvision"), req("triton")),
+        requirements=(
+            req("filelock"),
+            req("numpy"),
+            req("nvidia-cublas-cu12"),
+            req("six"),
+            req("torch"),
+            req("torchvision"),
+            req("triton"),
+        ),
         pip_options=("--extra-index-url https://download.pytorch.org/whl/cpu",),
-    )  # fmt: skip
+    )
     layers = split_layers(lock)
     assert [f.name for f in layers] == ["1-cuda.txt", "2-torch.txt", "5-arrays.txt"]
     head = "--extra-index-url https://download.pytorch.org/whl/cpu\n"

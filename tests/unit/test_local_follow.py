@@ -68,8 +68,16 @@ def no_sleep(monkeypatch: pytest.MonkeyPatch) -> None:
 def _target(tmp_path: Path, engine: Engine, **kw: Any) -> tuple[local.LocalTarget, Store, str]:
     home = Home(tmp_path / "home")
     store = Store(home.db, records=home.runs)
-    run = store.create_run(make_name=lambda: "a-b-100", project="p", root="/p", script="q.py", args=[], target="local",
-                           options={}, experiments=[(["python3", "q.py"], {})])  # fmt: skip
+    run = store.create_run(
+        make_name=lambda: "a-b-100",
+        project="p",
+        root="/p",
+        script="q.py",
+        args=[],
+        target="local",
+        options={},
+        experiments=[(["python3", "q.py"], {})],
+    )
     name = f"{run.name}-exp0"
     store.update_experiment(name, handle="c0ffee", state=ExpState.RUNNING)
     return local.LocalTarget(home, store, engine, **kw), store, name  # type: ignore[arg-type]

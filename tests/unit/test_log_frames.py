@@ -35,8 +35,12 @@ def test_attached_frames_hold_any_number_of_lines_and_characters_split_across_fr
     e = "\u00e9".encode()
     stream = frames((1, b"a\nb\nc" + e[:1]), (1, e[1:] + b"d\n"), (2, b"oops\n"), (1, b"tail"))
     got = list(_frames_to_lines("c" * 12, stream, stamped=False))
-    assert [(ln.stream, ln.text) for ln in got] == [("stdout", "a\nb"), ("stdout", "c\u00e9d"), ("stderr", "oops"),
-                                                    ("stdout", "tail")]  # fmt: skip
+    assert [(ln.stream, ln.text) for ln in got] == [
+        ("stdout", "a\nb"),
+        ("stdout", "c\u00e9d"),
+        ("stderr", "oops"),
+        ("stdout", "tail"),
+    ]
 
 
 def test_a_batch_of_lines_formats_as_one_log_line_each() -> None:

@@ -57,14 +57,16 @@ def _tar(members: dict[str, tuple[bytes | None, int]]) -> tarfile.TarFile:
 
 
 def test_extract_changed_keeps_files_with_a_real_mtime_only(tmp_path: Path) -> None:
-    tar = _tar({
-        "project": (None, 0),
-        "project/train.py": (b"from the image", 0),  # build context files have mtime 0
-        "project/logs": (None, 1_700_000_000),
-        "project/logs/a.txt": (b"A", 1_700_000_000),
-        "project/train.py.bak": (b"B", 1_700_000_001),
-        "project/../evil": (b"x", 1_700_000_000),
-    })  # fmt: skip
+    tar = _tar(
+        {
+            "project": (None, 0),
+            "project/train.py": (b"from the image", 0),  # build context files have mtime 0
+            "project/logs": (None, 1_700_000_000),
+            "project/logs/a.txt": (b"A", 1_700_000_000),
+            "project/train.py.bak": (b"B", 1_700_000_001),
+            "project/../evil": (b"x", 1_700_000_000),
+        }
+    )
     saved = extract_changed(tar, dest=tmp_path / "out")
     assert saved == ["logs/a.txt", "train.py.bak"]
     assert (tmp_path / "out/logs/a.txt").read_bytes() == b"A"

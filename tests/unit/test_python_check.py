@@ -5,20 +5,20 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from test_deps_fixtures import fakeenv  # noqa: E402  (same folder)
 
 from runner.basepython import check, image_python
 from runner.deps import lock_project
 from runner.deps.model import Lock, PinSource, Requirement
 from runner.deps.pycheck import check_python
 
-from test_deps_fixtures import fakeenv  # noqa: E402  (same folder)
-
 
 def _lock(pins: dict[str, tuple[str, str | None]], local: str = "3.11.7") -> Lock:
     """name -> (version, Requires-Python)"""
     return Lock(
         requirements=tuple(
-            Requirement(name=n, version=v, line=f"{n}=={v}", source=PinSource.IMPORT) for n, (v, _) in sorted(pins.items())
+            Requirement(name=n, version=v, line=f"{n}=={v}", source=PinSource.IMPORT)
+            for n, (v, _) in sorted(pins.items())
         ),
         python_version=local,
         requires_python=tuple(sorted((n, rp) for n, (_, rp) in pins.items() if rp)),

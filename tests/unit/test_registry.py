@@ -64,7 +64,9 @@ def test_unreachable_is_an_error() -> None:
         manifest_digest("127.0.0.1:1/runner/p:x")
 
 
-def test_credentials_come_from_the_docker_config(registry: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_credentials_come_from_the_docker_config(
+    registry: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     token = base64.b64encode(b"me:secret").decode()
     (tmp_path / "config.json").write_text(json.dumps({"auths": {registry: {"auth": token}}}))
     monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))

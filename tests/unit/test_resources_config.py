@@ -9,9 +9,14 @@ from runner.resources import make_resources, parse_env, parse_memory
 
 @pytest.mark.parametrize(
     ("text", "spelled", "value"),
-    [("2G", "2G", 2_000_000_000), ("512Mi", "512Mi", 512 * 2**20), ("1.5gi", "1.5Gi", int(1.5 * 2**30)),
-     ("8388608", "8388608", 8 * 2**20), ("64mb", "64M", 64_000_000)],
-)  # fmt: skip
+    [
+        ("2G", "2G", 2_000_000_000),
+        ("512Mi", "512Mi", 512 * 2**20),
+        ("1.5gi", "1.5Gi", int(1.5 * 2**30)),
+        ("8388608", "8388608", 8 * 2**20),
+        ("64mb", "64M", 64_000_000),
+    ],
+)
 def test_memory(text: str, spelled: str, value: int) -> None:
     assert parse_memory(text) == (spelled, value)
 

@@ -73,7 +73,9 @@ def test_dockerfile_ships_the_runtime_after_the_project_folders() -> None:
     text = render_dockerfile(DockerfileSpec(base_image="b", has_requirements=False, install_project=True, runtime=True))
     assert "COPY .runner/runtime/ /opt/runner/runtime/\n" in text
     assert text.index("COPY .runner/runtime/") < text.index("COPY project/")
-    assert text.endswith("ENV PYTHONPATH=/project/src:/project\nENV PYTHONPATH=${PYTHONPATH:+$PYTHONPATH:}/opt/runner/runtime\n")
+    assert text.endswith(
+        "ENV PYTHONPATH=/project/src:/project\nENV PYTHONPATH=${PYTHONPATH:+$PYTHONPATH:}/opt/runner/runtime\n"
+    )
     assert "runtime" not in render_dockerfile(DockerfileSpec(base_image="b", has_requirements=False))
 
 
@@ -93,10 +95,10 @@ def test_plan_ships_the_runtime_only_when_the_project_imports_runner(tmp_path: P
 
 def test_a_declared_runner_line_stays_out_of_the_image(tmp_path: Path) -> None:
     """The seed's requirements.txt lists runner (the starter needs it locally): the image gets the runtime instead."""
+    from test_deps_fixtures import FIXTURES, FakeIndex, fakeenv  # noqa: E402  (same folder)
+
     from runner.deps import lock_project
     from runner.project import list_files
-
-    from test_deps_fixtures import FIXTURES, FakeIndex, fakeenv  # noqa: E402  (same folder)
 
     python = fakeenv.build(tmp_path / "venv")  # runner is installed there, with typer, docker...
     project = fakeenv.copy_fixture(FIXTURES / "runner_declared" / "project", tmp_path / "p")

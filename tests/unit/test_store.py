@@ -10,9 +10,15 @@ from runner.store import ExpState, Store
 
 def new_run(store: Store, name: str = "calm-otter-101", n: int = 1) -> str:
     run = store.create_run(
-        make_name=lambda: name, project="p", root="/p", script="a.py", args=["--x", ""], target="local",
-        options={"resources": {"cpus": 1}}, experiments=[(["python3", "a.py", str(i)], {"i": i}) for i in range(n)],
-    )  # fmt: skip
+        make_name=lambda: name,
+        project="p",
+        root="/p",
+        script="a.py",
+        args=["--x", ""],
+        target="local",
+        options={"resources": {"cpus": 1}},
+        experiments=[(["python3", "a.py", str(i)], {"i": i}) for i in range(n)],
+    )
     return run.name
 
 
@@ -32,10 +38,32 @@ def test_create_and_read_back(tmp_path: Path) -> None:
 def test_name_collision_draws_again(tmp_path: Path) -> None:
     store = Store(tmp_path / "db")
     names = iter(["a-b-100", "a-b-100", "a-b-101"])
-    assert store.create_run(make_name=lambda: next(names), project="p", root="/", script="s", args=[], target="local",
-                            options={}, experiments=[([], {})]).name == "a-b-100"  # fmt: skip
-    assert store.create_run(make_name=lambda: next(names), project="p", root="/", script="s", args=[], target="local",
-                            options={}, experiments=[([], {})]).name == "a-b-101"  # fmt: skip
+    assert (
+        store.create_run(
+            make_name=lambda: next(names),
+            project="p",
+            root="/",
+            script="s",
+            args=[],
+            target="local",
+            options={},
+            experiments=[([], {})],
+        ).name
+        == "a-b-100"
+    )
+    assert (
+        store.create_run(
+            make_name=lambda: next(names),
+            project="p",
+            root="/",
+            script="s",
+            args=[],
+            target="local",
+            options={},
+            experiments=[([], {})],
+        ).name
+        == "a-b-101"
+    )
 
 
 def test_first_end_state_wins_and_claim_is_compare_and_set(tmp_path: Path) -> None:
@@ -59,8 +87,16 @@ def _many(args: tuple[str, int]) -> list[str]:
     store = Store(Path(path))
     # a tiny name space forces collisions between the processes
     return [
-        store.create_run(make_name=lambda: f"a-b-{rng.randrange(100, 160)}", project="p", root="/", script="s",
-                         args=[], target="local", options={}, experiments=[([], {})]).name  # fmt: skip
+        store.create_run(
+            make_name=lambda: f"a-b-{rng.randrange(100, 160)}",
+            project="p",
+            root="/",
+            script="s",
+            args=[],
+            target="local",
+            options={},
+            experiments=[([], {})],
+        ).name
         for _ in range(12)
     ]
 
@@ -98,7 +134,9 @@ def test_old_rows_with_numbers_in_args_still_read(tmp_path: Path) -> None:
     store = Store(tmp_path / "db")
     name = new_run(store)
     store._db.execute("UPDATE runs SET args = ? WHERE name = ?", ('["--lr", 0.1, 3]', name))
-    store._db.execute("UPDATE experiments SET command = ?, params = ? WHERE run = ?", ('["python3", "q.py", 0.1]', "oops", name))
+    store._db.execute(
+        "UPDATE experiments SET command = ?, params = ? WHERE run = ?", ('["python3", "q.py", 0.1]', "oops", name)
+    )
     assert store.get_run(name).args == ("--lr", "0.1", "3")
     exp = store.experiments(name)[0]
     assert exp.command == ("python3", "q.py", "0.1") and exp.params == {}
@@ -139,7 +177,10 @@ def test_repair_rebuilds_from_the_records(tmp_path: Path) -> None:
     assert (report.from_records, report.from_folders) == (1, 1)
     fresh = Store(db)
     exps = fresh.experiments(a)
-    assert [(e.state, e.exit_code, e.handle) for e in exps] == [(ExpState.FAILED, 3, "c0ffee"), (ExpState.COMPLETED, 0, None)]
+    assert [(e.state, e.exit_code, e.handle) for e in exps] == [
+        (ExpState.FAILED, 3, "c0ffee"),
+        (ExpState.COMPLETED, 0, None),
+    ]
     assert fresh.get_run(a).args == ("--x", "")
     assert fresh.experiments("old-run-100")[0].state is ExpState.FAILED
     # a sound database only gains what it lacks

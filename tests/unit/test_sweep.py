@@ -70,11 +70,25 @@ def test_a_name_used_twice_is_numbered() -> None:
 
 
 def test_rendering() -> None:
-    exps = expand(["[1, -2, +3, 0.5, -0.25, 1e-3, 1e-5, 2.0, 'a b', \"it's\", True, None, [1, 'x'], (2.5,)]"],
-                  strategy=GRID)  # fmt: skip
+    exps = expand(
+        ["[1, -2, +3, 0.5, -0.25, 1e-3, 1e-5, 2.0, 'a b', \"it's\", True, None, [1, 'x'], (2.5,)]"], strategy=GRID
+    )
     assert [e.args[0] for e in exps] == [
-        "1", "-2", "3", "0.5", "-0.25", "0.001", "1e-05", "2.0", "a b", "it's", "True", "None", "[1, 'x']", "(2.5,)",
-    ]  # fmt: skip
+        "1",
+        "-2",
+        "3",
+        "0.5",
+        "-0.25",
+        "0.001",
+        "1e-05",
+        "2.0",
+        "a b",
+        "it's",
+        "True",
+        "None",
+        "[1, 'x']",
+        "(2.5,)",
+    ]
     assert render(0.1 + 0.2) == "0.30000000000000004"  # repr: the exact float, no rounding
 
 
@@ -162,8 +176,12 @@ def test_each_argument_has_its_own_stream() -> None:
 
 
 def test_random_search_values_stay_in_their_domain() -> None:
-    exps = expand(["uniform(-1, 1)", "loguniform(1, 1000)", "randint(1, 3)", "range(0, 10, 5)", "[7]"],
-                  strategy=RANDOM, trials=200, seed=9)  # fmt: skip
+    exps = expand(
+        ["uniform(-1, 1)", "loguniform(1, 1000)", "randint(1, 3)", "range(0, 10, 5)", "[7]"],
+        strategy=RANDOM,
+        trials=200,
+        seed=9,
+    )
     for e in exps:
         u, lu, ri, r, lst = e.args
         assert -1 <= float(u) <= 1 and 1 <= float(lu) <= 1000
@@ -180,10 +198,13 @@ def test_random_search_ignores_n_and_samples_huge_ranges() -> None:
 
 @pytest.mark.parametrize(
     ("trials", "message"),
-    [(None, "random search needs --trials N"), (0, "--trials must be at least 1, not 0"),
-     (-2, "--trials must be at least 1, not -2"),
-     (10_001, "--trials 10001 is more than the limit of 10,000 experiments")],
-)  # fmt: skip
+    [
+        (None, "random search needs --trials N"),
+        (0, "--trials must be at least 1, not 0"),
+        (-2, "--trials must be at least 1, not -2"),
+        (10_001, "--trials 10001 is more than the limit of 10,000 experiments"),
+    ],
+)
 def test_random_search_trials(trials: int | None, message: str) -> None:
     with pytest.raises(UsageError) as e:
         expand(["[1, 2]"], strategy=RANDOM, trials=trials)
@@ -245,7 +266,7 @@ def test_random_search_with_nothing_to_sample() -> None:
         ("choice(1, 2)", "choice takes a list: choice([a, b, ...], n)"),
         ("choice([1], -1)", "n must be at least 1, not -1"),
     ],
-)  # fmt: skip
+)
 def test_malformed_value_is_an_error_naming_the_argument(text: str, problem: str) -> None:
     for strategy, trials in [(GRID, None), (RANDOM, 2)]:
         with pytest.raises(UsageError) as e:

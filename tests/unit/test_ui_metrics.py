@@ -28,7 +28,10 @@ def test_lightning_style_csv_skips_empty_cells_and_uses_step(tmp_path: Path) -> 
 def test_csv_without_header_or_step(tmp_path: Path) -> None:
     (tmp_path / "raw.csv").write_text("1,2\n3,4\n")  # no header: nothing to name a metric by
     (tmp_path / "m.csv").write_text("loss,acc\n0.5,0.1\nnan,0.2\n0.25,0.3\n")
-    assert by_name(tmp_path) == {"loss": ("row", [0.0, 2.0], [0.5, 0.25]), "acc": ("row", [0.0, 1.0, 2.0], [0.1, 0.2, 0.3])}
+    assert by_name(tmp_path) == {
+        "loss": ("row", [0.0, 2.0], [0.5, 0.25]),
+        "acc": ("row", [0.0, 1.0, 2.0], [0.1, 0.2, 0.3]),
+    }
 
 
 def test_jsonl_numbers_only_and_bad_lines_skipped(tmp_path: Path) -> None:
@@ -59,7 +62,9 @@ def test_tensorboard_scalars(tmp_path: Path) -> None:
     writer = EventFileWriter(str(run_dir))
     for step in range(4):
         values = [summary_pb2.Summary.Value(tag="train/loss", simple_value=1.0 / (step + 1))]
-        writer.add_event(event_pb2.Event(step=step * 10, wall_time=time.time(), summary=summary_pb2.Summary(value=values)))
+        writer.add_event(
+            event_pb2.Event(step=step * 10, wall_time=time.time(), summary=summary_pb2.Summary(value=values))
+        )
     writer.close()
     label, x, y = by_name(tmp_path)["train/loss"]
     assert (label, x) == ("step", [0.0, 10.0, 20.0, 30.0])
@@ -68,12 +73,25 @@ def test_tensorboard_scalars(tmp_path: Path) -> None:
 
 def row(name: str, status: str, target: str, started: float) -> RunRow:
     counts = {s.value: 0 for s in ExpState}
-    return RunRow(name=name, project="p", status=status, active=status == "running", target=target, started=started,
-                  duration=10 - started, experiments=int(started), counts=counts)  # fmt: skip
+    return RunRow(
+        name=name,
+        project="p",
+        status=status,
+        active=status == "running",
+        target=target,
+        started=started,
+        duration=10 - started,
+        experiments=int(started),
+        counts=counts,
+    )
 
 
 def test_runs_filter_and_sort() -> None:
-    rows = [row("a-1", "completed", "local", 1), row("b-2", "running", "kubernetes", 2), row("c-3", "failed", "local", 3)]
+    rows = [
+        row("a-1", "completed", "local", 1),
+        row("b-2", "running", "kubernetes", 2),
+        row("c-3", "failed", "local", 3),
+    ]
     assert [r.name for r in RunsQuery.parse({}).apply(rows)] == ["c-3", "b-2", "a-1"]
     assert [r.name for r in RunsQuery.parse({"target": "local", "order": "asc"}).apply(rows)] == ["a-1", "c-3"]
     assert [r.name for r in RunsQuery.parse({"status": "active"}).apply(rows)] == ["b-2"]

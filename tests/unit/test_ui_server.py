@@ -19,10 +19,17 @@ HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(1)>'
 def home(tmp_path: Path) -> Home:
     home = Home(tmp_path / "home")
     store = Store(home.db)
-    run = store.create_run(make_name=lambda: "calm-fox-001", project="proj", root="/p", script="train.py",
-                           args=["--lr", "[0.1, 0.01]"], target="local", options={"resources": {"cpus": 2}},
-                           experiments=[(["python3", "train.py", "--lr", lr], {"--lr": lr}) for lr in ("0.1", "0.01")],
-                           state=ExpState.QUEUED)  # fmt: skip
+    run = store.create_run(
+        make_name=lambda: "calm-fox-001",
+        project="proj",
+        root="/p",
+        script="train.py",
+        args=["--lr", "[0.1, 0.01]"],
+        target="local",
+        options={"resources": {"cpus": 2}},
+        experiments=[(["python3", "train.py", "--lr", lr], {"--lr": lr}) for lr in ("0.1", "0.01")],
+        state=ExpState.QUEUED,
+    )
     for e in store.experiments(run.name):
         store.finish_experiment(e.name, state=ExpState.FAILED, exit_code=1, message=HOSTILE)
     log = LogWriter(home.experiment_log(run.name, "calm-fox-001-exp0"))
@@ -70,8 +77,15 @@ def test_artifact_download_and_no_way_out_of_the_folder(home: Home) -> None:
     r = c.get("/experiments/calm-fox-001-exp0/artifacts/out/%3Cb%3Ex.bin")
     assert r.status_code == 200 and r.content == b"\x00\x01payload"
     assert r.headers["content-disposition"].startswith("attachment")
-    for bad in ("../../secret.txt", "..%2F..%2Fsecret.txt", "%2E%2E/%2E%2E/secret.txt", "link", "/etc/passwd",
-                "out/../../../secret.txt", "..%2F..%2F..%2Frunner.db"):  # fmt: skip
+    for bad in (
+        "../../secret.txt",
+        "..%2F..%2Fsecret.txt",
+        "%2E%2E/%2E%2E/secret.txt",
+        "link",
+        "/etc/passwd",
+        "out/../../../secret.txt",
+        "..%2F..%2F..%2Frunner.db",
+    ):
         r = c.get(f"/experiments/calm-fox-001-exp0/artifacts/{bad}")
         assert r.status_code == 404 and b"not an artifact" not in r.content, bad
 
@@ -117,10 +131,12 @@ def test_token_on_every_request(home: Home) -> None:
     assert c.get("/experiments/calm-fox-001-exp0").status_code == 403
 
 
-def test_without_the_extra_runner_ui_says_what_to_install(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    from runner.cli import main
-
+def test_without_the_extra_runner_ui_says_what_to_install(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     import sys
+
+    from runner.cli import main
 
     # as if the extra were not installed: its first import fails, and runner.ui.server is imported anew
     monkeypatch.setitem(sys.modules, "jinja2", None)
@@ -129,7 +145,9 @@ def test_without_the_extra_runner_ui_says_what_to_install(monkeypatch: pytest.Mo
     with pytest.raises(SystemExit) as e:
         main(["ui", "--no-open"])
     assert e.value.code == 2
-    assert "runner ui needs the ui extra (jinja2 is not installed) (pip install 'runner[ui]')" in capsys.readouterr().err
+    assert (
+        "runner ui needs the ui extra (jinja2 is not installed) (pip install 'runner[ui]')" in capsys.readouterr().err
+    )
 
 
 def test_another_address_prints_a_token_and_a_busy_port_is_one_line(home: Home) -> None:
