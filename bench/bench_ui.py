@@ -25,7 +25,8 @@ sys.path.insert(0, str(REPO / "tests"))
 from uibrowser import chrome, ui_server, wait  # noqa: E402
 
 from runner.home import Home  # noqa: E402
-from runner.store import ExpState, Store  # noqa: E402
+from runner.model import ExpState  # noqa: E402
+from runner.store import Store  # noqa: E402
 
 
 def make_history(home: Home, *, runs: int, big: int) -> str:

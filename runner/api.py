@@ -23,8 +23,8 @@ from typing import Any
 from runner.app import App
 from runner.errors import UsageError, clip
 from runner.home import Home
+from runner.model import RunSummary
 from runner.options import KubeOptions, RunArgs, plan_request, resolve_options
-from runner.store import RunSummary
 
 
 def _app() -> App:

@@ -18,13 +18,14 @@ from runner.artifacts import copy_artifacts
 from runner.errors import BuildError, NotFoundError, RunnerError, StoreError, UsageError, clip
 from runner.home import Home
 from runner.logs import LogLine, file_size, follow_file, read_lines
+from runner.model import ExperimentRecord, ExpState, RunRecord, RunSummary
 from runner.names import random_run_name, split_experiment
 from runner.options import KubeOptions, RunOptions, describe_sweep
 from runner.plan import Plan, PlanRequest, make_plan
 from runner.render import container_command
 from runner.resources import Resources
 from runner.runtime import EXPERIMENT_VAR
-from runner.store import ExperimentRecord, ExpState, RepairReport, RunRecord, RunSummary, Store
+from runner.store import RepairReport, Store
 from runner.sweep import Experiment, expand
 
 if TYPE_CHECKING:

@@ -26,9 +26,9 @@ if TYPE_CHECKING:
     from runner.app import App, Inspection, Submission
     from runner.config import Config
     from runner.logs import LogLine
+    from runner.model import RunSummary
     from runner.options import KubeOptions, RunOptions
     from runner.plan import Plan, PlanRequest
-    from runner.store import RunSummary
 
 app = typer.Typer(
     name="runner",
@@ -288,7 +288,7 @@ def _start_and_follow(
 
 
 def _exit_code(a: App, sub: Submission) -> int:
-    from runner.store import ExpState
+    from runner.model import ExpState
 
     codes = []
     exps = [a.experiment(e.name) for e in sub.experiments]
@@ -563,7 +563,7 @@ def _plain_table(title: str, columns: list[str], rows: list[list[str]]) -> None:
 
 
 def _summary_doc(s: RunSummary) -> dict[str, Any]:
-    from runner.store import ExpState
+    from runner.model import ExpState
 
     return {
         "run": s.run.name,
@@ -587,7 +587,7 @@ def status(
     namespace: NamespaceOpt = None,
 ) -> None:
     """Active runs, or one run's experiments with their commands and states."""
-    from runner.store import ExpState
+    from runner.model import ExpState
 
     a = _app()
     ko = _kube_opts(context, namespace)
@@ -682,7 +682,7 @@ def history(
     namespace: NamespaceOpt = None,
 ) -> None:
     """Every run, newest first."""
-    from runner.store import ExpState
+    from runner.model import ExpState
 
     a = _app()
     runs = a.history(limit=limit, kube=_kube_opts(context, namespace))

@@ -29,7 +29,7 @@ from runner import kube
 from runner.artifacts import extract_files
 from runner.errors import ClusterError, ClusterUnreachableError, NotFoundError, UsageError
 from runner.logs import LogLine, now_iso, parse_line
-from runner.store import ExperimentRecord, ExpState, RunRecord, RunSummary
+from runner.model import ExperimentRecord, ExpState, RunRecord, RunSummary
 
 if TYPE_CHECKING:
     from runner.adapters.kube import KubeCluster

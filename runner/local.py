@@ -27,8 +27,9 @@ from runner.artifacts import copy_from_layer, extract_changed
 from runner.errors import EngineError, NotFoundError, RunnerError, StoreError, StreamCutError
 from runner.home import Home
 from runner.logs import LogLine, LogWriter, now_iso
+from runner.model import ExperimentRecord, ExpState
 from runner.render import PROJECT_DIR
-from runner.store import ExperimentRecord, ExpState, Store
+from runner.store import Store
 
 if TYPE_CHECKING:
     from collections.abc import Callable

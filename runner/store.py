@@ -20,13 +20,14 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 from typing import Any
 
 from runner.errors import NotFoundError, StoreError, clip
 from runner.jsonfile import read_json, write_json
+from runner.model import ExperimentRecord, ExpState, RunRecord, RunSummary
 from runner.names import experiment_name
 
 #: the one command that rebuilds a damaged or lost history database
@@ -65,74 +66,6 @@ CREATE TABLE IF NOT EXISTS experiments (
 CREATE INDEX IF NOT EXISTS experiments_run ON experiments(run, idx);
 CREATE INDEX IF NOT EXISTS experiments_state ON experiments(state);
 """
-
-
-class ExpState(str, Enum):
-    QUEUED = "queued"
-    BUILDING = "building"
-    RUNNING = "running"
-    COMPLETED = "completed"
-    FAILED = "failed"
-    STOPPED = "stopped"
-
-    @property
-    def active(self) -> bool:
-        return self in (ExpState.QUEUED, ExpState.BUILDING, ExpState.RUNNING)
-
-
-@dataclass(frozen=True)
-class RunRecord:
-    name: str
-    project: str
-    root: str
-    script: str
-    args: tuple[str, ...]
-    target: str
-    image: str | None
-    cached: bool | None
-    created_at: float
-    options: dict[str, Any] = field(default_factory=dict)
-    build_log: str | None = None
-
-
-@dataclass(frozen=True)
-class ExperimentRecord:
-    name: str
-    run: str
-    index: int
-    command: tuple[str, ...]
-    params: dict[str, Any]
-    state: ExpState
-    handle: str | None
-    exit_code: int | None
-    message: str | None
-    created_at: float
-    started_at: float | None
-    finished_at: float | None
-    owner_pid: int | None
-    stop_requested: bool
-
-
-@dataclass(frozen=True)
-class RunSummary:
-    run: RunRecord
-    experiments: tuple[ExperimentRecord, ...]
-
-    def count(self, state: ExpState) -> int:
-        return sum(1 for e in self.experiments if e.state is state)
-
-    @property
-    def active(self) -> bool:
-        return any(e.state.active for e in self.experiments)
-
-    @property
-    def state(self) -> ExpState:
-        """The run's state, from its experiments: the most pressing one wins."""
-        states = {e.state for e in self.experiments}
-        for s in (ExpState.BUILDING, ExpState.RUNNING, ExpState.QUEUED, ExpState.FAILED, ExpState.STOPPED):
-            if s in states:
-                return s
-        return ExpState.COMPLETED
 
 
 _RUN_FIELDS = {"image", "cached", "build_log", "options"}

@@ -50,8 +50,8 @@ from runner.artifacts import list_artifacts
 from runner.errors import NotFoundError, RunnerError, UsageError
 from runner.home import Home
 from runner.logs import parse_line
+from runner.model import ExperimentRecord, RunRecord
 from runner.options import KubeOptions
-from runner.store import ExperimentRecord, RunRecord
 from runner.ui import views
 from runner.ui.metrics import Series, metric_files, read_metrics
 

@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
-from runner.store import ExperimentRecord, ExpState, RunSummary
+from runner.model import ExperimentRecord, ExpState, RunSummary
 
 #: the runs page's filters: any state, active ones, or one state
 STATUS_FILTERS = ("", "active", *(s.value for s in ExpState))

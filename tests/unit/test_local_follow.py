@@ -17,7 +17,8 @@ from runner.adapters.docker_engine import ContainerEnd
 from runner.errors import EngineError
 from runner.home import Home
 from runner.logs import LogLine
-from runner.store import ExpState, Store
+from runner.model import ExpState
+from runner.store import Store
 
 LINES = [LogLine("stdout", f"2026-01-01T00:00:0{i}.000000+00:00", f"line {i}") for i in range(6)]
 

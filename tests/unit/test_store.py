@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 
 from runner.errors import NotFoundError
-from runner.store import ExpState, Store
+from runner.model import ExpState
+from runner.store import Store
 
 
 def new_run(store: Store, name: str = "calm-otter-101", n: int = 1) -> str:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from runner.store import ExpState
+from runner.model import ExpState
 from runner.ui.metrics import read_metrics
 from runner.ui.views import RunRow, RunsQuery
 

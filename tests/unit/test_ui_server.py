@@ -9,7 +9,8 @@ from starlette.testclient import TestClient
 
 from runner.home import Home
 from runner.logs import LogLine, LogWriter
-from runner.store import ExpState, Store
+from runner.model import ExpState
+from runner.store import Store
 from runner.ui.server import Settings, make_app
 
 HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(1)>'
