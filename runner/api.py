@@ -24,11 +24,11 @@ from runner.app import App
 from runner.errors import UsageError, clip
 from runner.home import Home
 from runner.model import RunSummary
-from runner.options import KubeOptions, RunArgs, plan_request, resolve_options
+from runner.options import KubeOptions, RunArgs, cluster_options, plan_request, resolve_options
 
 
-def _app() -> App:
-    return App(Home.from_env())
+def _app(cluster: KubeOptions | None = None) -> App:
+    return App(Home.from_env(), cluster=cluster)
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ class Run:
     kube: KubeOptions | None = None
 
     def summary(self) -> RunSummary:
-        return _app().run_summary(self.name, kube=self.kube)
+        return _app(self.kube).run_summary(self.name)
 
     def status(self) -> str:
         """``building``, ``queued``, ``running``, ``completed``, ``failed`` or ``stopped``."""
@@ -62,15 +62,15 @@ class Run:
 
     def logs(self, *, tail: int | None = None) -> list[str]:
         """Every output line so far, as ``[stdout] [timestamp] text``."""
-        return list(_app().logs(self.name, tail=tail, kube=self.kube))
+        return list(_app(self.kube).logs(self.name, tail=tail))
 
     def artifacts(self, download_dir: str | Path) -> dict[str, list[str]]:
         """Download the files each experiment made to ``DIR/<run>/<run>-expN/<path>``; their names per experiment."""
-        return _app().artifacts(self.name, Path(download_dir), kube=self.kube)
+        return _app(self.kube).artifacts(self.name, Path(download_dir))
 
     def stop(self) -> list[str]:
         """Stop whatever still runs; the experiments that were stopped."""
-        return _app().stop(self.name, kube=self.kube)
+        return _app(self.kube).stop(self.name)
 
 
 def submit(
@@ -128,11 +128,6 @@ def submit(
     _typed("config", config, (str, Path))
     datastore, secrets = _names("datastore", datastore), _names("secrets", secrets)
     env_items = _env_items(env)
-    # the environment variables the command line honours, with the same precedence (keyword > variable > file)
-    registry = registry or os.environ.get("RUNNER_REGISTRY") or None
-    context = context or os.environ.get("RUNNER_CONTEXT") or None
-    namespace = namespace or os.environ.get("RUNNER_NAMESPACE") or None
-    base_image = base_image or os.environ.get("RUNNER_BASE_IMAGE") or None
     req, cfg = plan_request(
         Path(script),
         args,
@@ -162,19 +157,13 @@ def submit(
         max_parallel=max_parallel,
     )
     opts = resolve_options(given, cfg)
-    a = _app()
-    if opts.kube is None:
-        sub = a.submit(req, opts)
-        for _ in a.build(sub):
-            pass
-        a.launch(sub, opts)
-        return Run(sub.run.name)
-    sub, target = a.submit_kube(req, opts)
-    for _ in a.build(sub):
-        pass
-    ref, _pushed = a.push(sub, target, str(opts.kube.registry))
-    a.launch_kube(sub, target, opts, ref)
-    return Run(sub.run.name, kube=opts.kube)
+    from runner.app import Recorded
+
+    name = ""
+    for event in _app(opts.kube).run(req, opts):  # detached: it ends once the run has started
+        if isinstance(event, Recorded):
+            name = event.sub.run.name
+    return Run(name, kube=opts.kube)
 
 
 def _arguments(args: Any) -> list[str]:
@@ -222,5 +211,5 @@ def _env_items(env: Any) -> list[str]:
 
 def runs(*, limit: int | None = None, context: str | None = None, namespace: str | None = None) -> list[Run]:
     """History, newest first."""
-    kube = KubeOptions(context=context, namespace=namespace) if context or namespace else None
-    return [Run(s.run.name, kube=kube) for s in _app().history(limit=limit, kube=kube)]
+    kube = cluster_options(context, namespace)
+    return [Run(s.run.name, kube=kube) for s in _app(kube).history(limit=limit)]

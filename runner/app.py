@@ -1,42 +1,38 @@
-"""The application layer: what each command does, in terms of the core and the adapters.
+"""The application layer: what each command does, in terms of the core, the store and a target.
 
-The CLI calls these and decides how to show what they return; nothing here prints
-or exits.  Docker is imported only when a use case needs the engine.
+The CLI, the Python API and the web view call these and decide how to show what they
+return; nothing here prints or exits.  :meth:`App.run` is the one run sequence (plan,
+record, build, publish, start, stream).  A target is chosen once per run, from the
+options (a new run) or from history (an existing one); the target does the rest.
+Docker and Kubernetes are imported only when a use case needs them.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import shutil
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from runner.artifacts import copy_artifacts
-from runner.errors import BuildError, NotFoundError, RunnerError, StoreError, UsageError, clip
+from runner.errors import BuildError, DependencyError, NotFoundError, RunnerError, StoreError, UsageError, clip
 from runner.home import Home
-from runner.logs import LogLine, file_size, follow_file, read_lines
-from runner.model import ExperimentRecord, ExpState, RunRecord, RunSummary
+from runner.logs import LogLine, read_lines
+from runner.model import ExperimentRecord, ExpState, RunRecord, RunSummary, TargetKind
 from runner.names import random_run_name, split_experiment
 from runner.options import KubeOptions, RunOptions, describe_sweep
 from runner.plan import Plan, PlanRequest, make_plan
 from runner.render import container_command
-from runner.resources import Resources
-from runner.runtime import EXPERIMENT_VAR
 from runner.store import RepairReport, Store
 from runner.sweep import Experiment, expand
+from runner.targets import in_sight, make_target
+from runner.targets.base import Published, Submission, Target
 
 if TYPE_CHECKING:
-    from runner.adapters.docker_engine import ContainerSpec, DockerEngine
+    from runner.adapters.docker_engine import DockerEngine
     from runner.deps.pycheck import PythonCheck
-    from runner.kube import JobSpec
     from runner.kubetarget import DatastoreVersion, KubeTarget
-    from runner.local import LocalTarget
-
-LOCAL = "local"
-KUBE = "kubernetes"
 
 
 @dataclass(frozen=True)
@@ -49,28 +45,57 @@ class Inspection:
     python_note: str | None = None
 
 
+# -- what App.run yields, in this order (Published and Output only once the image exists) --
+
+
 @dataclass(frozen=True)
-class Submission:
-    run: RunRecord
-    plan: Plan
+class Recorded:
+    """The run is in history; ``where`` says where it goes, for people."""
+
+    sub: Submission
+    where: str
+
+
+@dataclass(frozen=True)
+class BuildOutput:
+    line: str
+
+
+@dataclass(frozen=True)
+class Built:
     image: str
-    cached: bool
-    experiments: tuple[ExperimentRecord, ...]
-    #: the base image's Python against the lock: warnings (errors stop the run before it is recorded)
-    python_warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Detached:
+    """Submitted and left running (``--detach``): follow it with ``runner logs NAME --follow``."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class Output:
+    experiment: str
+    line: LogLine
+
+
+RunEvent = Recorded | BuildOutput | Built | Published | Detached | Output
 
 
 class App:
-    def __init__(self, home: Home) -> None:
+    def __init__(self, home: Home, *, cluster: KubeOptions | None = None) -> None:
+        """``cluster``: the Kubernetes context and namespace to read (--context/--namespace; None: the current ones)."""
         self.home = home
+        self.cluster = cluster
         self._store: Store | None = None
         self._engine: DockerEngine | None = None
-        self._local: LocalTarget | None = None
-        self._kube: dict[tuple[str | None, str | None], KubeTarget] = {}
+        self._targets: dict[tuple[TargetKind, str | None, str | None], Target] = {}
+        #: which target a run only a cluster knew was found in
+        self._found_in: dict[str, Target] = {}
         #: things worth telling the user that are not errors (a cluster that could not be read for history)
         self.notes: list[str] = []
 
-    # -- adapters, made on first use --------------------------------------------------
+    # -- adapters and targets, made on first use -----------------------------------------
 
     @property
     def store(self) -> Store:
@@ -86,26 +111,39 @@ class App:
             self._engine = DockerEngine()
         return self._engine
 
-    @property
-    def local(self) -> LocalTarget:
-        if self._local is None:
-            from runner.local import LocalTarget
+    def target(self, kind: TargetKind, where: KubeOptions | None = None) -> Target:
+        key = (kind, where.context if where else None, where.namespace if where else None)
+        if key not in self._targets:
+            self._targets[key] = make_target(
+                kind, home=self.home, store=self.store, engine=lambda: self.engine, where=where
+            )
+        return self._targets[key]
 
-            self._local = LocalTarget(self.home, self.store, self.engine)
-        return self._local
+    def target_of(self, run: RunRecord) -> Target:
+        """The target a run went to; --context/--namespace given now override what the run recorded."""
+        if run.name in self._found_in:
+            return self._found_in[run.name]
+        o = run.options
+        c = self.cluster
+        where = KubeOptions(
+            context=(c.context if c else None) or o.get("context"),
+            namespace=(c.namespace if c else None) or o.get("namespace"),
+        )
+        return self.target(TargetKind(run.target), where)
 
-    def kube(self, ko: KubeOptions | None = None) -> KubeTarget:
-        """The Kubernetes target for a kubeconfig context and namespace (None: the current ones)."""
-        context, namespace = (ko.context, ko.namespace) if ko else (None, None)
-        key = (context, namespace)
-        if key not in self._kube:
-            from runner.adapters.kube import KubeCluster
-            from runner.kubetarget import KubeTarget
+    def kubernetes(self, where: KubeOptions | None = None) -> KubeTarget:
+        """The Kubernetes target (of ``cluster`` by default), for what only it has: datastores, dry runs."""
+        from runner.kubetarget import KubeTarget
 
-            self._kube[key] = KubeTarget(KubeCluster(context=context, namespace=namespace))
-        return self._kube[key]
+        target = self.target(TargetKind.KUBERNETES, where or self.cluster)
+        assert isinstance(target, KubeTarget)
+        return target
 
-    # -- inspect, run -----------------------------------------------------------------
+    def _targets_in_sight(self, known: set[str] = frozenset()) -> list[Target]:  # type: ignore[assignment]
+        """Targets with a live view of their runs (a cluster, when one is configured or ``known`` has its kind)."""
+        return [self.target(k, self.cluster) for k in TargetKind if in_sight(k, self.cluster, known=k.value in known)]
+
+    # -- inspect -------------------------------------------------------------------------
 
     def plan(self, req: PlanRequest) -> Plan:
         try:
@@ -154,11 +192,67 @@ class App:
         version = image_python(self.home.cache, self.engine, base_id)
         return None if version is None else check(self.home.cache, plan.lock, version, image=plan.base_image)
 
-    def submit(self, req: PlanRequest, opts: RunOptions, *, name: str | None = None) -> Submission:
-        """Plan, resolve the image, and record the run.  Building and launching come next."""
+    def _python_warnings(self, plan: Plan, base_id: str) -> tuple[str, ...]:
+        """The base image's Python against the lock: its warnings; a DependencyError for a lock it cannot run."""
+        unchecked = "the lock's Requires-Python was not checked"
+        try:
+            check = self.check_python(plan, base_id)
+        except RunnerError as e:
+            return (f"could not ask the base image for its Python ({e.message}): {unchecked}",)
+        if check is None:
+            return (f"the base image {plan.base_image} does not tell its Python version: {unchecked}",)
+        if check.errors:
+            raise DependencyError(check.errors[0])  # before the run is recorded or anything is built
+        return check.warnings
+
+    # -- run -----------------------------------------------------------------------------
+
+    def run(self, req: PlanRequest, opts: RunOptions, *, name: str | None = None) -> Generator[RunEvent, None, None]:
+        """The run sequence, for the CLI and the Python API alike: check, plan, record, build, publish,
+        start, then (unless ``opts.detach``) stream every experiment's output until it ends.
+
+        Everything that can be checked is checked before anything is built.  A failure
+        before the start is recorded as the run's end; Ctrl-C before it as "stopped".
+        """
+        target = self.target(TargetKind.KUBERNETES if opts.kube else TargetKind.LOCAL, opts.kube)
         experiments = expand_experiments(req.args, opts)
         self._check_name_free(name)
-        return self._record(self.plan(req), experiments, target=LOCAL, options=_options_doc(opts), name=name)
+        recorded = target.prepare(opts, name=name)
+        sub = self._record(
+            self.plan(req), experiments, kind=target.kind, options={**_options_doc(opts), **recorded}, name=name
+        )
+        try:
+            yield Recorded(sub, target.describe())
+            if not sub.cached:
+                yield from (BuildOutput(line) for line in self.build(sub))
+                yield Built(sub.image)
+            published = target.publish(sub)
+            yield published
+            target.start(sub, published.ref, opts)
+        except RunnerError as e:
+            self._end_all(sub, ExpState.FAILED, e.message)
+            target.fail(sub, e.message)
+            raise
+        except BaseException:
+            self._end_all(sub, ExpState.STOPPED, "interrupted")
+            raise
+        if opts.detach:
+            yield Detached(sub.experiments[0].name if len(sub.experiments) == 1 else sub.run.name)
+            return
+        yield from (Output(exp, line) for exp, line in target.stream(sub, opts))
+
+    def outcome(self, sub: Submission) -> tuple[list[ExperimentRecord], list[str]]:
+        """How each experiment of a run this process followed ended, and the target's notes."""
+        target = self.target_of(sub.run)
+        return [target.experiment(sub.run, e.name) for e in sub.experiments], list(target.notes)
+
+    def _end_all(self, sub: Submission, state: ExpState, message: str) -> None:
+        for exp in sub.experiments:
+            try:
+                if self.store.get_experiment(exp.name).state.active:
+                    self.store.finish_experiment(exp.name, state=state, exit_code=None, message=message)
+            except StoreError:
+                pass  # history cannot be written (a full disk): the error itself reaches the user
 
     def _check_name_free(self, name: str | None) -> None:
         """``--name``: valid, and no run in history has it (checked before anything is built)."""
@@ -183,7 +277,7 @@ class App:
         plan: Plan,
         experiments: Sequence[Experiment],
         *,
-        target: str,
+        kind: TargetKind,
         options: dict[str, object],
         name: str | None = None,
     ) -> Submission:
@@ -191,36 +285,15 @@ class App:
         base_id = self.engine.image_id(plan.base_image) or self.engine.pull(plan.base_image)
         image = plan.image_ref(base_id)
         cached = self.engine.image_id(image) is not None
-        python_warnings: tuple[str, ...] = ()
-        if not cached:  # an image that exists was built: nothing left to check
-            try:
-                check = self.check_python(plan, base_id)
-            except RunnerError as e:
-                check, python_warnings = (
-                    None,
-                    (
-                        f"could not ask the base image for its Python ({e.message}): "
-                        f"the lock's Requires-Python was not checked",
-                    ),
-                )
-            if check is not None and check.errors:
-                from runner.errors import DependencyError
-
-                raise DependencyError(check.errors[0])  # before the run is recorded or anything is built
-            if check is not None:
-                python_warnings = check.warnings
-            elif not python_warnings:
-                python_warnings = (
-                    f"the base image {plan.base_image} does not tell its Python version: "
-                    f"the lock's Requires-Python was not checked",
-                )
+        # an image that exists was built: nothing left to check
+        python_warnings = () if cached else self._python_warnings(plan, base_id)
         run = self.store.create_run(
             make_name=(lambda: name) if name else random_run_name,
             project=plan.project,
             root=str(plan.root),
             script=plan.script,
             args=plan.args,
-            target=target,
+            target=kind.value,
             options=options,
             experiments=[(container_command(plan.argv0, e.args), e.params) for e in experiments],
             state=ExpState.QUEUED if cached else ExpState.BUILDING,
@@ -240,206 +313,48 @@ class App:
             python_warnings=python_warnings,
         )
 
-    def submit_kube(
-        self, req: PlanRequest, opts: RunOptions, *, name: str | None = None
-    ) -> tuple[Submission, KubeTarget]:
-        """Like :meth:`submit`, for Kubernetes: the cluster is checked first, before anything is built or pushed."""
-        ko = opts.kube or KubeOptions()
-        if not ko.registry:
-            raise UsageError(
-                "no image registry for the Kubernetes target",
-                hint="give --registry HOST[:PORT] (or registry in runner.yaml, or RUNNER_REGISTRY)",
-            )
-        experiments = expand_experiments(req.args, opts)
-        self._check_name_free(name)
-        target = self.kube(ko)
-        target.cluster.check()
-        if name is not None and target.has_run(name):
-            raise UsageError(
-                f"--name {name}: namespace {target.cluster.info.namespace} has a run with that name already",
-                hint=f"choose another name, or remove it with `runner delete {name}`",
-            )
-        target.check_secrets(ko.secrets)
-        for ds in ko.datastores:
-            target.resolve_datastore(ds)  # fails now, not after the build
-        info = target.cluster.info
-        options = {
-            **_options_doc(opts),
-            "context": info.context,
-            "namespace": info.namespace,
-            "registry": ko.registry,
-            "secrets": list(ko.secrets),
-            "timeout": ko.timeout,
-            "retries": ko.retries,
-            "datastores": list(ko.datastores),
-        }
-        return self._record(self.plan(req), experiments, target=KUBE, options=options, name=name), target
+    def build(self, sub: Submission) -> Iterator[str]:
+        """Build the image, yielding the build log; the log is kept for ``logs --build``."""
+        from runner.build import build_image
+        from runner.buildenv import read_build_env, redact
 
-    def push(self, sub: Submission, target: KubeTarget, registry: str) -> tuple[str, bool]:
-        """The image in the registry, by digest: (reference, pushed?).  Asks the registry first: present -> no push."""
-        from runner.adapters.registry import manifest_digest
-
-        remote = f"{registry.rstrip('/')}/{sub.image}"
+        env = read_build_env()
+        log_path = self.home.build_log(sub.run.name)
+        self.store.update_run(sub.run.name, build_log=str(log_path))
         try:
-            digest = manifest_digest(remote)
-            pushed = False
-            if digest is None:
-                for _ in self.engine.push(sub.image, remote):
-                    pass
-                pushed = True
-                digest = manifest_digest(remote)
-                if digest is None:
-                    from runner.errors import RegistryError
-
-                    raise RegistryError(f"registry {registry} does not have {sub.image} right after the push")
-        except RunnerError as e:
-            self._fail_kube(sub, target, e.message)
+            with open(log_path, "w", encoding="utf-8") as log:
+                for line in build_image(self.engine, sub.plan, tag=sub.image, env=env, cache_dir=self.home.cache):
+                    line = redact(line, env)
+                    log.write(line + "\n")
+                    log.flush()
+                    yield line
+        except BuildError as e:
+            e.hint = f"full build log: runner logs {sub.run.name} --build"
             raise
-        return f"{remote.rpartition(':')[0]}@{digest}", pushed
-
-    @staticmethod
-    def _run_doc(sub: Submission, image: str, *, launched: bool) -> dict[str, object]:
-        """What the run's ConfigMap records: the run, and each experiment's command and params."""
-        run = sub.run
-        return {
-            "name": run.name,
-            "project": run.project,
-            "root": run.root,
-            "script": run.script,
-            "args": list(run.args),
-            "image": image,
-            "cached": run.cached,
-            "created_at": run.created_at,
-            "options": run.options,
-            "launched": launched,
-            "user": os.environ.get("USER") or "",
-            "experiments": [
-                {"name": e.name, "index": e.index, "command": list(e.command), "params": e.params}
-                for e in sub.experiments
-            ],
-        }
-
-    def _fail_kube(self, sub: Submission, target: KubeTarget, message: str) -> None:
-        """A run that failed before its Jobs existed: history says so, locally and in the cluster."""
-        import time
-
-        for exp in sub.experiments:
-            self.store.finish_experiment(exp.name, state=ExpState.FAILED, exit_code=None, message=message)
-        from runner.kube import make_run_configmaps
-
-        end = {"state": "failed", "exit_code": None, "message": message, "finished_at": time.time()}
-        try:
-            target.record_run(
-                make_run_configmaps(
-                    self._run_doc(sub, sub.image, launched=False), {e.name: end for e in sub.experiments}
-                )
-            )
-        except RunnerError:
-            pass  # the cluster is what failed: the local history has it
-
-    def job_specs(
-        self,
-        sub: Submission,
-        image: str,
-        opts: RunOptions,
-        target: KubeTarget | None,
-        *,
-        records: dict[str, str] | None = None,
-    ) -> list[JobSpec]:
-        """``records``: experiment -> the run ConfigMap (part) that keeps its end (:func:`runner.kube.part_of`)."""
-        from runner.kube import JobSpec, release_chain
-        from runner.render import ARGV_BOOTSTRAP, ARGV_FILE, argv_through_file, exec_too_long
-
-        ko = opts.kube or KubeOptions()
-        mounts = tuple(target.resolve_datastore(d) for d in ko.datastores) if target else ()
-        r = opts.resources
-        ordered = sorted(sub.experiments, key=lambda e: e.index)
-        # --max-parallel: the first P run, the rest are created suspended; each releases the one P after it
-        chain = release_chain([e.name for e in ordered], opts.max_parallel)
-
-        def command_and_env(command: tuple[str, ...]) -> tuple[tuple[str, ...], dict[str, str]]:
-            if not exec_too_long(command):
-                return command, dict(opts.env)
-            argv_through_file(command)  # refuses shell scripts, as on the local target
-            # longer than exec allows: the launcher takes the argv from argv.json in the experiment's
-            # folder on the data volume (see launch_kube) and starts the script through the bootstrap
-            return (), {**opts.env, "RUNNER_ARGV_FILE": ARGV_FILE, "RUNNER_ARGV_BOOTSTRAP": ARGV_BOOTSTRAP}
-
-        specs = []
-        for e in ordered:
-            command, env = command_and_env(tuple(e.command))
-            env = {**_runtime_env(sub, e), **env}
-            del env[EXPERIMENT_VAR]  # make_job sets it (the launcher reads it too)
-            specs.append(
-                JobSpec(
-                    run=sub.run.name,
-                    experiment=e.name,
-                    image=image,
-                    command=command,
-                    workdir=sub.plan.container_workdir,
-                    env=env,
-                    secrets=ko.secrets,
-                    cpus=r.cpus,
-                    memory=r.memory,
-                    gpus=r.gpus,
-                    timeout=ko.timeout,
-                    retries=ko.retries,
-                    datastores=mounts,
-                    suspend=chain[e.name][0],
-                    release=chain[e.name][1],
-                    record=(records or {}).get(e.name),
-                )
-            )
-        return specs
-
-    def launch_kube(self, sub: Submission, target: KubeTarget, opts: RunOptions, image: str) -> None:
-        from runner import kube
-        from runner.render import argv_through_file, exec_too_long
-
-        try:
-            target.ensure_infra()
-            configmaps = kube.make_run_configmaps(self._run_doc(sub, image, launched=True))
-            specs = self.job_specs(sub, image, opts, target, records=kube.part_of(configmaps))
-            # arguments too long for exec (and for any ConfigMap): on the volume, before the Jobs exist
-            argv = {
-                f"{kube.experiment_dir(sub.run.name, e.name)}/argv.json": argv_through_file(e.command)[1]
-                for e in sub.experiments
-                if exec_too_long(e.command)
-            }
-            if argv:
-                target.put_files(argv, image=image)
-            target.record_run(configmaps)
-            target.launch(specs)
-        except RunnerError as e:
-            self._fail_kube(sub, target, e.message)
-            raise
-        for exp in sub.experiments:
-            self.store.update_experiment(exp.name, handle=exp.name, state=ExpState.QUEUED, owner_pid=None)
+        except OSError as e:  # the build log could not be written (a full disk): a failure, not a stop
+            raise RunnerError(f"cannot write the build log {log_path}: {e.strerror or e}") from e
 
     def dry_run(self, req: PlanRequest, opts: RunOptions) -> tuple[str, list[str]]:
-        """The manifests ``runner run`` would apply, as multi-document YAML, and notes; nothing is created."""
+        """The manifests a Kubernetes ``runner run`` would apply, as multi-document YAML, and notes.
+
+        Nothing is created; the cluster is asked only about datastores, the registry about the image.
+        """
         import time
 
         import yaml
 
-        from runner import kube
         from runner.adapters.registry import manifest_digest
+        from runner.kubetarget import dry_run_objects
         from runner.names import experiment_name
 
         ko = opts.kube or KubeOptions()
-        notes: list[str] = []
         plan = self.plan(req)
-        notes.extend(plan.notices)
+        notes = list(plan.notices)
         base_id = self.engine.image_id(plan.base_image)
         if base_id is None:
             raise UsageError(f"base image {plan.base_image} is not present, so the image tag is not known yet")
         image = plan.image_ref(base_id)
-        check = self.check_python(plan, base_id)  # as a real run would, before anything is built
-        if check is not None and check.errors:
-            from runner.errors import DependencyError
-
-            raise DependencyError(check.errors[0])
-        notes += list(check.warnings) if check is not None else []
+        notes += self._python_warnings(plan, base_id)  # as a real run would, before anything is built
         ref = f"{ko.registry.rstrip('/')}/{image}" if ko.registry else image
         digest = None
         if ko.registry:
@@ -458,7 +373,7 @@ class App:
             root=str(plan.root),
             script=plan.script,
             args=plan.args,
-            target=KUBE,
+            target=TargetKind.KUBERNETES.value,
             image=image,
             cached=None,
             created_at=time.time(),
@@ -483,212 +398,71 @@ class App:
             )
             for e in expand_experiments(req.args, opts)
         )
-        sub = Submission(run, plan, image, False, exps)
-        target = self.kube(ko) if ko.datastores else None
-        configmaps = kube.make_run_configmaps(self._run_doc(sub, ref, launched=True))
-        specs = self.job_specs(sub, ref, opts, target, records=kube.part_of(configmaps))
-        if any(s.env.get("RUNNER_ARGV_FILE") for s in specs):
-            notes.append("arguments too long for exec are written to argv.json on the data volume at submit time")
-        objects = [
-            kube.make_data_pvc(),
-            kube.make_launcher_configmap(),
-            *configmaps,
-            *(kube.make_job(s) for s in specs),
-        ]
-        return yaml.safe_dump_all(objects, sort_keys=False, allow_unicode=True), notes
+        mounts = tuple(self.kubernetes(ko).resolve_datastore(d) for d in ko.datastores)
+        objects, more = dry_run_objects(Submission(run, plan, image, False, exps), ref, opts, mounts=mounts)
+        return yaml.safe_dump_all(objects, sort_keys=False, allow_unicode=True), notes + more
 
-    def build(self, sub: Submission) -> Iterator[str]:
-        """Build the image (a no-op when cached), yielding the build log; the log is kept for ``logs --build``."""
-        if sub.cached:
-            return
-        from runner.build import build_image
-        from runner.buildenv import read_build_env, redact
-
-        env = read_build_env()
-        log_path = self.home.build_log(sub.run.name)
-        self.store.update_run(sub.run.name, build_log=str(log_path))
-        with open(log_path, "w", encoding="utf-8") as log:
-            try:
-                for line in build_image(self.engine, sub.plan, tag=sub.image, env=env, cache_dir=self.home.cache):
-                    line = redact(line, env)
-                    log.write(line + "\n")
-                    log.flush()
-                    yield line
-            except RunnerError as e:
-                for exp in sub.experiments:
-                    self.store.finish_experiment(exp.name, state=ExpState.FAILED, exit_code=None, message=e.message)
-                if isinstance(e, BuildError):
-                    e.hint = f"full build log: runner logs {sub.run.name} --build"
-                raise
-            except OSError as e:  # the build log could not be written (a full disk): a failure, not a stop
-                message = f"cannot write the build log {log_path}: {e.strerror or e}"
-                for exp in sub.experiments:
-                    self.store.finish_experiment(exp.name, state=ExpState.FAILED, exit_code=None, message=message)
-                raise RunnerError(message) from e
-            except BaseException:
-                for exp in sub.experiments:
-                    self.store.finish_experiment(
-                        exp.name, state=ExpState.STOPPED, exit_code=None, message="interrupted"
-                    )
-                raise
-
-    def container_specs(self, sub: Submission, opts: RunOptions) -> dict[str, ContainerSpec]:
-        from runner.adapters.docker_engine import ContainerSpec
-        from runner.render import ARGV_FILE, argv_through_file, exec_too_long
-
-        specs = {}
-        for exp in sub.experiments:
-            command, files = list(exp.command), {}
-            if exec_too_long(command):  # longer than exec allows: sys.argv comes from a file instead
-                command, argv = argv_through_file(command)
-                files = {ARGV_FILE: argv}
-            specs[exp.name] = ContainerSpec(
-                image=sub.image,
-                command=command,
-                files=files,
-                name=f"runner-{exp.name}",
-                labels={
-                    "app.kubernetes.io/managed-by": "runner",
-                    "runner/run": sub.run.name,
-                    "runner/experiment": exp.name,
-                },
-                env={**_runtime_env(sub, exp), **opts.env},
-                workdir=sub.plan.container_workdir,
-                cpus=opts.resources.cpus,
-                memory_bytes=opts.resources.memory_bytes,
-                gpus=opts.resources.gpus,
-            )
-        return specs
-
-    def launch(self, sub: Submission, opts: RunOptions) -> None:
-        """Local, detached: a watcher process starts the experiments (at most max_parallel at once) and follows them."""
-        names = [e.name for e in sub.experiments]
-        self.local.spawn_run_watcher(names, self.container_specs(sub, opts), max_parallel=opts.max_parallel)
-
-    def drive(self, sub: Submission, opts: RunOptions) -> Iterator[tuple[str, LogLine]]:
-        """Local, in this process: start the experiments (at most max_parallel at once) and follow them all."""
-        names = [e.name for e in sub.experiments]
-        return self.local.drive(names, self.container_specs(sub, opts), max_parallel=opts.max_parallel)
-
-    def follow(self, experiment: str, *, on_wait: Callable[[str], None] | None = None) -> Iterator[LogLine]:
-        """Follow an experiment this process owns (``runner run`` without ``--detach``).
-
-        ``on_wait`` hears why a Kubernetes experiment is not running yet.
-        """
-        run = self.store.get_run(self.store.get_experiment(experiment).run)
-        if run.target == KUBE:
-            return self._kube_of(run).follow(run.name, experiment, on_wait=on_wait)
-        return self.local.follow(experiment)
-
-    def experiment(self, name: str) -> ExperimentRecord:
-        """An experiment as it is now; for one this process followed, how it ended even if history could not say."""
-        ended = self._local.ends.get(name) if self._local is not None else None
-        try:
-            exp = self.store.get_experiment(name)
-        except StoreError:
-            if ended is None:
-                raise
-            return ended
-        if ended is not None and exp.state.active:
-            return ended
-        run = self.store.get_run(exp.run)
-        if run.target == KUBE:
-            seen = self._kube_of(run).experiment(run.name, name)
-            self._cache(seen)
-            return seen
-        return exp
-
-    def _kube_of(self, run: RunRecord, ko: KubeOptions | None = None) -> KubeTarget:
-        """The cluster a run went to; --context/--namespace given now override what the run recorded."""
-        o = run.options
-        return self.kube(
-            KubeOptions(
-                context=(ko.context if ko else None) or o.get("context"),
-                namespace=(ko.namespace if ko else None) or o.get("namespace"),
-            )
-        )
-
-    def _cache(self, exp: ExperimentRecord) -> None:
-        """Keep the local copy of a Kubernetes experiment's state current (for when the cluster is away)."""
-        try:
-            if not exp.state.active:
-                self.store.finish_experiment(exp.name, state=exp.state, exit_code=exp.exit_code, message=exp.message)
-            else:
-                self.store.update_experiment(exp.name, state=exp.state, message=exp.message)
-        except RunnerError:
-            pass
-
-    # -- history ----------------------------------------------------------------------
+    # -- history -------------------------------------------------------------------------
 
     def reconcile(self) -> None:
-        """Take over active local experiments whose owner died (a killed CLI, a restarted engine).
+        """Take over active experiments whose owner died (a killed CLI, a restarted engine).
 
         History that cannot be written (a full disk) leaves them for a later command: reading goes on.
         """
         try:
-            self._reconcile()
+            stale: dict[str, list[ExperimentRecord]] = {}
+            for exp in self.store.active_experiments():
+                # no owner: the target is the truth (a launched Job); a dead one: someone must take over
+                if exp.owner_pid is not None and not _owner_alive(exp):
+                    stale.setdefault(exp.run, []).append(exp)
+            for run, exps in stale.items():
+                try:
+                    self.target_of(self.store.get_run(run)).reconcile(exps)
+                except StoreError:
+                    raise
+                except RunnerError as e:
+                    self.notes.append(f"{run} not taken over: {e.message}")
         except StoreError as e:
             self.notes.append(f"runs whose follower ended are taken over once history can be written ({e.message})")
 
-    def _reconcile(self) -> None:
-        stale = [e for e in self.store.active_experiments() if not _owner_alive(e)]
-        local_stale = []
-        for exp in stale:
-            if self.store.get_run(exp.run).target != KUBE:
-                local_stale.append(exp)
-            elif exp.handle is None:  # the CLI died before the Job existed: the cluster never saw it
-                self.store.finish_experiment(
-                    exp.name, state=ExpState.FAILED, exit_code=None, message="runner stopped before the Job was created"
-                )
-        if local_stale:
-            local = self.local
-            for exp in local_stale:
-                local.reconcile(exp)
-
-    def status(self, *, kube: KubeOptions | None = None) -> list[RunSummary]:
+    def status(self) -> list[RunSummary]:
         self.reconcile()
-        return [s for s in self._merged(self.store.summaries(active_only=True), kube) if s.active]
+        return [s for s in self._merged(self.store.summaries(active_only=True)) if s.active]
 
-    def history(self, *, limit: int | None = None, kube: KubeOptions | None = None) -> list[RunSummary]:
+    def history(self, *, limit: int | None = None) -> list[RunSummary]:
         self.reconcile()
-        merged = self._merged(self.store.summaries(), kube)
+        merged = self._merged(self.store.summaries())
         return merged[:limit] if limit else merged
 
-    def _merged(self, cached: list[RunSummary], ko: KubeOptions | None) -> list[RunSummary]:
-        """Local runs from the history database; Kubernetes runs from the cluster (the cache when it is away)."""
-        if ko is None and not kube_configured() and not any(s.run.target == KUBE for s in cached):
-            return cached  # no cluster in sight: do not even import the client
+    def _merged(self, cached: list[RunSummary]) -> list[RunSummary]:
+        """History's runs, with what the targets see now in place of their copies (the copies when a target is away)."""
+        merged = {s.run.name: s for s in cached}
         try:
-            live = self.kube(ko).summaries()
+            targets = self._targets_in_sight(known={s.run.target for s in cached})
         except RunnerError as e:
-            self.notes.append(f"Kubernetes runs as last seen (cannot read the cluster: {e.message})")
-            return cached
-        cached_names = {c.run.name for c in cached}
-        for s in live:
-            if s.run.name in cached_names:
-                for exp in s.experiments:
-                    self._cache(exp)
-        names = {s.run.name for s in live}
-        merged = live + [c for c in cached if c.run.name not in names]
-        return sorted(merged, key=lambda s: s.run.created_at, reverse=True)
-
-    def run_summary(self, name: str, *, kube: KubeOptions | None = None) -> RunSummary:
-        self.reconcile()
-        run, _ = self.select(name, kube=kube)
-        if run.target == KUBE:
+            self.notes.append(f"runs as last seen ({e.message})")
+            targets = []
+        for t in targets:
             try:
-                found = self._kube_of(run, kube).summaries(run=run.name)
-            except RunnerError as err:
-                self.notes.append(f"as last seen (cannot read the cluster: {err.message})")
-                found = []
-            if found:
-                for e in found[0].experiments:
-                    self._cache(e)
-                return found[0]
-        return RunSummary(run, self.store.experiments(run.name))
+                live = t.observe()
+            except RunnerError as e:
+                self.notes.append(f"{t.kind.value} runs as last seen (cannot read the cluster: {e.message})")
+                continue
+            merged.update({s.run.name: s for s in live or ()})
+        return sorted(merged.values(), key=lambda s: s.run.created_at, reverse=True)
 
-    def select(self, name: str, *, kube: KubeOptions | None = None) -> tuple[RunRecord, tuple[ExperimentRecord, ...]]:
-        """A run name selects all its experiments; ``RUN-expN`` selects one.  Runs only the cluster knows are found there."""
+    def run_summary(self, name: str) -> RunSummary:
+        self.reconcile()
+        run, _ = self.select(name)
+        try:
+            found = self.target_of(run).observe(run=run.name)
+        except RunnerError as err:
+            self.notes.append(f"as last seen (cannot read the cluster: {err.message})")
+            found = None
+        return found[0] if found else RunSummary(run, self.store.experiments(run.name))
+
+    def select(self, name: str) -> tuple[RunRecord, tuple[ExperimentRecord, ...]]:
+        """A run name selects all its experiments; ``RUN-expN`` selects one.  Runs only a cluster knows are found there."""
         try:
             run = self.store.get_run(name)
             return run, self.store.experiments(run.name)
@@ -698,129 +472,49 @@ class App:
             exp = self.store.get_experiment(name)
             return self.store.get_run(exp.run), (exp,)
         except NotFoundError:
-            if kube is None and not kube_configured():
-                raise
+            pass
         run_name, _ = split_experiment(name)
-        target = self.kube(kube)
-        for candidate, pick in ((name, None), (run_name, name)):
-            found = target.summaries(run=candidate)
-            if found:
-                s = found[0]
-                info = target.cluster.info
-                rec = dataclasses.replace(
-                    s.run, options={**s.run.options, "context": info.context, "namespace": info.namespace}
-                )
-                exps = tuple(e for e in s.experiments if pick is None or e.name == pick)
-                if exps:
-                    return rec, exps
+        for target in self._targets_in_sight():
+            for candidate, pick in ((name, None), (run_name, name)):
+                for s in target.observe(run=candidate) or ():
+                    exps = tuple(e for e in s.experiments if pick is None or e.name == pick)
+                    if exps:
+                        self._found_in[s.run.name] = target
+                        return s.run, exps
         raise NotFoundError(f"no run or experiment named {clip(name)}", hint="`runner history` lists the runs")
 
-    # -- logs, stop, artifacts --------------------------------------------------------
+    # -- logs, stop, artifacts, delete ---------------------------------------------------
 
-    def logs(
-        self,
-        name: str,
-        *,
-        build: bool = False,
-        tail: int | None = None,
-        follow: bool = False,
-        kube: KubeOptions | None = None,
-    ) -> Iterator[str]:
+    def logs(self, name: str, *, build: bool = False, tail: int | None = None, follow: bool = False) -> Iterator[str]:
         """Formatted log lines: the build log (if the run built), then each experiment's output."""
         self.reconcile()
-        run, exps = self.select(name, kube=kube)
-        if run.target == KUBE:
-            yield from self._kube_logs(run, exps, build=build, tail=tail, follow=follow, ko=kube)
-            return
+        run, exps = self.select(name)
         # the build log comes first, unless only the newest lines are wanted
-        if run.build_log and (build or (tail is None and not follow)):
-            yield from (f"[build] {ln}" for ln in read_lines(Path(run.build_log)))
-        if build:
-            return
-        for exp in exps:
-            path = self.home.experiment_log(run.name, exp.name)
-            prefix = f"{exp.name} " if len(exps) > 1 else ""
-            lines = read_lines(path, tail=tail)
-            yield from (prefix + ln for ln in lines)
-            if follow:
-                ended = self._ended(exp.name)
-                yield from (prefix + ln for ln in follow_file(path, start=file_size(path), done=ended))
-
-    def _kube_logs(
-        self,
-        run: RunRecord,
-        exps: tuple[ExperimentRecord, ...],
-        *,
-        build: bool,
-        tail: int | None,
-        follow: bool,
-        ko: KubeOptions | None,
-    ) -> Iterator[str]:
         build_log = self.home.build_log(run.name)
         if build_log.is_file() and (build or (tail is None and not follow)):
             yield from (f"[build] {ln}" for ln in read_lines(build_log))
-        if build:
-            return
-        target = self._kube_of(run, ko)
-        found = target.summaries(run=run.name)
-        for exp in found[0].experiments if found else exps:
-            if exp.name not in {e.name for e in exps}:
-                continue
-            prefix = f"{exp.name} " if len(exps) > 1 else ""
-            if exp.state.active and follow:
-                yield from (prefix + ln.format() for ln in target.follow(run.name, exp.name))
-                continue
-            if tail != 0:
-                yield from (prefix + ln for ln in target.finished_log(run.name, exp.name, tail=tail))
+        if not build:
+            yield from self.target_of(run).logs(run, exps, tail=tail, follow=follow)
 
-    def _ended(self, experiment: str) -> Callable[[], bool]:
-        return lambda: not self.store.get_experiment(experiment).state.active
+    def experiment(self, name: str) -> ExperimentRecord:
+        """An experiment as its target sees it now."""
+        run, exps = self.select(name)
+        return self.target_of(run).experiment(run, exps[0].name)
 
-    def stop(self, name: str, *, kube: KubeOptions | None = None) -> list[str]:
+    def stop(self, name: str) -> list[str]:
         self.reconcile()
-        run, exps = self.select(name, kube=kube)
-        if run.target == KUBE:
-            target = self._kube_of(run, kube)
-            found = target.summaries(run=run.name)
-            live = {e.name: e for e in found[0].experiments} if found else {}
-            active = [e.name for e in exps if e.name in live and live[e.name].state.active]
-            if active:
-                target.stop(run.name, active)
-                for s in target.summaries(run=run.name):
-                    for e in s.experiments:
-                        self._cache(e)
-            return active
-        stopped = []
-        for exp in exps:
-            if exp.state.active:
-                self.local.stop(exp)
-                stopped.append(exp.name)
-        return stopped
+        run, exps = self.select(name)
+        return self.target_of(run).stop(run, exps)
 
-    def artifacts(self, name: str, download_dir: Path, *, kube: KubeOptions | None = None) -> dict[str, list[str]]:
+    def artifacts(self, name: str, download_dir: Path) -> dict[str, list[str]]:
         """Copy the collected files to ``DIR/<run>/<experiment>/<path>``; returns the files per experiment."""
         self.reconcile()
-        run, exps = self.select(name, kube=kube)
+        run, exps = self.select(name)
         _writable_folder(download_dir, "--download-dir")
-        out = {}
-        if run.target == KUBE:
-            target = self._kube_of(run, kube)
-            for exp in exps:
-                out[exp.name] = target.artifacts(run.name, exp.name, download_dir / run.name / exp.name)
-            return out
-        for exp in exps:
-            src = self.home.artifacts(run.name, exp.name)
-            try:
-                out[exp.name] = copy_artifacts(src, download_dir / run.name / exp.name)
-            except OSError as e:
-                raise RunnerError(
-                    f"cannot copy the artifacts of {exp.name} to {clip(str(download_dir))}: {e.strerror or e}"
-                ) from e
-        return out
+        target = self.target_of(run)
+        return {exp.name: target.artifacts(run, exp, download_dir / run.name / exp.name) for exp in exps}
 
-    # -- delete ---------------------------------------------------------------------------
-
-    def delete(self, name: str, *, kube: KubeOptions | None = None) -> dict[str, Any]:
+    def delete(self, name: str) -> dict[str, Any]:
         """Remove a run or one experiment: what it left on its target, and its history entry.
 
         Kubernetes: Jobs, pods, record ConfigMaps, logs and artifacts on the data volume.
@@ -829,14 +523,12 @@ class App:
         is refused: stop it first.
         """
         self.reconcile()
-        run, exps = self.select(name, kube=kube)
+        run, exps = self.select(name)
+        target = self.target_of(run)
         names = [e.name for e in exps]
         live = {e.name: e for e in exps}
-        if run.target == KUBE:
-            target = self._kube_of(run, kube)
-            found = target.summaries(run=run.name)
-            if found:
-                live.update({e.name: e for e in found[0].experiments if e.name in live})
+        for s in target.observe(run=run.name) or ():
+            live.update({e.name: e for e in s.experiments if e.name in live})
         busy = [e for e in live.values() if e.state.active]
         if busy:
             raise UsageError(
@@ -847,29 +539,17 @@ class App:
             known = {e.name for e in self.store.experiments(run.name)}
         except RunnerError:
             known = set()
-        whole = name == run.name  # a run name selects it all; RUN-expN one experiment
-        notes: list[str] = []
-        if run.target == KUBE:
-            whole = self._kube_of(run, kube).delete(run.name, None if whole else names) or whole
-        else:
-            for exp in exps:
-                if exp.handle:
-                    try:
-                        self.engine.remove(exp.handle)
-                    except RunnerError as e:
-                        notes.append(f"the container of {exp.name} was not removed ({e.message})")
+        ended = target.delete(run, exps, whole=name == run.name)  # a run name selects it all; RUN-expN one
+        whole = ended.run_deleted
         if known:
             whole = self.store.forget(run.name, None if whole else [n for n in names if n in known]) or whole
-        run_dir = self.home.run_dir(run.name)
         if whole:
-            shutil.rmtree(run_dir, ignore_errors=True)
+            shutil.rmtree(self.home.run_dir(run.name), ignore_errors=True)
         else:
             for n in names:
                 self.home.experiment_log(run.name, n).unlink(missing_ok=True)
                 shutil.rmtree(self.home.artifacts(run.name, n), ignore_errors=True)
-        return {"run": run.name, "target": run.target, "experiments": names, "run_deleted": whole, "notes": notes}
-
-    # -- repair ---------------------------------------------------------------------------
+        return {"run": run.name, "target": run.target, "experiments": names, "run_deleted": whole, "notes": ended.notes}
 
     def repair(self) -> RepairReport:
         """Rebuild a damaged or lost history database from the records kept in ``runs/``."""
@@ -880,11 +560,9 @@ class App:
         except OSError as e:
             raise RunnerError(f"cannot repair the history database {self.home.db}: {e.strerror or e}") from e
 
-    # -- datastores ----------------------------------------------------------------------
+    # -- datastores (Kubernetes only) ----------------------------------------------------
 
-    def datastore_create(
-        self, source: Path, name: str, *, kube: KubeOptions | None = None
-    ) -> tuple[DatastoreVersion, bool]:
+    def datastore_create(self, source: Path, name: str) -> tuple[DatastoreVersion, bool]:
         from runner.config import datastore_name_problem
 
         problem = datastore_name_problem(name)  # checked before the cluster is asked anything
@@ -892,22 +570,13 @@ class App:
             raise UsageError(f"--name: {problem}")
         if not source.is_dir():
             raise UsageError(f"--source {clip(str(source))} is not a folder")
-        return self.kube(kube).datastore_create(name, source)
+        return self.kubernetes().datastore_create(name, source)
 
-    def datastore_list(self, *, kube: KubeOptions | None = None) -> list[DatastoreVersion]:
-        return self.kube(kube).datastores()
+    def datastore_list(self) -> list[DatastoreVersion]:
+        return self.kubernetes().datastores()
 
-    def datastore_delete(
-        self, name: str, version: int | None, *, kube: KubeOptions | None = None
-    ) -> list[DatastoreVersion]:
-        return self.kube(kube).datastore_delete(name, version)
-
-
-def _runtime_env(sub: Submission, exp: ExperimentRecord) -> dict[str, str]:
-    """What a container's script can read about its run (runner.run_name/experiment_name/params), on both targets."""
-    from runner.runtime import env_for
-
-    return env_for(sub.run.name, exp.name, exp.params)
+    def datastore_delete(self, name: str, version: int | None) -> list[DatastoreVersion]:
+        return self.kubernetes().datastore_delete(name, version)
 
 
 def _writable_folder(folder: Path, option: str) -> None:
@@ -924,25 +593,17 @@ def _writable_folder(folder: Path, option: str) -> None:
         raise UsageError(f"{option} {shown}: the folder is not writable", hint="choose another --download-dir")
 
 
-def kube_configured() -> bool:
-    """Is there a kubeconfig to read?  Without one, history stays local and the client is never imported."""
-    return bool(os.environ.get("KUBECONFIG")) or (Path.home() / ".kube" / "config").is_file()
-
-
 def _owner_alive(exp: ExperimentRecord) -> bool:
     from runner.local import pid_alive
 
     return exp.owner_pid == os.getpid() or pid_alive(exp.owner_pid)
 
 
-def _resources_doc(r: Resources) -> dict[str, object]:
-    return {"cpus": r.cpus, "memory": r.memory, "gpus": r.gpus}
-
-
 def _options_doc(opts: RunOptions) -> dict[str, object]:
     """What history keeps of a run's options: resources, the names (not values) of its environment, the sweep."""
+    r = opts.resources
     return {
-        "resources": _resources_doc(opts.resources),
+        "resources": {"cpus": r.cpus, "memory": r.memory, "gpus": r.gpus},
         "env": sorted(opts.env),
         "max_parallel": opts.max_parallel,
         "sweep": describe_sweep(opts),

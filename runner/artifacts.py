@@ -75,9 +75,10 @@ def extract_changed(tar: tarfile.TarFile, *, dest: Path) -> list[str]:
 
 
 def list_artifacts(folder: Path) -> list[str]:
+    """The regular files under ``folder``; symbolic links are not artifacts (one could point anywhere)."""
     if not folder.is_dir():
         return []
-    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file() and not p.is_symlink())
 
 
 def copy_artifacts(src: Path, dest: Path) -> list[str]:

@@ -19,16 +19,17 @@ import typer
 
 from runner import __version__
 from runner.errors import RunnerError, UsageError
+from runner.targets.base import WAITING
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Generator
 
-    from runner.app import App, Inspection, Submission
+    from runner.app import App, Inspection, RunEvent
     from runner.config import Config
-    from runner.logs import LogLine
     from runner.model import RunSummary
     from runner.options import KubeOptions, RunOptions
     from runner.plan import Plan, PlanRequest
+    from runner.targets.base import Submission
 
 app = typer.Typer(
     name="runner",
@@ -42,11 +43,12 @@ app = typer.Typer(
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 
 
-def _app() -> App:
+def _app(context: str | None = None, namespace: str | None = None) -> App:
+    """The App, reading the Kubernetes context and namespace given (None: the current ones)."""
     from runner.app import App
     from runner.home import Home
 
-    return App(Home.from_env())
+    return App(Home.from_env(), cluster=_kube_opts(context, namespace))
 
 
 def _err(text: str) -> None:
@@ -90,7 +92,7 @@ ArgsArg = Annotated[Optional[list[str]], typer.Argument(help="Arguments for the 
 BaseImageOpt = Annotated[
     Optional[str],
     typer.Option(
-        "--base-image", envvar="RUNNER_BASE_IMAGE", help="Base image (default: python:X.Y-slim for the local X.Y)."
+        "--base-image", help="Base image (default: python:X.Y-slim for the local X.Y; env RUNNER_BASE_IMAGE)."
     ),
 ]
 PythonOpt = Annotated[
@@ -99,13 +101,11 @@ PythonOpt = Annotated[
 ]
 ContextOpt = Annotated[
     Optional[str],
-    typer.Option("--context", envvar="RUNNER_CONTEXT", help="Kubernetes: kubeconfig context (default: current)."),
+    typer.Option("--context", help="Kubernetes: kubeconfig context (default: RUNNER_CONTEXT, else current)."),
 ]
 NamespaceOpt = Annotated[
     Optional[str],
-    typer.Option(
-        "--namespace", "-n", envvar="RUNNER_NAMESPACE", help="Kubernetes: namespace (default: the context's)."
-    ),
+    typer.Option("--namespace", "-n", help="Kubernetes: namespace (default: RUNNER_NAMESPACE, else the context's)."),
 ]
 ConfigOpt = Annotated[
     Optional[Path], typer.Option("--config", help="Settings file (default: runner.yaml at the project root).")
@@ -163,8 +163,7 @@ def run(
         Optional[str],
         typer.Option(
             "--registry",
-            envvar="RUNNER_REGISTRY",
-            help="Registry the cluster pulls from, e.g. 127.0.0.1:5000 (Kubernetes).",
+            help="Registry the cluster pulls from, e.g. 127.0.0.1:5000 (Kubernetes; env RUNNER_REGISTRY).",
         ),
     ] = None,
     secret: Annotated[
@@ -222,30 +221,83 @@ def run(
         raise UsageError("--dry-run: only for the Kubernetes target", hint="leave out --local")
     a = _app()
     if opts.kube is not None:
-        _run_kube(a, req, opts, dry_run=dry_run, name=name)
+        r = opts.resources
+        if r.cpus is None and r.memory is None and not r.gpus:
+            _err("warning: no --cpus, --memory or --gpus given: each experiment requests 1 CPU and no memory limit")
+    if dry_run:
+        text, notes = a.dry_run(req, opts)
+        for n in notes:
+            _err(f"note: {n}")
+        sys.stdout.write(text)
         return
-    sub = a.submit(req, opts, name=name)
-
-    def start() -> None:
-        if opts.detach:  # otherwise drive() starts them, as places free up
-            a.launch(sub, opts)
-
-    _start_and_follow(a, sub, target="local docker", opts=opts, start=start, follow=lambda: a.drive(sub, opts))
+    raise typer.Exit(_show_run(a, a.run(req, opts, name=name), opts))
 
 
-def _start_and_follow(
-    a: App,
-    sub: Submission,
-    *,
-    target: str,
-    opts: RunOptions,
-    start: Callable[[], None],
-    follow: Callable[[], Iterator[tuple[str, LogLine]]],
-) -> None:
-    """The part of `runner run` both targets share: summary, build, start, then follow to the end (or detach).
+def _show_run(a: App, events: Generator[RunEvent, None, None], opts: RunOptions) -> int:
+    """Show what `runner run` does as it happens; the exit code: the script's (with several experiments, the
+    first non-zero one), 130 after Ctrl-C.
 
-    Exits with the script's exit code (with several experiments: the first non-zero one).
+    Ctrl-C while a line is being shown goes to the run too (its target stops it and waits
+    for the end states, whose lines are still shown).
     """
+    from inspect import GEN_SUSPENDED, getgeneratorstate
+
+    from runner.app import BuildOutput, Built, Detached, Output, Recorded
+    from runner.targets.base import Published
+
+    sub: Submission | None = None
+    started = False
+    several = False
+
+    def show(event: RunEvent) -> None:
+        nonlocal sub, started, several
+        if isinstance(event, Output):
+            line = event.line
+            if line.stream == WAITING:
+                _err(f"waiting    {event.experiment}: {line.text}")
+                return
+            out = sys.stdout if line.stream == "stdout" else sys.stderr
+            name = event.experiment
+            text = line.text.replace("\n", f"\n{name} | ") if several else line.text  # may hold several lines
+            out.write(f"{name} | {text}\n" if several else text + "\n")
+            out.flush()
+        elif isinstance(event, Recorded):
+            sub = event.sub
+            several = len(sub.experiments) > 1  # say whose line it is
+            _show_submission(event.sub, event.where, opts)
+        elif isinstance(event, BuildOutput):
+            _err(f"  build | {event.line}")
+        elif isinstance(event, Built):
+            _err(f"image      {event.image} (built)")
+        elif isinstance(event, Published):
+            started = True
+            if event.note:
+                _err(event.note)
+        elif isinstance(event, Detached):
+            _err(f"submitted  {event.name}: follow with `runner logs {event.name} --follow`")
+
+    try:
+        for event in events:
+            show(event)
+    except KeyboardInterrupt:
+        if getgeneratorstate(events) == GEN_SUSPENDED:  # it came while a line was shown: the run hears it too
+            try:
+                show(events.throw(KeyboardInterrupt))
+                for event in events:
+                    show(event)
+            except KeyboardInterrupt:
+                pass
+        name = sub.run.name if sub else "the run"
+        _err(
+            f"\nstopped {name} (artifacts so far are kept)" if started else f"interrupted: {name} stopped before it ran"
+        )
+        return 130
+    if sub is None or opts.detach:
+        return 0
+    return _exit_code(a, sub)
+
+
+def _show_submission(sub: Submission, where: str, opts: RunOptions) -> None:
     for notice in sub.plan.notices:
         _err(f"note: {notice}")
     for warning in (*sub.plan.lock.warnings, *sub.python_warnings):
@@ -259,42 +311,17 @@ def _start_and_follow(
         parallel = f", at most {opts.max_parallel} at once" if opts.max_parallel else ""
         _err(f"sweep      {len(sub.experiments)} experiments ({opts.sweep.strategy.value}{parallel})")
     _err(f"image      {sub.image} ({'cached' if sub.cached else 'building'})")
-    _err(f"target     {target}")
+    _err(f"target     {where}")
     _err(f"resources  {opts.resources.describe()}")
-    try:
-        if not sub.cached:
-            for line in a.build(sub):
-                _err(f"  build | {line}")
-            _err(f"image      {sub.image} (built)")
-        start()
-    except KeyboardInterrupt:
-        _err(f"interrupted: {sub.run.name} stopped before it ran")
-        raise typer.Exit(130) from None
-    if opts.detach:
-        what = sub.experiments[0].name if len(sub.experiments) == 1 else sub.run.name
-        _err(f"submitted  {what}: follow with `runner logs {what} --follow`")
-        return
-    prefix = len(sub.experiments) > 1  # several experiments: say whose line it is
-    try:
-        for name, output in follow():
-            out = sys.stdout if output.stream == "stdout" else sys.stderr
-            text = output.text.replace("\n", f"\n{name} | ") if prefix else output.text  # may hold several lines
-            out.write(f"{name} | {text}\n" if prefix else text + "\n")
-            out.flush()
-    except KeyboardInterrupt:
-        _err(f"\nstopped {sub.run.name} (artifacts so far are kept)")
-        raise typer.Exit(130) from None
-    raise typer.Exit(_exit_code(a, sub))
 
 
 def _exit_code(a: App, sub: Submission) -> int:
     from runner.model import ExpState
 
     codes = []
-    exps = [a.experiment(e.name) for e in sub.experiments]
-    if sub.run.target != "kubernetes":
-        for note in a.local.notes:
-            _err(f"warning: {note}")
+    exps, notes = a.outcome(sub)
+    for note in notes:
+        _err(f"warning: {note}")
     for exp in exps:
         if exp.state.active:  # the follower stopped before the end: never an exit code of 0
             _err(f"{exp.name} is still {exp.state.value}: runner stopped following it ({exp.message or 'no end seen'})")
@@ -310,55 +337,10 @@ def _exit_code(a: App, sub: Submission) -> int:
     return next((c for c in codes if c), 0)
 
 
-def _run_kube(a: App, req: PlanRequest, opts: RunOptions, *, dry_run: bool, name: str | None = None) -> None:
-    r = opts.resources
-    if r.cpus is None and r.memory is None and not r.gpus:
-        _err("warning: no --cpus, --memory or --gpus given: each experiment requests 1 CPU and no memory limit")
-    if dry_run:
-        text, notes = a.dry_run(req, opts)
-        for n in notes:
-            _err(f"note: {n}")
-        sys.stdout.write(text)
-        return
-    sub, target = a.submit_kube(req, opts, name=name)
-    registry = str(opts.kube.registry if opts.kube else "")  # submit_kube refused a run without one
-
-    def start() -> None:
-        ref, pushed = a.push(sub, target, registry)
-        _err(f"pushed     {ref}" if pushed else f"registry   {ref} (already there)")
-        a.launch_kube(sub, target, opts, ref)
-
-    def follow() -> Iterator[tuple[str, LogLine]]:
-        """Each experiment's output in turn; Ctrl-C stops the run and waits for its end states."""
-        try:
-            for exp in sub.experiments:
-                for line in a.follow(exp.name, on_wait=_waiting(exp.name)):
-                    yield exp.name, line
-        except KeyboardInterrupt:
-            _err(f"\nstopping {sub.run.name} (artifacts so far are kept)")
-            a.stop(sub.run.name)
-            for exp in sub.experiments:
-                for _ in a.follow(exp.name):
-                    pass
-            raise
-
-    info = target.cluster.info
-    _start_and_follow(
-        a, sub, target=f"kubernetes {info.context} namespace {info.namespace}", opts=opts, start=start, follow=follow
-    )
-
-
-def _waiting(name: str) -> Callable[[str], None]:
-    return lambda why: _err(f"waiting    {name}: {why}")
-
-
 def _kube_opts(context: str | None, namespace: str | None) -> KubeOptions | None:
-    from runner.config import check_context, check_namespace
-    from runner.options import KubeOptions
+    from runner.options import cluster_options
 
-    check_namespace(namespace)
-    check_context(context)
-    return KubeOptions(context=context, namespace=namespace) if context or namespace else None
+    return cluster_options(context, namespace)
 
 
 def _notes(a: App) -> None:
@@ -506,7 +488,7 @@ def logs(
     if tail is not None and tail < 0:
         raise UsageError("--tail must be zero or more")
     try:
-        for line in _app().logs(name, build=build, tail=tail, follow=follow, kube=_kube_opts(context, namespace)):
+        for line in _app(context, namespace).logs(name, build=build, tail=tail, follow=follow):
             sys.stdout.write(line + "\n")
             sys.stdout.flush()
     except KeyboardInterrupt:
@@ -589,10 +571,9 @@ def status(
     """Active runs, or one run's experiments with their commands and states."""
     from runner.model import ExpState
 
-    a = _app()
-    ko = _kube_opts(context, namespace)
+    a = _app(context, namespace)
     if name is None:
-        runs = a.status(kube=ko)
+        runs = a.status()
         _notes(a)
         if as_json:
             _json([_summary_doc(s) for s in runs])
@@ -632,7 +613,7 @@ def status(
             ],
         )
         return
-    s = a.run_summary(name, kube=ko)
+    s = a.run_summary(name)
     _notes(a)
     if as_json:
         _json(
@@ -684,8 +665,8 @@ def history(
     """Every run, newest first."""
     from runner.model import ExpState
 
-    a = _app()
-    runs = a.history(limit=limit, kube=_kube_opts(context, namespace))
+    a = _app(context, namespace)
+    runs = a.history(limit=limit)
     _notes(a)
     if as_json:
         _json([_summary_doc(s) for s in runs])
@@ -714,7 +695,7 @@ def stop(
     namespace: NamespaceOpt = None,
 ) -> None:
     """Stop what is running; its status becomes stopped and artifacts made so far are kept."""
-    stopped = _app().stop(name, kube=_kube_opts(context, namespace))
+    stopped = _app(context, namespace).stop(name)
     typer.echo(f"stopped {', '.join(stopped)}" if stopped else f"nothing of {name} is running")
 
 
@@ -727,7 +708,7 @@ def artifacts(
     namespace: NamespaceOpt = None,
 ) -> None:
     """Download the files each experiment created or changed, as DIR/<run>/<run>-expN/<path>."""
-    files = _app().artifacts(name, download_dir, kube=_kube_opts(context, namespace))
+    files = _app(context, namespace).artifacts(name, download_dir)
     if as_json:
         _json({"download_dir": download_dir, "files": files})
         return
@@ -758,7 +739,7 @@ def delete(
         if not typer.confirm(f"delete {name}: its logs, artifacts and history (and its Kubernetes objects)?", err=True):
             _err("nothing deleted")
             raise typer.Exit(1)
-    done = _app().delete(name, kube=_kube_opts(context, namespace))
+    done = _app(context, namespace).delete(name)
     if as_json:
         _json(done)
         return
@@ -830,7 +811,7 @@ def datastore_create(
     namespace: NamespaceOpt = None,
 ) -> None:
     """Upload a folder as the next version of a datastore (content already stored is not stored again)."""
-    v, uploaded = _app().datastore_create(source, name, kube=_kube_opts(context, namespace))
+    v, uploaded = _app(context, namespace).datastore_create(source, name)
     how = "uploaded" if uploaded else "content already stored, not uploaded again"
     typer.echo(f"datastore {v.name} version {v.version} ({v.files} files, {v.size} bytes, {how})")
 
@@ -838,7 +819,7 @@ def datastore_create(
 @datastore_app.command("list")
 def datastore_list(as_json: JsonOpt = False, context: ContextOpt = None, namespace: NamespaceOpt = None) -> None:
     """Every datastore version in the namespace."""
-    versions = _app().datastore_list(kube=_kube_opts(context, namespace))
+    versions = _app(context, namespace).datastore_list()
     if as_json:
         _json(versions)
         return
@@ -857,7 +838,7 @@ def datastore_delete(
     namespace: NamespaceOpt = None,
 ) -> None:
     """Delete a datastore or one of its versions (its content goes when no version refers to it)."""
-    gone = _app().datastore_delete(name, version, kube=_kube_opts(context, namespace))
+    gone = _app(context, namespace).datastore_delete(name, version)
     typer.echo(f"deleted {name} version(s) {', '.join(str(v.version) for v in gone)}")
 
 

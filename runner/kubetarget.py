@@ -27,12 +27,16 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from runner import kube
 from runner.artifacts import extract_files
-from runner.errors import ClusterError, ClusterUnreachableError, NotFoundError, UsageError
+from runner.errors import ClusterError, ClusterUnreachableError, NotFoundError, RunnerError, UsageError
 from runner.logs import LogLine, now_iso, parse_line
-from runner.model import ExperimentRecord, ExpState, RunRecord, RunSummary
+from runner.model import ExperimentRecord, ExpState, RunRecord, RunSummary, TargetKind
+from runner.targets.base import WAITING, Ended, Published, Submission
 
 if TYPE_CHECKING:
+    from runner.adapters.docker_engine import DockerEngine
     from runner.adapters.kube import KubeCluster
+    from runner.options import RunOptions
+    from runner.store import Store
 
 TARGET = "kubernetes"
 T = TypeVar("T")
@@ -93,8 +97,27 @@ def parse_datastore(text: str) -> tuple[str, int | None, str | None]:
 
 
 class KubeTarget:
-    def __init__(self, cluster: KubeCluster, *, helper_image: str | None = None, api_wait: float = API_WAIT) -> None:
+    """The :class:`runner.targets.base.Target` of a Kubernetes namespace (a kubeconfig context and namespace).
+
+    ``store`` keeps a local copy of what the cluster says (for when it is away);
+    ``engine`` pushes the images the local engine built.
+    """
+
+    kind = TargetKind.KUBERNETES
+
+    def __init__(
+        self,
+        cluster: KubeCluster,
+        *,
+        store: Store | None = None,
+        engine: Callable[[], DockerEngine] | None = None,
+        helper_image: str | None = None,
+        api_wait: float = API_WAIT,
+    ) -> None:
         self.cluster = cluster
+        self.store = store
+        self._engine = engine
+        self.notes: list[str] = []
         self.api_wait = api_wait
         # an override only: by default the data pod runs an image the cluster already pulls (see helper_image_for)
         self.helper_image = helper_image or os.environ.get("RUNNER_HELPER_IMAGE") or None
@@ -360,7 +383,7 @@ class KubeTarget:
         self._repair_chain(doc, jobs, ended)
         return RunSummary(run, tuple(exps))
 
-    def experiment(self, run: str, name: str) -> ExperimentRecord:
+    def live_experiment(self, run: str, name: str) -> ExperimentRecord:
         for s in self.summaries(run=run):
             for e in s.experiments:
                 if e.name == name:
@@ -403,12 +426,11 @@ class KubeTarget:
                 yield LogLine(NOTICE, now_iso(), "runner: the Kubernetes API server answers again; following on")
             return value
 
-    def follow(
-        self, run: str, experiment: str, *, poll: float = 0.2, on_wait: Callable[[str], None] | None = None
-    ) -> Iterator[LogLine]:
+    def follow(self, run: str, experiment: str, *, poll: float = 0.2) -> Iterator[LogLine]:
         """Live output, pod after pod (retries), until the experiment has ended.
 
-        ``on_wait`` hears why it is not running yet (Unschedulable, ImagePullBackOff), once per reason.
+        Why it is not running yet (Unschedulable, ImagePullBackOff) comes as a line of the
+        ``waiting`` stream, once per reason.
         An API server that goes away meanwhile is waited for (with backoff, saying so); the output goes
         on from the line where it stopped.
         """
@@ -420,11 +442,11 @@ class KubeTarget:
             pods = yield from self._patient(lambda: self._pods(experiment))
             current = next((p for p in pods if p["metadata"]["name"] not in done and _pod_started(p)), None)
             if current is None:
-                exp = yield from self._patient(lambda: self.experiment(run, experiment))
+                exp = yield from self._patient(lambda: self.live_experiment(run, experiment))
                 if exp.state.active:
                     # once per reason (the text before the colon): an event's message may change at each retry
-                    if on_wait and exp.message and exp.message.split(":", 1)[0] != told:
-                        on_wait(exp.message)
+                    if exp.message and exp.message.split(":", 1)[0] != told:
+                        yield LogLine(WAITING, now_iso(), exp.message)
                         told = exp.message.split(":", 1)[0]
                     time.sleep(poll)
                     continue
@@ -501,7 +523,7 @@ class KubeTarget:
 
     # -- stop --------------------------------------------------------------------------------
 
-    def stop(self, run: str, experiments: list[str], *, wait: float = 90) -> None:
+    def stop_jobs(self, run: str, experiments: list[str], *, wait: float = 90) -> None:
         """Mark the stop, delete the Jobs (their pods get SIGTERM; the launcher saves artifacts and records "stopped").
 
         ``--max-parallel``: queued (suspended) Jobs are deleted like the others — stopping a
@@ -547,7 +569,7 @@ class KubeTarget:
 
     # -- delete --------------------------------------------------------------------------------
 
-    def delete(self, run: str, experiments: list[str] | None = None) -> bool:
+    def delete_run(self, run: str, experiments: list[str] | None = None) -> bool:
         """Remove a run's (or some experiments') Jobs, pods, folders on the data volume and record ConfigMaps.
 
         True when the whole run went (no experiment left in its record).  The volume is
@@ -657,7 +679,7 @@ class KubeTarget:
             saved = extract_files(tar, dest, name_of=lambda m: m.name)
         return sorted(saved)
 
-    def artifacts(self, run: str, experiment: str, dest: Path) -> list[str]:
+    def download_artifacts(self, run: str, experiment: str, dest: Path) -> list[str]:
         return self.download(f"{kube.experiment_dir(run, experiment)}/artifacts", dest, run=run)
 
     # -- datastores ----------------------------------------------------------------------------
@@ -744,6 +766,275 @@ class KubeTarget:
         return kube.DatastoreMount(
             name=name, version=v.version, digest=v.digest, mount_dir=mount or f"/datastores/{name}"
         )
+
+    # -- the Target interface (runner.targets.base) --------------------------------------
+
+    def describe(self) -> str:
+        info = self.cluster.info
+        return f"kubernetes {info.context} namespace {info.namespace}"
+
+    def prepare(self, opts: RunOptions, *, name: str | None) -> dict[str, object]:
+        """The cluster answers, the name is free there, the secrets and datastores exist: before anything is built."""
+        from runner.options import KubeOptions
+
+        ko = opts.kube or KubeOptions()
+        if not ko.registry:
+            raise UsageError(
+                "no image registry for the Kubernetes target",
+                hint="give --registry HOST[:PORT] (or registry in runner.yaml, or RUNNER_REGISTRY)",
+            )
+        self.cluster.check()
+        if name is not None and self.has_run(name):
+            raise UsageError(
+                f"--name {name}: namespace {self.cluster.info.namespace} has a run with that name already",
+                hint=f"choose another name, or remove it with `runner delete {name}`",
+            )
+        self.check_secrets(ko.secrets)
+        for ds in ko.datastores:
+            self.resolve_datastore(ds)  # fails now, not after the build
+        info = self.cluster.info
+        return {
+            "context": info.context,
+            "namespace": info.namespace,
+            "registry": ko.registry,
+            "secrets": list(ko.secrets),
+            "timeout": ko.timeout,
+            "retries": ko.retries,
+            "datastores": list(ko.datastores),
+        }
+
+    def publish(self, sub: Submission) -> Published:
+        """The image in the run's registry, by digest.  Asks the registry first: present -> no push."""
+        from runner.adapters.registry import manifest_digest
+        from runner.errors import RegistryError
+
+        registry = str(sub.run.options.get("registry") or "")
+        remote = f"{registry.rstrip('/')}/{sub.image}"
+        digest = manifest_digest(remote)
+        pushed = False
+        if digest is None:
+            if self._engine is None:
+                raise RegistryError(f"no Docker engine to push {sub.image} with")
+            for _ in self._engine().push(sub.image, remote):
+                pass
+            pushed = True
+            digest = manifest_digest(remote)
+            if digest is None:
+                raise RegistryError(f"registry {registry} does not have {sub.image} right after the push")
+        ref = f"{remote.rpartition(':')[0]}@{digest}"
+        return Published(ref, pushed, f"pushed     {ref}" if pushed else f"registry   {ref} (already there)")
+
+    @staticmethod
+    def run_doc(sub: Submission, image: str, *, launched: bool) -> dict[str, object]:
+        """What the run's ConfigMap records: the run, and each experiment's command and params."""
+        run = sub.run
+        return {
+            "name": run.name,
+            "project": run.project,
+            "root": run.root,
+            "script": run.script,
+            "args": list(run.args),
+            "image": image,
+            "cached": run.cached,
+            "created_at": run.created_at,
+            "options": run.options,
+            "launched": launched,
+            "user": os.environ.get("USER") or "",
+            "experiments": [
+                {"name": e.name, "index": e.index, "command": list(e.command), "params": e.params}
+                for e in sub.experiments
+            ],
+        }
+
+    def fail(self, sub: Submission, message: str) -> None:
+        """A run that failed before its Jobs existed: the cluster's record says so too (history has it already)."""
+        end = {"state": "failed", "exit_code": None, "message": message, "finished_at": time.time()}
+        try:
+            self.record_run(
+                kube.make_run_configmaps(
+                    self.run_doc(sub, sub.image, launched=False), {e.name: end for e in sub.experiments}
+                )
+            )
+        except ClusterError:
+            pass  # the cluster is what failed: the local history has it
+
+    def start(self, sub: Submission, image: str, opts: RunOptions) -> None:
+        """The data volume and launcher, the run's record, long arguments on the volume, then the Jobs."""
+        from runner.render import argv_through_file, exec_too_long
+
+        self.ensure_infra()
+        configmaps = kube.make_run_configmaps(self.run_doc(sub, image, launched=True))
+        ko_datastores = opts.kube.datastores if opts.kube else ()
+        mounts = tuple(self.resolve_datastore(d) for d in ko_datastores)
+        specs = job_specs(sub, image, opts, mounts=mounts, records=kube.part_of(configmaps))
+        # arguments too long for exec (and for any ConfigMap): on the volume, before the Jobs exist
+        argv = {
+            f"{kube.experiment_dir(sub.run.name, e.name)}/argv.json": argv_through_file(e.command)[1]
+            for e in sub.experiments
+            if exec_too_long(e.command)
+        }
+        if argv:
+            self.put_files(argv, image=image)
+        self.record_run(configmaps)
+        self.launch(specs)
+        if self.store is not None:
+            for exp in sub.experiments:
+                self.store.update_experiment(exp.name, handle=exp.name, state=ExpState.QUEUED, owner_pid=None)
+
+    def stream(self, sub: Submission, opts: RunOptions) -> Iterator[tuple[str, LogLine]]:
+        """Each experiment's output in turn; Ctrl-C stops the run and waits for its end states."""
+        try:
+            for exp in sub.experiments:
+                for line in self.follow(sub.run.name, exp.name):
+                    yield exp.name, line
+        except KeyboardInterrupt:
+            names = [e.name for e in sub.experiments]
+            live = {e.name: e for s in self.summaries(run=sub.run.name) for e in s.experiments}
+            self.stop_jobs(sub.run.name, [n for n in names if n in live and live[n].state.active])
+            for name in names:
+                for _ in self.follow(sub.run.name, name):
+                    pass
+            raise
+
+    def experiment(self, run: RunRecord, name: str) -> ExperimentRecord:
+        seen = self.live_experiment(run.name, name)
+        self._cache(seen)
+        return seen
+
+    def observe(self, *, run: str | None = None) -> list[RunSummary]:
+        """:meth:`summaries`, and the local copy of the runs history knows kept current (for when the cluster is away)."""
+        found = self.summaries(run=run)
+        for s in found:
+            for exp in s.experiments:
+                self._cache(exp)
+        return found
+
+    def _cache(self, exp: ExperimentRecord) -> None:
+        if self.store is None:
+            return
+        try:
+            if not exp.state.active:
+                self.store.finish_experiment(exp.name, state=exp.state, exit_code=exp.exit_code, message=exp.message)
+            else:
+                self.store.update_experiment(exp.name, state=exp.state, message=exp.message)
+        except RunnerError:
+            pass  # not in this history (another user's run), or history cannot be written now
+
+    def reconcile(self, experiments: list[ExperimentRecord]) -> None:
+        """Experiments whose CLI died before their Job existed: the cluster never saw them."""
+        if self.store is None:
+            return
+        for exp in experiments:
+            if exp.handle is None:
+                self.store.finish_experiment(
+                    exp.name, state=ExpState.FAILED, exit_code=None, message="runner stopped before the Job was created"
+                )
+
+    def logs(
+        self, run: RunRecord, experiments: tuple[ExperimentRecord, ...], *, tail: int | None, follow: bool
+    ) -> Iterator[str]:
+        found = self.summaries(run=run.name)
+        wanted = {e.name for e in experiments}
+        for exp in found[0].experiments if found else experiments:
+            if exp.name not in wanted:
+                continue
+            prefix = f"{exp.name} " if len(experiments) > 1 else ""
+            if exp.state.active and follow:
+                yield from (prefix + ln.format() for ln in self.follow(run.name, exp.name))
+                continue
+            if exp.state.active and exp.state is not ExpState.RUNNING and exp.message:
+                yield f"{prefix}[{WAITING}] [{now_iso()}] {exp.name} is {exp.state.value}: {exp.message}"
+            if tail != 0:
+                yield from (prefix + ln for ln in self.finished_log(run.name, exp.name, tail=tail))
+
+    def stop(self, run: RunRecord, experiments: tuple[ExperimentRecord, ...]) -> list[str]:
+        found = self.summaries(run=run.name)
+        live = {e.name: e for e in found[0].experiments} if found else {}
+        active = [e.name for e in experiments if e.name in live and live[e.name].state.active]
+        if active:
+            self.stop_jobs(run.name, active)
+            self.observe(run=run.name)  # history gets the states the stop led to
+        return active
+
+    def artifacts(self, run: RunRecord, experiment: ExperimentRecord, dest: Path) -> list[str]:
+        return self.download_artifacts(run.name, experiment.name, dest)
+
+    def delete(self, run: RunRecord, experiments: tuple[ExperimentRecord, ...], *, whole: bool) -> Ended:
+        gone = self.delete_run(run.name, None if whole else [e.name for e in experiments])
+        return Ended(gone or whole)
+
+
+def job_specs(
+    sub: Submission,
+    image: str,
+    opts: RunOptions,
+    *,
+    mounts: tuple[kube.DatastoreMount, ...] = (),
+    records: dict[str, str] | None = None,
+) -> list[kube.JobSpec]:
+    """The run's Jobs.  ``records``: experiment -> the run ConfigMap (part) that keeps its end
+    (:func:`runner.kube.part_of`); ``mounts``: the datastores, as the cluster resolved them."""
+    from runner.options import KubeOptions
+    from runner.render import ARGV_BOOTSTRAP, ARGV_FILE, argv_through_file, exec_too_long
+    from runner.runtime import EXPERIMENT_VAR, env_for
+
+    ko = opts.kube or KubeOptions()
+    r = opts.resources
+    ordered = sorted(sub.experiments, key=lambda e: e.index)
+    # --max-parallel: the first P run, the rest are created suspended; each releases the one P after it
+    chain = kube.release_chain([e.name for e in ordered], opts.max_parallel)
+
+    def command_and_env(command: tuple[str, ...]) -> tuple[tuple[str, ...], dict[str, str]]:
+        if not exec_too_long(command):
+            return command, dict(opts.env)
+        argv_through_file(command)  # refuses shell scripts, as on the local target
+        # longer than exec allows: the launcher takes the argv from argv.json in the experiment's
+        # folder on the data volume (see start) and starts the script through the bootstrap
+        return (), {**opts.env, "RUNNER_ARGV_FILE": ARGV_FILE, "RUNNER_ARGV_BOOTSTRAP": ARGV_BOOTSTRAP}
+
+    specs = []
+    for e in ordered:
+        command, env = command_and_env(tuple(e.command))
+        env = {**env_for(sub.run.name, e.name, e.params), **env}
+        del env[EXPERIMENT_VAR]  # make_job sets it (the launcher reads it too)
+        specs.append(
+            kube.JobSpec(
+                run=sub.run.name,
+                experiment=e.name,
+                image=image,
+                command=command,
+                workdir=sub.plan.container_workdir,
+                env=env,
+                secrets=ko.secrets,
+                cpus=r.cpus,
+                memory=r.memory,
+                gpus=r.gpus,
+                timeout=ko.timeout,
+                retries=ko.retries,
+                datastores=mounts,
+                suspend=chain[e.name][0],
+                release=chain[e.name][1],
+                record=(records or {}).get(e.name),
+            )
+        )
+    return specs
+
+
+def dry_run_objects(
+    sub: Submission, image: str, opts: RunOptions, *, mounts: tuple[kube.DatastoreMount, ...] = ()
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """The objects :meth:`KubeTarget.start` would create, and notes; nothing is asked or created."""
+    notes = []
+    configmaps = kube.make_run_configmaps(KubeTarget.run_doc(sub, image, launched=True))
+    specs = job_specs(sub, image, opts, mounts=mounts, records=kube.part_of(configmaps))
+    if any(s.env.get("RUNNER_ARGV_FILE") for s in specs):
+        notes.append("arguments too long for exec are written to argv.json on the data volume at submit time")
+    return [
+        kube.make_data_pvc(),
+        kube.make_launcher_configmap(),
+        *configmaps,
+        *(kube.make_job(s) for s in specs),
+    ], notes
 
 
 def _versions(cm: dict[str, Any] | None) -> list[DatastoreVersion]:

@@ -24,17 +24,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from runner.artifacts import copy_from_layer, extract_changed
-from runner.errors import EngineError, NotFoundError, RunnerError, StoreError, StreamCutError
+from runner.errors import EngineError, NotFoundError, RunnerError, StoreError, StreamCutError, clip
 from runner.home import Home
-from runner.logs import LogLine, LogWriter, now_iso
-from runner.model import ExperimentRecord, ExpState
+from runner.logs import LogLine, LogWriter, file_size, follow_file, now_iso, read_lines
+from runner.model import ExperimentRecord, ExpState, RunRecord, RunSummary, TargetKind
 from runner.render import PROJECT_DIR
 from runner.store import Store
+from runner.targets.base import Ended, Published, Submission
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from runner.adapters.docker_engine import ContainerEnd, ContainerSpec, DockerEngine
+    from runner.options import RunOptions
 
 #: how long a follower waits for a Docker engine that went away (a restart, an upgrade) before it gives up
 ENGINE_WAIT = 300.0
@@ -119,6 +121,10 @@ class GuardedLog:
 
 
 class LocalTarget:
+    """The :class:`runner.targets.base.Target` of the local Docker engine."""
+
+    kind = TargetKind.LOCAL
+
     def __init__(self, home: Home, store: Store, engine: DockerEngine, *, engine_wait: float = ENGINE_WAIT) -> None:
         self.home = home
         self.store = store
@@ -216,7 +222,7 @@ class LocalTarget:
                     self.store.finish_experiment(name, state=ExpState.STOPPED, exit_code=None, message="stopped")
                 pending.clear()
                 for name in running:
-                    self.stop(self.store.get_experiment(name))
+                    self.stop_experiment(self.store.get_experiment(name))
         if interrupted:
             raise KeyboardInterrupt
 
@@ -409,7 +415,7 @@ class LocalTarget:
         with self.engine.export(exp.handle, PROJECT_DIR) as tar:
             return extract_changed(tar, dest=dest)
 
-    def stop(self, exp: ExperimentRecord) -> None:
+    def stop_experiment(self, exp: ExperimentRecord) -> None:
         self.store.update_experiment(exp.name, stop_requested=1)
         if exp.handle is None:
             if not pid_alive(exp.owner_pid):
@@ -419,7 +425,7 @@ class LocalTarget:
         if not pid_alive(exp.owner_pid) and self.store.claim(exp.name, pid=os.getpid(), previous=exp.owner_pid):
             self.harvest(exp.name)
 
-    def reconcile(self, exp: ExperimentRecord) -> None:
+    def take_over(self, exp: ExperimentRecord) -> None:
         """Take over an active experiment whose owner died."""
         if not exp.state.active or pid_alive(exp.owner_pid):
             return
@@ -439,3 +445,117 @@ class LocalTarget:
                     pass
             else:
                 self.harvest(exp.name)
+
+    # -- the Target interface (runner.targets.base) --------------------------------------
+
+    def describe(self) -> str:
+        return "local docker"
+
+    def prepare(self, opts: RunOptions, *, name: str | None) -> dict[str, object]:
+        return {}
+
+    def publish(self, sub: Submission) -> Published:
+        return Published(sub.image)  # the engine that built it runs it
+
+    def container_specs(self, sub: Submission, image: str, opts: RunOptions) -> dict[str, ContainerSpec]:
+        from runner.adapters.docker_engine import ContainerSpec
+        from runner.render import ARGV_FILE, argv_through_file, exec_too_long
+        from runner.runtime import env_for
+
+        specs = {}
+        for exp in sub.experiments:
+            command, files = list(exp.command), {}
+            if exec_too_long(command):  # longer than exec allows: sys.argv comes from a file instead
+                command, argv = argv_through_file(command)
+                files = {ARGV_FILE: argv}
+            specs[exp.name] = ContainerSpec(
+                image=image,
+                command=command,
+                files=files,
+                name=f"runner-{exp.name}",
+                labels={
+                    "app.kubernetes.io/managed-by": "runner",
+                    "runner/run": sub.run.name,
+                    "runner/experiment": exp.name,
+                },
+                env={**env_for(sub.run.name, exp.name, exp.params), **opts.env},
+                workdir=sub.plan.container_workdir,
+                cpus=opts.resources.cpus,
+                memory_bytes=opts.resources.memory_bytes,
+                gpus=opts.resources.gpus,
+            )
+        return specs
+
+    def start(self, sub: Submission, image: str, opts: RunOptions) -> None:
+        """Detached: a watcher process starts the experiments (at most max_parallel at once) and follows them.
+        Otherwise :meth:`stream` starts them in this process, as places free up."""
+        if opts.detach:
+            names = [e.name for e in sub.experiments]
+            self.spawn_run_watcher(names, self.container_specs(sub, image, opts), max_parallel=opts.max_parallel)
+
+    def fail(self, sub: Submission, message: str) -> None:
+        pass  # history is the only record of a local run, and the App has written the failure there
+
+    def stream(self, sub: Submission, opts: RunOptions) -> Iterator[tuple[str, LogLine]]:
+        names = [e.name for e in sub.experiments]
+        return self.drive(names, self.container_specs(sub, sub.image, opts), max_parallel=opts.max_parallel)
+
+    def experiment(self, run: RunRecord, name: str) -> ExperimentRecord:
+        ended = self.ends.get(name)
+        try:
+            exp = self.store.get_experiment(name)
+        except StoreError:
+            if ended is None:
+                raise
+            return ended
+        return ended if ended is not None and exp.state.active else exp
+
+    def observe(self, *, run: str | None = None) -> list[RunSummary] | None:
+        return None  # history is kept by the owner of each experiment
+
+    def reconcile(self, experiments: list[ExperimentRecord]) -> None:
+        for exp in experiments:
+            self.take_over(exp)
+
+    def logs(
+        self, run: RunRecord, experiments: tuple[ExperimentRecord, ...], *, tail: int | None, follow: bool
+    ) -> Iterator[str]:
+        for exp in experiments:
+            path = self.home.experiment_log(run.name, exp.name)
+            prefix = f"{exp.name} " if len(experiments) > 1 else ""
+            yield from (prefix + ln for ln in read_lines(path, tail=tail))
+            if follow:
+                ended = self._ended(exp.name)
+                yield from (prefix + ln for ln in follow_file(path, start=file_size(path), done=ended))
+
+    def _ended(self, experiment: str) -> Callable[[], bool]:
+        return lambda: not self.store.get_experiment(experiment).state.active
+
+    def stop(self, run: RunRecord, experiments: tuple[ExperimentRecord, ...]) -> list[str]:
+        stopped = []
+        for exp in experiments:
+            if exp.state.active:
+                self.stop_experiment(exp)
+                stopped.append(exp.name)
+        return stopped
+
+    def artifacts(self, run: RunRecord, experiment: ExperimentRecord, dest: Path) -> list[str]:
+        from runner.artifacts import copy_artifacts
+
+        try:
+            return copy_artifacts(self.home.artifacts(run.name, experiment.name), dest)
+        except OSError as e:
+            raise RunnerError(
+                f"cannot copy the artifacts of {experiment.name} to {clip(str(dest))}: {e.strerror or e}"
+            ) from e
+
+    def delete(self, run: RunRecord, experiments: tuple[ExperimentRecord, ...], *, whole: bool) -> Ended:
+        """The containers go; logs, artifacts and the run's folder are the App's (they live in RUNNER_HOME)."""
+        notes = []
+        for exp in experiments:
+            if exp.handle:
+                try:
+                    self.engine.remove(exp.handle)
+                except RunnerError as e:
+                    notes.append(f"the container of {exp.name} was not removed ({e.message})")
+        return Ended(whole, notes)

@@ -6,6 +6,8 @@ gave wins, then the file's, then the default (:func:`runner.config.resolve`).
 
 from __future__ import annotations
 
+import dataclasses
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -83,7 +85,36 @@ class RunArgs:
 KUBE_ONLY = ("secrets", "timeout", "retries", "datastores")
 
 
+#: settings a RUNNER_* environment variable gives when neither a flag nor a keyword does (they win over runner.yaml)
+ENV_VARS = {
+    "registry": "RUNNER_REGISTRY",
+    "context": "RUNNER_CONTEXT",
+    "namespace": "RUNNER_NAMESPACE",
+    "base_image": "RUNNER_BASE_IMAGE",
+}
+
+
+def from_env(key: str, given: str | None) -> str | None:
+    """The value given, else its RUNNER_* environment variable's (the one precedence for the CLI and the API)."""
+    return given if given else (os.environ.get(ENV_VARS[key]) or None)
+
+
+def cluster_options(context: str | None, namespace: str | None) -> KubeOptions | None:
+    """The Kubernetes context and namespace to read (flag or keyword, else RUNNER_CONTEXT / RUNNER_NAMESPACE;
+    None: the kubeconfig's current ones), checked."""
+    context, namespace = from_env("context", context), from_env("namespace", namespace)
+    check_namespace(namespace)
+    check_context(context)
+    return KubeOptions(context=context, namespace=namespace) if context or namespace else None
+
+
 def resolve_options(given: RunArgs, config: Config) -> RunOptions:
+    given = dataclasses.replace(
+        given,
+        registry=from_env("registry", given.registry),
+        context=from_env("context", given.context),
+        namespace=from_env("namespace", given.namespace),
+    )
     local = given.local if given.local else resolve("target", None, config, "kubernetes") == "local"
     timeout = resolve("timeout", given.timeout, config, None)
     timeout_s = None if timeout is None else parse_timeout(timeout)
@@ -155,7 +186,7 @@ def plan_request(
     req = PlanRequest(
         script=script,
         args=tuple(args),
-        base_image=base_image or config.get("base_image"),
+        base_image=from_env("base_image", base_image) or config.get("base_image"),
         python=python or config.get("python"),
         requirements=requirements or (Path(from_file) if from_file else None),
     )
@@ -167,4 +198,4 @@ def describe_sweep(options: RunOptions) -> dict[str, Any]:
     return {"strategy": s.strategy.value, "trials": s.trials, "seed": s.seed}
 
 
-__all__ = ["KubeOptions", "RunArgs", "RunOptions", "env_items", "resolve_options"]
+__all__ = ["KubeOptions", "RunArgs", "RunOptions", "cluster_options", "env_items", "from_env", "resolve_options"]

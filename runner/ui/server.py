@@ -45,7 +45,7 @@ from starlette.responses import (
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from runner.app import KUBE, App
+from runner.app import App
 from runner.artifacts import list_artifacts
 from runner.errors import NotFoundError, RunnerError, UsageError
 from runner.home import Home
@@ -172,7 +172,7 @@ class UI:
     def app(self) -> App:
         a: App | None = getattr(self._local, "app", None)
         if a is None:
-            a = self._local.app = App(self.s.home)
+            a = self._local.app = App(self.s.home, cluster=self.s.kube)
         a.notes.clear()
         return a
 
@@ -184,7 +184,7 @@ class UI:
     def _runs(self, request: Request) -> tuple[views.RunsQuery, list[views.RunRow], list[str]]:
         a = self.app
         query = views.RunsQuery.parse(dict(request.query_params))
-        rows = query.apply(views.run_rows(a.history(kube=self.s.kube)))
+        rows = query.apply(views.run_rows(a.history()))
         return query, rows, list(a.notes)
 
     def runs_page(self, request: Request) -> Response:
@@ -207,7 +207,7 @@ class UI:
 
     def _summary(self, name: str) -> tuple[Any, list[str]]:
         a = self.app
-        s = a.run_summary(name, kube=self.s.kube)
+        s = a.run_summary(name)
         if s.run.name != name:  # an experiment's name selects its run: not this page's address
             raise NotFoundError(f"{name!r} is an experiment, not a run")
         return s, list(a.notes)
@@ -237,14 +237,14 @@ class UI:
         if request.headers.get("x-runner-ui") != "1":
             return PlainTextResponse("403: stop only from runner's own page\n", 403)
         name = request.path_params["name"]
-        stopped = self.app.stop(name, kube=self.s.kube)
+        stopped = self.app.stop(name)
         return JSONResponse({"stopped": stopped})
 
     def delete(self, request: Request) -> Response:
         if request.headers.get("x-runner-ui") != "1":
             return PlainTextResponse("403: delete only from runner's own page\n", 403)
         try:
-            done = self.app.delete(request.path_params["name"], kube=self.s.kube)
+            done = self.app.delete(request.path_params["name"])
         except UsageError as e:  # still running: the page says why
             return JSONResponse({"error": e.message, "hint": e.hint or ""}, 409)
         return JSONResponse(done)
@@ -253,19 +253,16 @@ class UI:
 
     def _experiment(self, name: str) -> tuple[RunRecord, ExperimentRecord]:
         a = self.app
-        run, exps = a.select(name, kube=self.s.kube)
+        run, exps = a.select(name)
         if len(exps) != 1 or exps[0].name != name:
             raise NotFoundError(f"no experiment named {name!r}")
-        if run.target == KUBE:
-            found = [e for e in a.run_summary(run.name, kube=self.s.kube).experiments if e.name == name]
-            return run, found[0] if found else exps[0]
-        return run, a.store.get_experiment(name)
+        return run, a.experiment(name)
 
     def experiment_page(self, request: Request) -> Response:
         name = request.path_params["exp"]
         run, exp = self._experiment(name)
         a = self.app
-        build = [ln.removeprefix("[build] ") for ln in a.logs(name, build=True, kube=self.s.kube)]
+        build = [ln.removeprefix("[build] ") for ln in a.logs(name, build=True)]
         folder = self._artifacts_dir(run, exp)
         files = []
         if folder is not None:
@@ -291,19 +288,17 @@ class UI:
         )
 
     def _artifacts_dir(self, run: RunRecord, exp: ExperimentRecord) -> Path | None:
-        """Where the experiment's artifacts are on this machine; None while a Kubernetes experiment runs.
+        """Where the experiment's artifacts are on this machine; None while it runs.
 
-        Kubernetes artifacts are copied once, after the experiment ended, into ``$RUNNER_HOME/ui-cache``.
+        They are copied from the target once, after the experiment ended, into ``$RUNNER_HOME/ui-cache``.
         """
-        if run.target != KUBE:
-            return self.s.home.artifacts(run.name, exp.name)
         if exp.state.active:
             return None
         cache = self.s.home.root / "ui-cache"
         done = cache / run.name / f"{exp.name}.done"
         with self._download_lock:
             if not done.exists():
-                self.app.artifacts(exp.name, cache, kube=self.s.kube)
+                self.app.artifacts(exp.name, cache)
                 done.touch()
         return cache / run.name / exp.name
 
@@ -338,9 +333,9 @@ class UI:
 
         def pump() -> None:
             # its own App: this thread reads history while the server's threads serve other requests
-            a = App(self.s.home)
+            a = App(self.s.home, cluster=self.s.kube)
             try:
-                for line in a.logs(name, tail=LOG_TAIL, follow=True, kube=self.s.kube):
+                for line in a.logs(name, tail=LOG_TAIL, follow=True):
                     if stop.is_set():
                         return
                     parsed = parse_line(line)

@@ -124,9 +124,9 @@ CLI = [
     Case("config-missing", ["run", "--local", "--config", "{tmp}/nope.yaml", "{script}"], 2, "nope.yaml not found"),
     Case("requirements-missing", _run("--requirements", "{tmp}/nope.txt"), 2, "nope.txt: no such file"),
     Case("tail-negative", ["logs", "some-run", "--tail", "-1"], 2, "--tail must be zero or more"),
-    Case("status-unknown", ["status", "no-such-run-123"], 2, "no experiment named 'no-such-run-123'"),
+    Case("status-unknown", ["status", "no-such-run-123"], 2, "no run or experiment named 'no-such-run-123'"),
     Case("status-huge-name", ["status", HUGE], 2, "(100,000 characters)"),
-    Case("artifacts-unknown", ["artifacts", "no-such-run-123"], 2, "no experiment named 'no-such-run-123'"),
+    Case("artifacts-unknown", ["artifacts", "no-such-run-123"], 2, "no run or experiment named 'no-such-run-123'"),
     Case("status-bad-namespace", ["status", "--namespace", "Bad_NS"], 2, "is not a Kubernetes namespace name"),
     Case(
         "datastore-create-bad-name",
@@ -322,7 +322,7 @@ def test_errors_of_the_machine_are_one_line(
 ) -> None:
     import runner.cli
 
-    def broken() -> None:
+    def broken(*_: object) -> None:
         raise error
 
     monkeypatch.setattr(runner.cli, "_app", broken)

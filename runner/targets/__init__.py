@@ -1,0 +1,49 @@
+"""Where experiments run: the local Docker engine, or a Kubernetes namespace.
+
+Each target implements :class:`runner.targets.base.Target`; :func:`make_target` is
+the one place that knows which class serves which :class:`runner.model.TargetKind`.
+Both are imported only when a command needs them (Docker and Kubernetes clients are
+slow to import).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from runner.model import TargetKind
+
+if TYPE_CHECKING:
+    from runner.adapters.docker_engine import DockerEngine
+    from runner.home import Home
+    from runner.options import KubeOptions
+    from runner.store import Store
+    from runner.targets.base import Target
+
+
+def make_target(
+    kind: TargetKind, *, home: Home, store: Store, engine: Callable[[], DockerEngine], where: KubeOptions | None
+) -> Target:
+    """The target of ``kind``; ``where``: a Kubernetes context and namespace (None: the kubeconfig's current ones)."""
+    if kind is TargetKind.KUBERNETES:
+        from runner.adapters.kube import KubeCluster
+        from runner.kubetarget import KubeTarget
+
+        cluster = KubeCluster(context=where.context if where else None, namespace=where.namespace if where else None)
+        return KubeTarget(cluster, store=store, engine=engine)
+    from runner.local import LocalTarget
+
+    return LocalTarget(home, store, engine())
+
+
+def in_sight(kind: TargetKind, where: KubeOptions | None, *, known: bool = False) -> bool:
+    """Has this target a live view of runs worth asking for?  The local one never (history is its truth);
+    a cluster when it was named, history ``known`` runs of it, or a kubeconfig exists (without one,
+    the Kubernetes client is never imported)."""
+    if kind is TargetKind.LOCAL:
+        return False
+    return (
+        known or where is not None or bool(os.environ.get("KUBECONFIG")) or (Path.home() / ".kube" / "config").is_file()
+    )
