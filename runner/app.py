@@ -32,7 +32,7 @@ from runner.targets.base import Published, Submission, Target
 if TYPE_CHECKING:
     from runner.adapters.docker_engine import DockerEngine
     from runner.deps.pycheck import PythonCheck
-    from runner.kubetarget import DatastoreVersion, KubeTarget
+    from runner.targets.kubernetes import DatastoreVersion, KubeTarget
 
 
 @dataclass(frozen=True)
@@ -133,7 +133,7 @@ class App:
 
     def kubernetes(self, where: KubeOptions | None = None) -> KubeTarget:
         """The Kubernetes target (of ``cluster`` by default), for what only it has: datastores, dry runs."""
-        from runner.kubetarget import KubeTarget
+        from runner.targets.kubernetes import KubeTarget
 
         target = self.target(TargetKind.KUBERNETES, where or self.cluster)
         assert isinstance(target, KubeTarget)
@@ -344,8 +344,8 @@ class App:
         import yaml
 
         from runner.adapters.registry import manifest_digest
-        from runner.kubetarget import dry_run_objects
         from runner.names import experiment_name
+        from runner.targets.kubernetes import dry_run_objects
 
         ko = opts.kube or KubeOptions()
         plan = self.plan(req)
@@ -594,7 +594,7 @@ def _writable_folder(folder: Path, option: str) -> None:
 
 
 def _owner_alive(exp: ExperimentRecord) -> bool:
-    from runner.local import pid_alive
+    from runner.targets.local import pid_alive
 
     return exp.owner_pid == os.getpid() or pid_alive(exp.owner_pid)
 

@@ -28,12 +28,12 @@ def make_target(
 ) -> Target:
     """The target of ``kind``; ``where``: a Kubernetes context and namespace (None: the kubeconfig's current ones)."""
     if kind is TargetKind.KUBERNETES:
-        from runner.adapters.kube import KubeCluster
-        from runner.kubetarget import KubeTarget
+        from runner.adapters.cluster import KubeCluster
+        from runner.targets.kubernetes import KubeTarget
 
         cluster = KubeCluster(context=where.context if where else None, namespace=where.namespace if where else None)
         return KubeTarget(cluster, store=store, engine=engine)
-    from runner.local import LocalTarget
+    from runner.targets.local import LocalTarget
 
     return LocalTarget(home, store, engine())
 

@@ -13,9 +13,9 @@ import pytest
 from runner.deps import project_closure
 from runner.deps.scan import _cell_python, scan_notebook, scan_source
 from runner.errors import UsageError
-from runner.kube import JobSpec, make_job
 from runner.plan import PlanRequest, make_plan
 from runner.project import choose_root
+from runner.targets.kubernetes.objects import JobSpec, make_job
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 

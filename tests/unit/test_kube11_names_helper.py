@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from runner import kube
 from runner.names import RUN_NAME_MAX, check_run_name
+from runner.targets.kubernetes import objects as kube
 
 
 @pytest.mark.parametrize("name", ["a", "lr-search-2", "x" * RUN_NAME_MAX, "spiffy-sunfish-821"])

@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from runner import kubetarget
 from runner.errors import ClusterError, ClusterUnreachableError
-from runner.kubetarget import KubeTarget
 from runner.logs import LogLine
+from runner.targets import kubernetes as kubetarget
+from runner.targets.kubernetes import KubeTarget
 
 
 def drain(gen: Generator[LogLine, None, Any]) -> tuple[list[str], Any]:

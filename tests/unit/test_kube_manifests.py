@@ -1,4 +1,4 @@
-"""Manifest rendering (runner.kube) against golden YAML, and state from cluster objects.
+"""Manifest rendering (runner.targets.kubernetes.objects) against golden YAML, and state from cluster objects.
 
 Regenerate the golden files after an intended change with RUNNER_UPDATE_GOLDEN=1.
 """
@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 import yaml
 
-from runner import kube
 from runner.errors import UsageError
-from runner.kubetarget import parse_datastore, tree_digest
+from runner.targets.kubernetes import objects as kube
+from runner.targets.kubernetes import parse_datastore, tree_digest
 
 GOLDEN = Path(__file__).parent / "golden"
 
@@ -254,7 +254,7 @@ def test_launcher_records_the_end_before_it_releases_and_a_gone_job_is_fine(
     import io
     import urllib.error
 
-    from runner.kube import launcher
+    from runner.targets.kubernetes import launcher
 
     calls: list[tuple[str, str, Any]] = []
 
@@ -282,7 +282,7 @@ def test_launcher_waits_for_a_successor_job_not_created_yet(monkeypatch: pytest.
     import io
     import urllib.error
 
-    from runner.kube import launcher
+    from runner.targets.kubernetes import launcher
 
     answers = [404, 404, 200]
 
@@ -295,7 +295,7 @@ def test_launcher_waits_for_a_successor_job_not_created_yet(monkeypatch: pytest.
     monkeypatch.setattr(launcher, "api", api)
     monkeypatch.setattr(launcher, "namespace", lambda: "ns")
     monkeypatch.setattr(launcher, "stop_requested", lambda exp: False)
-    monkeypatch.setattr("runner.kube.launcher.time.sleep", lambda s: None)
+    monkeypatch.setattr("runner.targets.kubernetes.launcher.time.sleep", lambda s: None)
     launcher.release("r-exp4", experiment="r-exp0")
     assert answers == []  # created on the third try, then released
 
@@ -314,7 +314,7 @@ def test_a_queued_experiment_stopped_alone_keeps_its_job_while_a_later_one_waits
 def test_launcher_of_an_experiment_stopped_while_queued_only_passes_its_turn_on(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    from runner.kube import launcher
+    from runner.targets.kubernetes import launcher
 
     released: list[str] = []
     monkeypatch.setattr(launcher, "stop_requested", lambda exp: exp == "r-exp2")

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from runner import kube
-from runner.kube import launcher
+from runner.targets.kubernetes import launcher
+from runner.targets.kubernetes import objects as kube
 
 MIB = 1024 * 1024
 
@@ -153,7 +153,7 @@ def pod(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Path]:
     (sa / "namespace").write_text("ns")
     monkeypatch.setattr(launcher, "SA_DIR", str(sa))
     monkeypatch.setattr(launcher, "tls_context", lambda: None)
-    monkeypatch.setattr("runner.kube.launcher.time.sleep", lambda s: None)
+    monkeypatch.setattr("runner.targets.kubernetes.launcher.time.sleep", lambda s: None)
     monkeypatch.setenv("RUNNER_CONFIGMAP", "runner-run-r-2")
     data = tmp_path / "data"
     data.mkdir()

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-import runner.local as local
+import runner.targets.local as local
 from runner.adapters.docker_engine import ContainerEnd
 from runner.errors import EngineError
 from runner.home import Home

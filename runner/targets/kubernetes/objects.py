@@ -1,6 +1,6 @@
-"""The Kubernetes target's pure part: manifests from ``runner/kube/manifests/*.yaml`` (package data), names, state from objects.
+"""The Kubernetes target's pure part: manifests from ``runner/targets/kubernetes/manifests/*.yaml`` (package data), names, state from objects.
 
-Nothing here talks to a cluster (that is :mod:`runner.adapters.kube`); everything is
+Nothing here talks to a cluster (that is :mod:`runner.adapters.cluster`); everything is
 plain dicts in, plain dicts out, so it is golden-tested in ``tests/unit``.
 
 Design, in short (docs/architecture.md has the long form):
@@ -17,7 +17,7 @@ Design, in short (docs/architecture.md has the long form):
   too long for one (the script's argv when exec could not take it) is on the data
   volume instead.  ConfigMaps outlive pods and Jobs, so everyone with access to the
   namespace sees the same history.
-* **The launcher** (:mod:`runner.kube.launcher`, from a ConfigMap) is the container's
+* **The launcher** (:mod:`runner.targets.kubernetes.launcher`, from a ConfigMap) is the container's
   entrypoint: it keeps logs and artifacts on the ``runner-data`` volume and records the
   end state without the CLI connected.
 * **``--max-parallel P``: a release chain of suspended Jobs** (:func:`release_chain`).  Every

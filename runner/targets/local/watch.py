@@ -1,5 +1,5 @@
-"""``python -m runner.watch EXPERIMENT PREVIOUS_OWNER``: follow a detached experiment to its end;
-``python -m runner.watch --run``: drive a detached run (see :meth:`runner.local.LocalTarget.drive`).
+"""``python -m runner.targets.local.watch EXPERIMENT PREVIOUS_OWNER``: follow a detached experiment to its end;
+``python -m runner.targets.local.watch --run``: drive a detached run (see :meth:`runner.targets.local.LocalTarget.drive`).
 
 Started by runner in its own session; it claims the experiment (compare-and-set on
 the owner), so when several runner commands try to take over only one follows.
@@ -18,8 +18,8 @@ def drive_run() -> int:
     import json
 
     from runner.adapters.docker_engine import ContainerSpec, DockerEngine
-    from runner.local import LocalTarget
     from runner.store import Store
+    from runner.targets.local import LocalTarget
 
     doc = json.load(sys.stdin)
     home = Home.from_env()
@@ -37,8 +37,8 @@ def main(argv: list[str]) -> int:
         return drive_run()
     name, previous = argv[0], (int(argv[1]) if len(argv) > 1 and argv[1] else None)
     from runner.adapters.docker_engine import DockerEngine
-    from runner.local import LocalTarget
     from runner.store import Store
+    from runner.targets.local import LocalTarget
 
     home = Home.from_env()
     store = Store(home.db, records=home.runs)

@@ -51,7 +51,7 @@ from typing import IO, Any
 SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 #: HTTP answers that no retry can change (the end stays in end.json on the volume)
 PERMANENT = (400, 401, 403, 404, 405, 410, 413, 415, 422)
-#: an end's message is capped, so a run's ConfigMap keeps the room reserved for it (runner.kube.END_RESERVE)
+#: an end's message is capped, so a run's ConfigMap keeps the room reserved for it (runner.targets.kubernetes.objects.END_RESERVE)
 MAX_MESSAGE = 1024
 OOM_FILES = ("/sys/fs/cgroup/memory.events", "/sys/fs/cgroup/memory/memory.oom_control")
 #: the build context's root in the image (runner.render.PROJECT_DIR); the script may run in a subfolder of it

@@ -1,6 +1,6 @@
-"""The Kubernetes target: push, launch, observe, stop, fetch — in terms of :mod:`runner.kube` and the adapters.
+"""The Kubernetes target: push, launch, observe, stop, fetch — in terms of :mod:`runner.targets.kubernetes.objects` and the adapters.
 
-The cluster is the source of truth for Kubernetes runs (see :mod:`runner.kube`): the
+The cluster is the source of truth for Kubernetes runs (see :mod:`runner.targets.kubernetes.objects`): the
 run ConfigMap, the Jobs and their pods.  The local history database keeps a copy of
 each run (so a run that failed before it reached the cluster, or a cluster that is
 down, still shows something), refreshed whenever the cluster is read.
@@ -25,16 +25,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from runner import kube
 from runner.artifacts import extract_files
 from runner.errors import ClusterError, ClusterUnreachableError, NotFoundError, RunnerError, UsageError
 from runner.logs import LogLine, now_iso, parse_line
 from runner.model import ExperimentRecord, ExpState, RunRecord, RunSummary, TargetKind
 from runner.targets.base import WAITING, Ended, Published, Submission
+from runner.targets.kubernetes import objects
 
 if TYPE_CHECKING:
+    from runner.adapters.cluster import KubeCluster
     from runner.adapters.docker_engine import DockerEngine
-    from runner.adapters.kube import KubeCluster
     from runner.options import RunOptions
     from runner.store import Store
 
@@ -126,10 +126,10 @@ class KubeTarget:
 
     def ensure_infra(self) -> None:
         """The namespace's data volume and the launcher ConfigMap (current version)."""
-        if self.cluster.get("PersistentVolumeClaim", kube.DATA_PVC) is None:
-            self.cluster.create(kube.make_data_pvc(storage_class=os.environ.get("RUNNER_STORAGE_CLASS")))
-        wanted = kube.make_launcher_configmap()
-        have = self.cluster.get("ConfigMap", kube.LAUNCHER_CONFIGMAP)
+        if self.cluster.get("PersistentVolumeClaim", objects.DATA_PVC) is None:
+            self.cluster.create(objects.make_data_pvc(storage_class=os.environ.get("RUNNER_STORAGE_CLASS")))
+        wanted = objects.make_launcher_configmap()
+        have = self.cluster.get("ConfigMap", objects.LAUNCHER_CONFIGMAP)
         if have is None:
             try:
                 self.cluster.create(wanted)
@@ -151,7 +151,7 @@ class KubeTarget:
     # -- records -----------------------------------------------------------------------------
 
     def record_run(self, configmaps: list[dict[str, Any]]) -> None:
-        """The run's record (:func:`runner.kube.make_run_configmaps`): the parts first, then part 0
+        """The run's record (:func:`runner.targets.kubernetes.objects.make_run_configmaps`): the parts first, then part 0
         (``run.json``), so whoever sees a run sees all of it."""
         self.cluster.create_many(configmaps[1:])
         self.cluster.create(configmaps[0])
@@ -167,32 +167,32 @@ class KubeTarget:
                 tar.addfile(info, io.BytesIO(data))
         data = buf.getvalue()
         pod = self.data_pod(image=image)
-        self.cluster.exec(pod, ["sh", "-c", f"head -c {len(data)} | tar x -C {kube.DATA_MOUNT}"], stdin=data)
+        self.cluster.exec(pod, ["sh", "-c", f"head -c {len(data)} | tar x -C {objects.DATA_MOUNT}"], stdin=data)
 
     def _run_configmaps(self, run: str) -> list[dict[str, Any]]:
         return self.cluster.list_objects(
-            "ConfigMap", f"{kube.KIND_LABEL} in (run,{kube.PART_KIND}),{kube.RUN_LABEL}={run}"
+            "ConfigMap", f"{objects.KIND_LABEL} in (run,{objects.PART_KIND}),{objects.RUN_LABEL}={run}"
         )
 
     def has_run(self, run: str) -> bool:
         """Does the namespace hold a record of ``run`` (its part-0 ConfigMap)?"""
-        return self.cluster.get("ConfigMap", kube.run_configmap_name(run)) is not None
+        return self.cluster.get("ConfigMap", objects.run_configmap_name(run)) is not None
 
     def record_end(self, run: str, experiment: str, end: dict[str, Any]) -> None:
-        self._write_ends(run, {experiment: end}, kube.part_of(self._run_configmaps(run)))
+        self._write_ends(run, {experiment: end}, objects.part_of(self._run_configmaps(run)))
 
-    def launch(self, specs: list[kube.JobSpec]) -> None:
+    def launch(self, specs: list[objects.JobSpec]) -> None:
         """Create the run's Jobs, concurrently: the runnable ones first, then the suspended ones (``--max-parallel``).
 
         Runnable first because the job controller handles new Jobs in turn, at its API rate
         limit (each suspended Job costs it a status write): behind 1,000 suspended Jobs the
         first experiment would wait about a minute.  A launcher that ends before its
-        successor's Job exists waits for it (:func:`runner.kube.launcher.release`).  If a
+        successor's Job exists waits for it (:func:`runner.targets.kubernetes.launcher.release`).  If a
         create fails, the Jobs made are deleted again: the caller records the run as
         failed, and no queued Job is left behind.
         """
-        ready = [kube.make_job(s) for s in specs if not s.suspend]
-        queued = [kube.make_job(s) for s in specs if s.suspend]
+        ready = [objects.make_job(s) for s in specs if not s.suspend]
+        queued = [objects.make_job(s) for s in specs if s.suspend]
         try:
             self.cluster.create_many(ready)
             self.cluster.create_many(queued)
@@ -208,25 +208,25 @@ class KubeTarget:
         sel = "app.kubernetes.io/managed-by=runner"
         if run is not None:
             cms = self._run_configmaps(run)
-            sel += f",{kube.RUN_LABEL}={run}"
+            sel += f",{objects.RUN_LABEL}={run}"
         else:
-            cms = self.cluster.list_objects("ConfigMap", f"{sel},{kube.KIND_LABEL} in (run,{kube.PART_KIND})")
+            cms = self.cluster.list_objects("ConfigMap", f"{sel},{objects.KIND_LABEL} in (run,{objects.PART_KIND})")
         by_run: dict[str, list[dict[str, Any]]] = {}
         for cm in cms:
-            by_run.setdefault((cm["metadata"].get("labels") or {}).get(kube.RUN_LABEL, ""), []).append(cm)
-        records = [r for r in map(kube.read_run_record, by_run.values()) if r is not None]
+            by_run.setdefault((cm["metadata"].get("labels") or {}).get(objects.RUN_LABEL, ""), []).append(cm)
+        records = [r for r in map(objects.read_run_record, by_run.values()) if r is not None]
         if not records:
             return []
         jobs: dict[str, dict[str, Any]] = {}
         pods: dict[str, list[dict[str, Any]]] = {}
         for j in self.cluster.list_objects("Job", sel):
-            jobs[j["metadata"]["labels"].get(kube.EXP_LABEL, "")] = j
+            jobs[j["metadata"]["labels"].get(objects.EXP_LABEL, "")] = j
         for p in self.cluster.list_objects("Pod", sel):
-            pods.setdefault(p["metadata"].get("labels", {}).get(kube.EXP_LABEL, ""), []).append(p)
+            pods.setdefault(p["metadata"].get("labels", {}).get(objects.EXP_LABEL, ""), []).append(p)
         pending = [p for ps in pods.values() for p in ps if (p.get("status") or {}).get("phase") == "Pending"]
         if pending:  # their status may not say why they wait: the events do (one more request, only then)
             try:
-                kube.attach_warnings(
+                objects.attach_warnings(
                     pending, self.cluster.list_objects("Event", "", fields="type=Warning,involvedObject.kind=Pod")
                 )
             except ClusterError:
@@ -239,7 +239,7 @@ class KubeTarget:
         """Several experiments' ends, one patch per ConfigMap (part) that holds them."""
         by_cm: dict[str, dict[str, str | None]] = {}
         for e, end in ends.items():
-            by_cm.setdefault(where.get(e) or kube.run_configmap_name(run), {})[f"{e}.json"] = kube.end_value(
+            by_cm.setdefault(where.get(e) or objects.run_configmap_name(run), {})[f"{e}.json"] = objects.end_value(
                 {**end, "final": True}
             )
         for cm, data in by_cm.items():
@@ -247,7 +247,7 @@ class KubeTarget:
         # recorded: the Job is no longer needed (a TTL, not a delete: `kubectl get jobs` still shows it a while)
         if ends:
             try:
-                self.cluster.set_ttl([kube.job_name(e) for e in ends], kube.FINISHED_JOB_TTL)
+                self.cluster.set_ttl([objects.job_name(e) for e in ends], objects.FINISHED_JOB_TTL)
             except ClusterError:
                 pass
 
@@ -255,7 +255,7 @@ class KubeTarget:
         """Ends the launchers left in ``end.json`` on the volume (what they could not record in the ConfigMap)."""
         if not experiments:
             return {}
-        paths = " ".join(f"{kube.DATA_MOUNT}/{kube.experiment_dir(run, e)}/end.json" for e in experiments)
+        paths = " ".join(f"{objects.DATA_MOUNT}/{objects.experiment_dir(run, e)}/end.json" for e in experiments)
         # one line per file found: its path, a tab, its JSON (written without newlines)
         script = f"for f in {paths}; do if [ -f $f ]; then printf '%s\\t' $f; tr -d '\\n' < $f; echo; fi; done"
         out = self.cluster.exec(self.data_pod(wait=30, run=run), ["sh", "-c", script], timeout=60).decode(
@@ -275,14 +275,14 @@ class KubeTarget:
     def _repair_chain(self, doc: dict[str, Any], jobs: dict[str, dict[str, Any]], ended: set[str]) -> None:
         """``--max-parallel``: resume suspended Jobs whose releaser has ended (its launcher never got to it)."""
         names = [e["name"] for e in sorted(doc.get("experiments") or [], key=lambda e: int(e.get("index", 0)))]
-        suspended = {n for n in names if kube.job_suspended(jobs.get(n))}
+        suspended = {n for n in names if objects.job_suspended(jobs.get(n))}
         if not suspended:
             return
-        for name in kube.to_release(
+        for name in objects.to_release(
             names, (doc.get("options") or {}).get("max_parallel"), suspended=suspended, ended=ended
         ):
             try:
-                self.cluster.set_suspended(kube.job_name(name), False)
+                self.cluster.set_suspended(objects.job_name(name), False)
             except ClusterError:
                 pass
 
@@ -315,7 +315,7 @@ class KubeTarget:
             if f"{e['name']}.json" in data
         }
         seen_of = {
-            e["name"]: kube.observe(
+            e["name"]: objects.observe(
                 end=recorded.get(e["name"]),
                 stop=bool(data.get(f"{e['name']}.stop")),
                 job=jobs.get(e["name"]),
@@ -335,7 +335,7 @@ class KubeTarget:
             try:
                 for name, found in self.volume_ends(run.name, lost).items():
                     recorded[name] = found
-                    seen_of[name] = kube.observe(end=found, stop=False, job=None, pods=[], launched=True)
+                    seen_of[name] = objects.observe(end=found, stop=False, job=None, pods=[], launched=True)
             except (ClusterError, NotFoundError):
                 pass  # the volume cannot be read now: the state derived from the Job stands
         for e in doc.get("experiments") or []:
@@ -350,7 +350,7 @@ class KubeTarget:
                     command=tuple(e.get("command") or ()),
                     params=e.get("params") or {},
                     state=ExpState(seen.state),
-                    handle=kube.job_name(name),
+                    handle=objects.job_name(name),
                     exit_code=seen.exit_code,
                     message=seen.message,
                     created_at=run.created_at,
@@ -362,8 +362,8 @@ class KubeTarget:
             )
             if (
                 seen.final
-                and not kube.job_suspended(jobs.get(name))
-                and time.time() - (seen.finished_at or time.time()) >= kube.REPAIR_GRACE
+                and not objects.job_suspended(jobs.get(name))
+                and time.time() - (seen.finished_at or time.time()) >= objects.REPAIR_GRACE
             ):
                 ended.add(name)  # ended and gave its slot up a while ago: see _repair_chain
             if seen.final and not (end or {}).get("final"):
@@ -393,7 +393,7 @@ class KubeTarget:
     # -- logs --------------------------------------------------------------------------------
 
     def _pods(self, experiment: str) -> list[dict[str, Any]]:
-        pods = self.cluster.list_objects("Pod", f"{kube.EXP_LABEL}={experiment}")
+        pods = self.cluster.list_objects("Pod", f"{objects.EXP_LABEL}={experiment}")
         return sorted(pods, key=lambda p: p["metadata"].get("creationTimestamp") or "")
 
     def _patient(self, call: Callable[[], T]) -> Generator[LogLine, None, T]:
@@ -495,7 +495,7 @@ class KubeTarget:
 
     def _log_lines(self, run: str, experiment: str) -> int:
         """Lines in the experiment's log on the volume (0 if it cannot be read now)."""
-        path = f"{kube.DATA_MOUNT}/{kube.experiment_dir(run, experiment)}/log"
+        path = f"{objects.DATA_MOUNT}/{objects.experiment_dir(run, experiment)}/log"
         try:
             out = self.cluster.exec(
                 self.data_pod(wait=30, run=run), ["sh", "-c", f"wc -l < {path} 2>/dev/null || echo 0"], timeout=60
@@ -507,7 +507,7 @@ class KubeTarget:
     def finished_log(self, run: str, experiment: str, *, tail: int | None = None) -> Iterator[str]:
         """The log from the data volume (all attempts; the last ``tail`` lines), as formatted lines,
         streamed as they are read: a log of a gigabyte starts printing at once."""
-        path = f"{kube.DATA_MOUNT}/{kube.experiment_dir(run, experiment)}/log"
+        path = f"{objects.DATA_MOUNT}/{objects.experiment_dir(run, experiment)}/log"
         read = f"tail -n {int(tail)} {path}" if tail is not None else f"cat {path}"
         pending: list[bytes] = []
         for chunk in self.cluster.exec_stream(self.data_pod(run=run), ["sh", "-c", f"{read} 2>/dev/null || true"]):
@@ -528,15 +528,15 @@ class KubeTarget:
 
         ``--max-parallel``: queued (suspended) Jobs are deleted like the others — stopping a
         whole run leaves nothing behind — except those a still-waiting experiment's release
-        chain passes through (:func:`runner.kube.kept_when_stopped`): those stay suspended,
+        chain passes through (:func:`runner.targets.kubernetes.objects.kept_when_stopped`): those stay suspended,
         recorded "stopped", and hand their turn on when it comes.  A running experiment's
         launcher releases its successor when its pod ends.
         """
-        record = kube.read_run_record(self._run_configmaps(run))
+        record = objects.read_run_record(self._run_configmaps(run))
         doc, _, where = record if record is not None else ({}, {}, {})
         marks: dict[str, dict[str, str | None]] = {}
         for e in experiments:
-            marks.setdefault(where.get(e) or kube.run_configmap_name(run), {})[f"{e}.stop"] = "1"
+            marks.setdefault(where.get(e) or objects.run_configmap_name(run), {})[f"{e}.stop"] = "1"
         for cm, data in marks.items():
             self.cluster.patch_configmap(cm, data)
         kept = self._kept_links(run, doc, set(experiments))
@@ -554,12 +554,14 @@ class KubeTarget:
                 },
                 where,
             )
-        self.cluster.delete_many("Job", [kube.job_name(e) for e in experiments if e not in kept])
+        self.cluster.delete_many("Job", [objects.job_name(e) for e in experiments if e not in kept])
         deadline = time.monotonic() + wait
         pending = set(experiments) - kept
-        sel = f"{kube.RUN_LABEL}={run}"
+        sel = f"{objects.RUN_LABEL}={run}"
         while pending and time.monotonic() < deadline:
-            alive = {p["metadata"].get("labels", {}).get(kube.EXP_LABEL) for p in self.cluster.list_objects("Pod", sel)}
+            alive = {
+                p["metadata"].get("labels", {}).get(objects.EXP_LABEL) for p in self.cluster.list_objects("Pod", sel)
+            }
             pending &= alive
             if pending:
                 time.sleep(0.5)
@@ -576,26 +578,26 @@ class KubeTarget:
         cleared first: the data pod's image is read from the run's record.
         """
         cms = self._run_configmaps(run)
-        record = kube.read_run_record(cms)
+        record = objects.read_run_record(cms)
         names = [str(e["name"]) for e in record[0]["experiments"]] if record else []
         whole = experiments is None or not set(names) - set(experiments)
         gone = set(names) if experiments is None else set(experiments)
         if record is not None:  # a run that never reached the cluster left nothing on the volume
-            folders = [f"runs/{run}"] if whole else [kube.experiment_dir(run, e) for e in sorted(gone)]
+            folders = [f"runs/{run}"] if whole else [objects.experiment_dir(run, e) for e in sorted(gone)]
             self.cluster.exec(
-                self.data_pod(run=run), ["rm", "-rf", *(f"{kube.DATA_MOUNT}/{f}" for f in folders)], timeout=300
+                self.data_pod(run=run), ["rm", "-rf", *(f"{objects.DATA_MOUNT}/{f}" for f in folders)], timeout=300
             )
-        sel = f"{kube.RUN_LABEL}={run}"
+        sel = f"{objects.RUN_LABEL}={run}"
         jobs = [
             j["metadata"]["name"]
             for j in self.cluster.list_objects("Job", sel)
-            if whole or j["metadata"].get("labels", {}).get(kube.EXP_LABEL) in gone
+            if whole or j["metadata"].get("labels", {}).get(objects.EXP_LABEL) in gone
         ]
         self.cluster.delete_many("Job", jobs)
         pods = [
             p["metadata"]["name"]
             for p in self.cluster.list_objects("Pod", sel)
-            if whole or p["metadata"].get("labels", {}).get(kube.EXP_LABEL) in gone
+            if whole or p["metadata"].get("labels", {}).get(objects.EXP_LABEL) in gone
         ]
         self.cluster.delete_many("Pod", pods)
         if whole:
@@ -605,7 +607,7 @@ class KubeTarget:
                 self.cluster.delete("ConfigMap", cm["metadata"]["name"])
             return True
         for cm in cms:
-            patch = kube.without_experiments(cm, gone)
+            patch = objects.without_experiments(cm, gone)
             if patch:
                 self.cluster.patch_configmap(cm["metadata"]["name"], patch)
         return False
@@ -615,9 +617,9 @@ class KubeTarget:
         if not max_parallel:
             return set()
         names = [e["name"] for e in sorted(doc.get("experiments") or [], key=lambda e: int(e.get("index", 0)))]
-        jobs = self.cluster.list_objects("Job", f"{kube.RUN_LABEL}={run}")
-        suspended = {j["metadata"]["labels"].get(kube.EXP_LABEL, "") for j in jobs if kube.job_suspended(j)}
-        return kube.kept_when_stopped(names, max_parallel, suspended=suspended, stopping=stopping)
+        jobs = self.cluster.list_objects("Job", f"{objects.RUN_LABEL}={run}")
+        suspended = {j["metadata"]["labels"].get(objects.EXP_LABEL, "") for j in jobs if objects.job_suspended(j)}
+        return objects.kept_when_stopped(names, max_parallel, suspended=suspended, stopping=stopping)
 
     # -- the data volume ---------------------------------------------------------------------
 
@@ -631,10 +633,10 @@ class KubeTarget:
         if self.helper_image:
             return self.helper_image
         if run is not None:
-            record = kube.read_run_record(self._run_configmaps(run))
+            record = objects.read_run_record(self._run_configmaps(run))
             if record is not None and record[0].get("image"):
                 return str(record[0]["image"])
-        image = kube.newest_run_image(self.cluster.list_objects("ConfigMap", f"{kube.KIND_LABEL}=run"))
+        image = objects.newest_run_image(self.cluster.list_objects("ConfigMap", f"{objects.KIND_LABEL}=run"))
         if image is None:
             raise UsageError(
                 f"no image to read the data volume with: namespace {self.cluster.ns} has no runs yet", hint=HELPER_HINT
@@ -648,7 +650,7 @@ class KubeTarget:
         ``RUNNER_HELPER_IMAGE`` asks for another; a new one gets ``image``, or
         :meth:`helper_image_for` ``run``.
         """
-        name = str(kube.make_data_pod(image="-")["metadata"]["name"])
+        name = str(objects.make_data_pod(image="-")["metadata"]["name"])
         pod = self.cluster.get("Pod", name)
         if pod is not None:
             phase = (pod.get("status") or {}).get("phase")
@@ -663,15 +665,15 @@ class KubeTarget:
                     break
                 time.sleep(0.2)
         chosen = self.helper_image or image or self.helper_image_for(run)
-        if self.cluster.get("PersistentVolumeClaim", kube.DATA_PVC) is None:
-            self.cluster.create(kube.make_data_pvc(storage_class=os.environ.get("RUNNER_STORAGE_CLASS")))
-        self.cluster.create(kube.make_data_pod(image=chosen))
+        if self.cluster.get("PersistentVolumeClaim", objects.DATA_PVC) is None:
+            self.cluster.create(objects.make_data_pvc(storage_class=os.environ.get("RUNNER_STORAGE_CLASS")))
+        self.cluster.create(objects.make_data_pod(image=chosen))
         self.cluster.wait_pod(name, timeout=wait)
         return name
 
     def download(self, folder: str, dest: Path, *, run: str | None = None) -> list[str]:
         """Everything under ``folder`` (relative to the volume) into ``dest``; the files' relative paths."""
-        path = f"{kube.DATA_MOUNT}/{folder}"
+        path = f"{objects.DATA_MOUNT}/{folder}"
         data = self.cluster.exec(self.data_pod(run=run), ["sh", "-c", f"if [ -d {path} ]; then tar c -C {path} .; fi"])
         if not data:
             return []
@@ -680,13 +682,13 @@ class KubeTarget:
         return sorted(saved)
 
     def download_artifacts(self, run: str, experiment: str, dest: Path) -> list[str]:
-        return self.download(f"{kube.experiment_dir(run, experiment)}/artifacts", dest, run=run)
+        return self.download(f"{objects.experiment_dir(run, experiment)}/artifacts", dest, run=run)
 
     # -- datastores ----------------------------------------------------------------------------
 
     def datastores(self) -> list[DatastoreVersion]:
         out = []
-        for cm in self.cluster.list_objects("ConfigMap", f"{kube.KIND_LABEL}=datastore"):
+        for cm in self.cluster.list_objects("ConfigMap", f"{objects.KIND_LABEL}=datastore"):
             out += _versions(cm)
         return sorted(out, key=lambda v: (v.name, v.version))
 
@@ -697,13 +699,13 @@ class KubeTarget:
         if not source.is_dir():
             raise UsageError(f"--source {source} is not a folder")
         digest, files = tree_digest(source)
-        cm = self.cluster.get("ConfigMap", kube.datastore_configmap_name(name))
+        cm = self.cluster.get("ConfigMap", objects.datastore_configmap_name(name))
         versions = _versions(cm) if cm else []
         if versions and versions[-1].digest == digest:
             return versions[-1], False
         known = {v.digest for v in self.datastores()}
         pod = self.data_pod()
-        target = f"{kube.DATA_MOUNT}/datastores/{digest}"
+        target = f"{objects.DATA_MOUNT}/datastores/{digest}"
         exists = self.cluster.exec(pod, ["sh", "-c", f"test -d {target} && echo yes || true"]).strip() == b"yes"
         uploaded = False
         if digest not in known or not exists:
@@ -713,7 +715,7 @@ class KubeTarget:
                     tar.add(p, arcname=p.relative_to(source).as_posix(), recursive=False)
             data = buf.getvalue()
             progress(f"uploading {len(files)} file(s), {len(data)} bytes")
-            tmp = f"{kube.DATA_MOUNT}/datastores/.tmp-{digest}"
+            tmp = f"{objects.DATA_MOUNT}/datastores/.tmp-{digest}"
             script = f"rm -rf {tmp} && mkdir -p {tmp} && head -c {len(data)} | tar x -C {tmp} && rm -rf {target} && mv {tmp} {target}"
             self.cluster.exec(pod, ["sh", "-c", script], stdin=data)
             uploaded = True
@@ -723,13 +725,13 @@ class KubeTarget:
         )
         docs = [_version_doc(v) for v in [*versions, new]]
         if cm is None:
-            self.cluster.create(kube.make_datastore_configmap(name, docs))
+            self.cluster.create(objects.make_datastore_configmap(name, docs))
         else:
             self.cluster.patch_configmap(cm["metadata"]["name"], {"versions.json": json.dumps(docs, sort_keys=True)})
         return new, uploaded
 
     def datastore_delete(self, name: str, version: int | None) -> list[DatastoreVersion]:
-        cm_name = kube.datastore_configmap_name(name)
+        cm_name = objects.datastore_configmap_name(name)
         cm = self.cluster.get("ConfigMap", cm_name)
         versions = _versions(cm) if cm else []
         gone = [v for v in versions if version is None or v.version == version]
@@ -748,13 +750,13 @@ class KubeTarget:
         still = {v.digest for v in self.datastores()}
         orphans = sorted({v.digest for v in gone} - still)
         if orphans:
-            paths = " ".join(f"{kube.DATA_MOUNT}/datastores/{d}" for d in orphans)
+            paths = " ".join(f"{objects.DATA_MOUNT}/datastores/{d}" for d in orphans)
             self.cluster.exec(self.data_pod(), ["rm", "-rf", *paths.split()])
         return gone
 
-    def resolve_datastore(self, text: str) -> kube.DatastoreMount:
+    def resolve_datastore(self, text: str) -> objects.DatastoreMount:
         name, version, mount = parse_datastore(text)
-        cm = self.cluster.get("ConfigMap", kube.datastore_configmap_name(name))
+        cm = self.cluster.get("ConfigMap", objects.datastore_configmap_name(name))
         versions = _versions(cm) if cm else []
         chosen = [v for v in versions if version is None or v.version == version]
         if not chosen:
@@ -763,7 +765,7 @@ class KubeTarget:
                 hint="`runner datastore list` shows them",
             )
         v = chosen[-1]
-        return kube.DatastoreMount(
+        return objects.DatastoreMount(
             name=name, version=v.version, digest=v.digest, mount_dir=mount or f"/datastores/{name}"
         )
 
@@ -851,7 +853,7 @@ class KubeTarget:
         end = {"state": "failed", "exit_code": None, "message": message, "finished_at": time.time()}
         try:
             self.record_run(
-                kube.make_run_configmaps(
+                objects.make_run_configmaps(
                     self.run_doc(sub, sub.image, launched=False), {e.name: end for e in sub.experiments}
                 )
             )
@@ -863,13 +865,13 @@ class KubeTarget:
         from runner.render import argv_through_file, exec_too_long
 
         self.ensure_infra()
-        configmaps = kube.make_run_configmaps(self.run_doc(sub, image, launched=True))
+        configmaps = objects.make_run_configmaps(self.run_doc(sub, image, launched=True))
         ko_datastores = opts.kube.datastores if opts.kube else ()
         mounts = tuple(self.resolve_datastore(d) for d in ko_datastores)
-        specs = job_specs(sub, image, opts, mounts=mounts, records=kube.part_of(configmaps))
+        specs = job_specs(sub, image, opts, mounts=mounts, records=objects.part_of(configmaps))
         # arguments too long for exec (and for any ConfigMap): on the volume, before the Jobs exist
         argv = {
-            f"{kube.experiment_dir(sub.run.name, e.name)}/argv.json": argv_through_file(e.command)[1]
+            f"{objects.experiment_dir(sub.run.name, e.name)}/argv.json": argv_through_file(e.command)[1]
             for e in sub.experiments
             if exec_too_long(e.command)
         }
@@ -969,11 +971,11 @@ def job_specs(
     image: str,
     opts: RunOptions,
     *,
-    mounts: tuple[kube.DatastoreMount, ...] = (),
+    mounts: tuple[objects.DatastoreMount, ...] = (),
     records: dict[str, str] | None = None,
-) -> list[kube.JobSpec]:
+) -> list[objects.JobSpec]:
     """The run's Jobs.  ``records``: experiment -> the run ConfigMap (part) that keeps its end
-    (:func:`runner.kube.part_of`); ``mounts``: the datastores, as the cluster resolved them."""
+    (:func:`runner.targets.kubernetes.objects.part_of`); ``mounts``: the datastores, as the cluster resolved them."""
     from runner.options import KubeOptions
     from runner.render import ARGV_BOOTSTRAP, ARGV_FILE, argv_through_file, exec_too_long
     from runner.runtime import EXPERIMENT_VAR, env_for
@@ -982,7 +984,7 @@ def job_specs(
     r = opts.resources
     ordered = sorted(sub.experiments, key=lambda e: e.index)
     # --max-parallel: the first P run, the rest are created suspended; each releases the one P after it
-    chain = kube.release_chain([e.name for e in ordered], opts.max_parallel)
+    chain = objects.release_chain([e.name for e in ordered], opts.max_parallel)
 
     def command_and_env(command: tuple[str, ...]) -> tuple[tuple[str, ...], dict[str, str]]:
         if not exec_too_long(command):
@@ -998,7 +1000,7 @@ def job_specs(
         env = {**env_for(sub.run.name, e.name, e.params), **env}
         del env[EXPERIMENT_VAR]  # make_job sets it (the launcher reads it too)
         specs.append(
-            kube.JobSpec(
+            objects.JobSpec(
                 run=sub.run.name,
                 experiment=e.name,
                 image=image,
@@ -1021,19 +1023,19 @@ def job_specs(
 
 
 def dry_run_objects(
-    sub: Submission, image: str, opts: RunOptions, *, mounts: tuple[kube.DatastoreMount, ...] = ()
+    sub: Submission, image: str, opts: RunOptions, *, mounts: tuple[objects.DatastoreMount, ...] = ()
 ) -> tuple[list[dict[str, Any]], list[str]]:
     """The objects :meth:`KubeTarget.start` would create, and notes; nothing is asked or created."""
     notes = []
-    configmaps = kube.make_run_configmaps(KubeTarget.run_doc(sub, image, launched=True))
-    specs = job_specs(sub, image, opts, mounts=mounts, records=kube.part_of(configmaps))
+    configmaps = objects.make_run_configmaps(KubeTarget.run_doc(sub, image, launched=True))
+    specs = job_specs(sub, image, opts, mounts=mounts, records=objects.part_of(configmaps))
     if any(s.env.get("RUNNER_ARGV_FILE") for s in specs):
         notes.append("arguments too long for exec are written to argv.json on the data volume at submit time")
     return [
-        kube.make_data_pvc(),
-        kube.make_launcher_configmap(),
+        objects.make_data_pvc(),
+        objects.make_launcher_configmap(),
         *configmaps,
-        *(kube.make_job(s) for s in specs),
+        *(objects.make_job(s) for s in specs),
     ], notes
 
 

@@ -1,7 +1,7 @@
 """The local Docker target: launch an experiment's container, follow it, collect what it left.
 
 Each running experiment has one *owner* process (its ``owner_pid`` in history): the
-foreground ``runner run``, or a detached watcher (``python -m runner.watch``).  The
+foreground ``runner run``, or a detached watcher (``python -m runner.targets.local.watch``).  The
 owner writes the log file and, when the container ends, collects artifacts, records
 the end state and removes the container.  Any other runner command that finds an
 experiment whose owner died takes it over (:meth:`LocalTarget.reconcile`), so logs,
@@ -157,10 +157,10 @@ class LocalTarget:
         self._spawn([name, "" if previous is None else str(previous)])
 
     def _spawn(self, args: list[str], *, stdin: bytes | None = None) -> None:
-        """``python -m runner.watch ARGS`` in its own session, outliving this process; its errors go to watch.log."""
+        """``python -m runner.targets.local.watch ARGS`` in its own session, outliving this process; its errors go to watch.log."""
         with open(self.home.root / "watch.log", "ab") as err:
             child = subprocess.Popen(
-                [sys.executable, "-m", "runner.watch", *args],
+                [sys.executable, "-m", "runner.targets.local.watch", *args],
                 stdin=subprocess.DEVNULL if stdin is None else subprocess.PIPE,
                 stdout=subprocess.DEVNULL,
                 stderr=err,
@@ -229,7 +229,7 @@ class LocalTarget:
     def spawn_run_watcher(
         self, names: Sequence[str], specs: Mapping[str, ContainerSpec], *, max_parallel: int | None
     ) -> None:
-        """Hand a run's experiments to a detached driver (``python -m runner.watch --run``).
+        """Hand a run's experiments to a detached driver (``python -m runner.targets.local.watch --run``).
 
         The container specs go through its standard input, so environment values given
         with ``--env`` are never written to disk.

@@ -1,7 +1,7 @@
 """The Kubernetes API: the only module that imports ``kubernetes``.
 
 Objects go in and come out as plain dicts (the manifests' own spelling, from
-``runner.kube``): every call asks for the raw answer (``_preload_content=False``) and
+``runner.targets.kubernetes.objects``): every call asks for the raw answer (``_preload_content=False``) and
 decodes its JSON, so nothing above sees the client's model classes.  Every
 ApiException and connection error is translated in :meth:`KubeCluster._call`, the one
 choke point, into :class:`~runner.errors.ClusterError` or :class:`~runner.errors.NotFoundError`.
