@@ -157,7 +157,7 @@ def submit(
         max_parallel=max_parallel,
     )
     opts = resolve_options(given, cfg)
-    from runner.app import Recorded
+    from runner.events import Recorded
 
     name = ""
     for event in _app(opts.kube).run(req, opts):  # detached: it ends once the run has started

@@ -16,9 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from runner.artifacts import writable_folder
 from runner.errors import BuildError, DependencyError, NotFoundError, RunnerError, StoreError, UsageError, clip
+from runner.events import BuildOutput, Built, Detached, Output, Recorded, RunEvent
 from runner.home import Home
-from runner.logs import LogLine, read_lines
+from runner.logs import read_lines
 from runner.model import ExperimentRecord, ExpState, RunRecord, RunSummary, TargetKind
 from runner.names import random_run_name, split_experiment
 from runner.options import KubeOptions, RunOptions, describe_sweep
@@ -27,7 +29,7 @@ from runner.render import container_command
 from runner.store import RepairReport, Store
 from runner.sweep import Experiment, expand
 from runner.targets import in_sight, make_target
-from runner.targets.base import Published, Submission, Target
+from runner.targets.base import Submission, Target
 
 if TYPE_CHECKING:
     from runner.adapters.docker_engine import DockerEngine
@@ -43,43 +45,6 @@ class Inspection:
     #: the base image's Python against the lock (None: not checked, ``python_note`` says why)
     python: PythonCheck | None = None
     python_note: str | None = None
-
-
-# -- what App.run yields, in this order (Published and Output only once the image exists) --
-
-
-@dataclass(frozen=True)
-class Recorded:
-    """The run is in history; ``where`` says where it goes, for people."""
-
-    sub: Submission
-    where: str
-
-
-@dataclass(frozen=True)
-class BuildOutput:
-    line: str
-
-
-@dataclass(frozen=True)
-class Built:
-    image: str
-
-
-@dataclass(frozen=True)
-class Detached:
-    """Submitted and left running (``--detach``): follow it with ``runner logs NAME --follow``."""
-
-    name: str
-
-
-@dataclass(frozen=True)
-class Output:
-    experiment: str
-    line: LogLine
-
-
-RunEvent = Recorded | BuildOutput | Built | Published | Detached | Output
 
 
 class App:
@@ -339,68 +304,20 @@ class App:
 
         Nothing is created; the cluster is asked only about datastores, the registry about the image.
         """
-        import time
+        from runner.targets.kubernetes import dry_run
 
-        import yaml
-
-        from runner.adapters.registry import manifest_digest
-        from runner.names import experiment_name
-        from runner.targets.kubernetes import dry_run_objects
-
-        ko = opts.kube or KubeOptions()
         plan = self.plan(req)
-        notes = list(plan.notices)
         base_id = self.engine.image_id(plan.base_image)
         if base_id is None:
             raise UsageError(f"base image {plan.base_image} is not present, so the image tag is not known yet")
-        image = plan.image_ref(base_id)
-        notes += self._python_warnings(plan, base_id)  # as a real run would, before anything is built
-        ref = f"{ko.registry.rstrip('/')}/{image}" if ko.registry else image
-        digest = None
-        if ko.registry:
-            try:
-                digest = manifest_digest(ref)
-            except RunnerError as e:
-                notes.append(f"registry not asked: {e.message}")
-        if digest:
-            ref = f"{ref.rpartition(':')[0]}@{digest}"
-        else:
-            notes.append(f"{ref} is not in the registry yet: the real run builds/pushes it and uses its digest")
-        name = random_run_name()
-        run = RunRecord(
-            name=name,
-            project=plan.project,
-            root=str(plan.root),
-            script=plan.script,
-            args=plan.args,
-            target=TargetKind.KUBERNETES.value,
-            image=image,
-            cached=None,
-            created_at=time.time(),
-            options=_options_doc(opts),
-        )
-        exps = tuple(
-            ExperimentRecord(
-                name=experiment_name(name, e.index),
-                run=name,
-                index=e.index,
-                command=tuple(container_command(plan.argv0, e.args)),
-                params=e.params,
-                state=ExpState.QUEUED,
-                handle=None,
-                exit_code=None,
-                message=None,
-                created_at=run.created_at,
-                started_at=None,
-                finished_at=None,
-                owner_pid=None,
-                stop_requested=False,
-            )
-            for e in expand_experiments(req.args, opts)
-        )
+        notes = [*plan.notices, *self._python_warnings(plan, base_id)]  # as a real run would, before a build
+        ko = opts.kube or KubeOptions()
         mounts = tuple(self.kubernetes(ko).resolve_datastore(d) for d in ko.datastores)
-        objects, more = dry_run_objects(Submission(run, plan, image, False, exps), ref, opts, mounts=mounts)
-        return yaml.safe_dump_all(objects, sort_keys=False, allow_unicode=True), notes + more
+        experiments = expand_experiments(req.args, opts)
+        text, more = dry_run(
+            plan, plan.image_ref(base_id), experiments, opts, options=_options_doc(opts), mounts=mounts
+        )
+        return text, notes + more
 
     # -- history -------------------------------------------------------------------------
 
@@ -510,7 +427,7 @@ class App:
         """Copy the collected files to ``DIR/<run>/<experiment>/<path>``; returns the files per experiment."""
         self.reconcile()
         run, exps = self.select(name)
-        _writable_folder(download_dir, "--download-dir")
+        writable_folder(download_dir, "--download-dir")
         target = self.target_of(run)
         return {exp.name: target.artifacts(run, exp, download_dir / run.name / exp.name) for exp in exps}
 
@@ -577,20 +494,6 @@ class App:
 
     def datastore_delete(self, name: str, version: int | None) -> list[DatastoreVersion]:
         return self.kubernetes().datastore_delete(name, version)
-
-
-def _writable_folder(folder: Path, option: str) -> None:
-    """Make ``folder`` (and its parents) or say in one line why it cannot be written."""
-    shown = clip(str(folder))
-    existing = next((p for p in (folder, *folder.absolute().parents) if p.exists()), None)
-    if existing is not None and not existing.is_dir():
-        raise UsageError(f"{option} {shown}: {clip(str(existing))} is a file, not a folder")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise UsageError(f"{option} {shown}: cannot make the folder ({e.strerror or e})") from e
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise UsageError(f"{option} {shown}: the folder is not writable", hint="choose another --download-dir")
 
 
 def _owner_alive(exp: ExperimentRecord) -> bool:

@@ -9,6 +9,8 @@ import tarfile
 from collections.abc import Callable
 from pathlib import Path
 
+from runner.errors import UsageError, clip
+
 
 def copy_from_layer(upper: Path, dest: Path) -> list[str]:
     """Copy the regular files of a container's writable layer folder (its ``/project`` part) to ``dest``.
@@ -87,3 +89,17 @@ def copy_artifacts(src: Path, dest: Path) -> list[str]:
         (dest / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(src / rel, dest / rel)
     return files
+
+
+def writable_folder(folder: Path, option: str) -> None:
+    """Make ``folder`` (and its parents) or say in one line why it cannot be written."""
+    shown = clip(str(folder))
+    existing = next((p for p in (folder, *folder.absolute().parents) if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        raise UsageError(f"{option} {shown}: {clip(str(existing))} is a file, not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"{option} {shown}: cannot make the folder ({e.strerror or e})") from e
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UsageError(f"{option} {shown}: the folder is not writable", hint="choose another --download-dir")

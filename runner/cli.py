@@ -24,8 +24,9 @@ from runner.targets.base import WAITING
 if TYPE_CHECKING:
     from collections.abc import Generator
 
-    from runner.app import App, Inspection, RunEvent
+    from runner.app import App, Inspection
     from runner.config import Config
+    from runner.events import RunEvent
     from runner.model import RunSummary
     from runner.options import KubeOptions, RunOptions
     from runner.plan import Plan, PlanRequest
@@ -242,7 +243,7 @@ def _show_run(a: App, events: Generator[RunEvent, None, None], opts: RunOptions)
     """
     from inspect import GEN_SUSPENDED, getgeneratorstate
 
-    from runner.app import BuildOutput, Built, Detached, Output, Recorded
+    from runner.events import BuildOutput, Built, Detached, Output, Recorded
     from runner.targets.base import Published
 
     sub: Submission | None = None

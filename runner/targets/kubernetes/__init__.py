@@ -29,16 +29,20 @@ from runner.artifacts import extract_files
 from runner.errors import ClusterError, ClusterUnreachableError, NotFoundError, RunnerError, UsageError
 from runner.logs import LogLine, now_iso, parse_line
 from runner.model import ExperimentRecord, ExpState, RunRecord, RunSummary, TargetKind
+from runner.names import random_run_name
 from runner.targets.base import WAITING, Ended, Published, Submission
 from runner.targets.kubernetes import objects
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from runner.adapters.cluster import KubeCluster
     from runner.adapters.docker_engine import DockerEngine
     from runner.options import RunOptions
+    from runner.plan import Plan
     from runner.store import Store
+    from runner.sweep import Experiment
 
-TARGET = "kubernetes"
 T = TypeVar("T")
 #: how long following waits for an API server that went away (a restart, an upgrade) before it gives up
 API_WAIT = 300.0
@@ -299,7 +303,7 @@ class KubeTarget:
             root=doc.get("root", ""),
             script=doc.get("script", ""),
             args=tuple(doc.get("args") or ()),
-            target=TARGET,
+            target=TargetKind.KUBERNETES.value,
             image=doc.get("image"),
             cached=doc.get("cached"),
             created_at=float(doc.get("created_at") or 0),
@@ -1022,21 +1026,78 @@ def job_specs(
     return specs
 
 
-def dry_run_objects(
-    sub: Submission, image: str, opts: RunOptions, *, mounts: tuple[objects.DatastoreMount, ...] = ()
-) -> tuple[list[dict[str, Any]], list[str]]:
-    """The objects :meth:`KubeTarget.start` would create, and notes; nothing is asked or created."""
+def dry_run(
+    plan: Plan,
+    image: str,
+    experiments: Sequence[Experiment],
+    opts: RunOptions,
+    *,
+    options: dict[str, object],
+    mounts: tuple[objects.DatastoreMount, ...] = (),
+) -> tuple[str, list[str]]:
+    """The objects :meth:`KubeTarget.start` would create for a plan, as multi-document YAML, and notes.
+
+    Nothing is created; the registry is asked for the image's digest (the real run refers to it so).
+    """
+    import yaml
+
+    from runner.adapters.registry import manifest_digest
+    from runner.names import experiment_name
+    from runner.render import container_command
+
     notes = []
-    configmaps = objects.make_run_configmaps(KubeTarget.run_doc(sub, image, launched=True))
-    specs = job_specs(sub, image, opts, mounts=mounts, records=objects.part_of(configmaps))
+    registry = opts.kube.registry if opts.kube else None
+    ref = f"{registry.rstrip('/')}/{image}" if registry else image
+    digest = None
+    if registry:
+        try:
+            digest = manifest_digest(ref)
+        except RunnerError as e:
+            notes.append(f"registry not asked: {e.message}")
+    if digest:
+        ref = f"{ref.rpartition(':')[0]}@{digest}"
+    else:
+        notes.append(f"{ref} is not in the registry yet: the real run builds/pushes it and uses its digest")
+    name = random_run_name()
+    now = time.time()
+    run = RunRecord(
+        name=name,
+        project=plan.project,
+        root=str(plan.root),
+        script=plan.script,
+        args=plan.args,
+        target=TargetKind.KUBERNETES.value,
+        image=image,
+        cached=None,
+        created_at=now,
+        options=options,
+    )
+    exps = tuple(
+        ExperimentRecord(
+            name=experiment_name(name, e.index),
+            run=name,
+            index=e.index,
+            command=tuple(container_command(plan.argv0, e.args)),
+            params=e.params,
+            state=ExpState.QUEUED,
+            handle=None,
+            exit_code=None,
+            message=None,
+            created_at=now,
+            started_at=None,
+            finished_at=None,
+            owner_pid=None,
+            stop_requested=False,
+        )
+        for e in experiments
+    )
+    sub = Submission(run, plan, image, False, exps)
+    configmaps = objects.make_run_configmaps(KubeTarget.run_doc(sub, ref, launched=True))
+    specs = job_specs(sub, ref, opts, mounts=mounts, records=objects.part_of(configmaps))
     if any(s.env.get("RUNNER_ARGV_FILE") for s in specs):
         notes.append("arguments too long for exec are written to argv.json on the data volume at submit time")
-    return [
-        objects.make_data_pvc(),
-        objects.make_launcher_configmap(),
-        *configmaps,
-        *(objects.make_job(s) for s in specs),
-    ], notes
+    docs = [objects.make_data_pvc(), objects.make_launcher_configmap(), *configmaps, *map(objects.make_job, specs)]
+    return yaml.safe_dump_all(docs, sort_keys=False, allow_unicode=True), notes
 
 
 def _versions(cm: dict[str, Any] | None) -> list[DatastoreVersion]:
