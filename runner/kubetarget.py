@@ -155,9 +155,6 @@ class KubeTarget:
         """Does the namespace hold a record of ``run`` (its part-0 ConfigMap)?"""
         return self.cluster.get("ConfigMap", kube.run_configmap_name(run)) is not None
 
-    def record_end(self, run: str, experiment: str, end: dict[str, Any]) -> None:
-        self._write_ends(run, {experiment: end}, kube.part_of(self._run_configmaps(run)))
-
     def launch(self, specs: list[kube.JobSpec]) -> None:
         """Create the run's Jobs, concurrently: the runnable ones first, then the suspended ones (``--max-parallel``).
 

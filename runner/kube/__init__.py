@@ -45,11 +45,9 @@ from runner.names import kube_name
 
 MANIFESTS = Path(__file__).resolve().parent / "manifests"  # package data: found in a wheel too
 LAUNCHER = Path(__file__).resolve().parent / "launcher.py"
-LAUNCHER_DIR = "/opt/runner/launcher"
 DATA_PVC = "runner-data"
 DATA_MOUNT = "/runner-data"
 LAUNCHER_CONFIGMAP = "runner-launcher"
-SERVICE_ACCOUNT = "runner"
 MANAGED = {"app.kubernetes.io/managed-by": "runner"}
 RUN_LABEL = "runner/run"
 EXP_LABEL = "runner/experiment"
