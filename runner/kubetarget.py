@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from runner import kube
 from runner.artifacts import extract_files
 from runner.errors import ClusterError, ClusterUnreachableError, NotFoundError, UsageError
-from runner.logs import LogLine, now_iso, parse_line
+from runner.logs import LogLine, epoch, now_iso, parse_line
 from runner.store import ExperimentRecord, ExpState, RunRecord, RunSummary
 
 if TYPE_CHECKING:
@@ -628,7 +628,7 @@ class KubeTarget:
         if pod is not None:
             phase = (pod.get("status") or {}).get("phase")
             started = (pod.get("status") or {}).get("startTime")
-            young = started and time.time() - _epoch(started) < 600
+            young = started and time.time() - epoch(started) < 600
             same = self.helper_image is None or pod["spec"]["containers"][0]["image"] == self.helper_image
             if phase == "Running" and young and same:
                 return name
@@ -769,9 +769,3 @@ def _pod_started(pod: dict[str, Any]) -> bool:
         if st.get("running") or st.get("terminated"):
             return True
     return False
-
-
-def _epoch(stamp: str) -> float:
-    from datetime import datetime
-
-    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()

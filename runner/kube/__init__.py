@@ -41,6 +41,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from runner.logs import epoch
 from runner.names import kube_name
 
 MANIFESTS = Path(__file__).resolve().parent / "manifests"  # package data: found in a wheel too
@@ -449,14 +450,12 @@ def _conditions(obj: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
 
 
 def _ts(value: Any) -> float | None:
-    from datetime import datetime
-
     if not value:
         return None
     if isinstance(value, (int, float)):
         return float(value)
     try:
-        return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
+        return epoch(str(value))
     except ValueError:
         return None
 
