@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from runner import kube
 from runner.artifacts import extract_files
-from runner.errors import ClusterError, ClusterUnreachableError, NotFoundError, UsageError
+from runner.errors import ClusterError, ClusterUnreachableError, ConflictError, NotFoundError, UsageError
 from runner.logs import LogLine, epoch, now_iso, parse_line
 from runner.store import ExperimentRecord, ExpState, RunRecord, RunSummary
 
@@ -110,9 +110,8 @@ class KubeTarget:
         if have is None:
             try:
                 self.cluster.create(wanted)
-            except ClusterError as e:
-                if "already exists" not in e.message:
-                    raise
+            except ConflictError:
+                pass  # another runner made it meanwhile
         elif have.get("data") != wanted["data"]:
             wanted["metadata"]["resourceVersion"] = have["metadata"]["resourceVersion"]
             self.cluster.replace_configmap(wanted)
