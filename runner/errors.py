@@ -73,6 +73,10 @@ class ClusterUnreachableError(ClusterError):
     """The Kubernetes API server did not answer, or answered that it cannot serve now (5xx, 429): worth waiting for."""
 
 
+class ConflictError(ClusterError):
+    """The Kubernetes object exists already (the API's 409 Conflict)."""
+
+
 class RegistryError(RunnerError):
     """The image registry is unreachable, refused our credentials, or failed (never read as "image present")."""
 

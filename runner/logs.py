@@ -41,6 +41,14 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
+def epoch(stamp: str) -> float:
+    """Seconds since the epoch of an ISO 8601 time: a log line's, or the Kubernetes API's (``Z``).
+
+    Raises ValueError for anything else.
+    """
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+
+
 def engine_time(stamp: str) -> str:
     """``2026-11-21T17:24:11.162831123Z`` (RFC 3339, nanoseconds) -> ``2026-11-21T17:24:11.162831+00:00``."""
     if len(stamp) == 30 and stamp[19] == "." and stamp[29] == "Z":  # the usual form: no regex (once per line)

@@ -13,6 +13,9 @@ from pathlib import Path
 
 import pytest
 
+#: the fixtures of the suites that drive the CLI (runner, project): tests/cli_fixtures.py
+pytest_plugins = ["cli_fixtures"]
+
 #: suite folder -> the markers its tests get
 SUITES = {
     "integration": ("integration",),

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from runner.errors import ClusterError, ClusterUnreachableError, NotFoundError, UsageError
+from runner.errors import ClusterError, ClusterUnreachableError, ConflictError, NotFoundError, UsageError
 
 REQUEST_TIMEOUT = 10  # seconds, for single requests (not streams)
 #: concurrent requests for many objects at once (a sweep's Jobs): the client's connection pool is thread-safe
@@ -34,10 +34,6 @@ PATHS = {
     "Job": ("/apis/batch/v1", "jobs"),
     "Event": ("/api/v1", "events"),
 }
-
-
-class ConflictError(ClusterError):
-    """The object exists already."""
 
 
 @dataclass(frozen=True)

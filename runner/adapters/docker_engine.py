@@ -75,6 +75,10 @@ class BuildKit:
     build: tuple[str, ...]  # ("build",) with DOCKER_BUILDKIT=1, or ("buildx", "build", "--load")
 
 
+class _ConnectionLost(EngineError):
+    """A request's connection broke (a kept-alive one the engine closed, or the engine went away)."""
+
+
 class _UnixConnection(http.client.HTTPConnection):
     def __init__(self, path: str) -> None:
         super().__init__("localhost")
@@ -129,7 +133,7 @@ class _Api:
                 f"the Docker engine is not running or not reachable at {self.host}", hint=START_HINT
             ) from e
         except (OSError, http.client.HTTPException) as e:
-            raise EngineError(f"{what}: lost the connection to the Docker engine: {e}") from e
+            raise _ConnectionLost(f"{what}: lost the connection to the Docker engine: {e}") from e
         if resp.status >= 400:
             raw = resp.read()
             try:
@@ -160,7 +164,7 @@ class _Api:
             except EngineError as e:
                 self.close()
                 # a kept-alive connection the engine closed meanwhile: one fresh try
-                if attempt or "lost the connection" not in e.message:
+                if attempt or not isinstance(e, _ConnectionLost):
                     raise
         return json.loads(raw) if raw else None
 

@@ -10,6 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from stat import S_ISDIR
 from typing import Any
 
 from runner.deps.model import (
@@ -25,7 +30,59 @@ from runner.deps.model import (
 )
 from runner.jsonfile import read_json, write_json
 
-__all__ = ["read_json", "write_json", "digest", "lock_to_json", "lock_from_json"]
+__all__ = [
+    "CacheDir",
+    "read_json",
+    "write_json",
+    "digest",
+    "file_stamp",
+    "dir_stamp",
+    "stamps_ok",
+    "lock_to_json",
+    "lock_from_json",
+]
+
+
+@dataclass(frozen=True)
+class CacheDir:
+    """The cache files under ``folder/deps/`` (``folder`` None: no cache, every read a miss)."""
+
+    folder: Path | None
+
+    def path(self, name: str) -> Path | None:
+        return None if self.folder is None else self.folder / "deps" / name
+
+    def read(self, name: str) -> Any | None:
+        p = self.path(name)
+        return None if p is None else read_json(p)
+
+    def write(self, name: str, data: Any) -> None:
+        p = self.path(name)
+        if p is not None:
+            write_json(p, data)
+
+
+def file_stamp(path: str) -> list[int] | None:
+    """[size, mtime_ns] of ``path`` (None: missing): what a cache entry is valid for."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return [st.st_size, st.st_mtime_ns]
+
+
+def dir_stamp(path: str) -> int | None:
+    """The mtime of folder ``path`` (None: missing or not a folder): changes when an entry is added or removed."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_mtime_ns if S_ISDIR(st.st_mode) else None
+
+
+def stamps_ok(stamps: Iterable[Sequence[Any]]) -> bool:
+    """Every ``[path, file_stamp]`` pair still holds."""
+    return all(file_stamp(str(p)) == s for p, s in stamps)
 
 
 def digest(value: Any) -> str:

@@ -18,9 +18,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-from runner.deps import SHIP_DIR
 from runner.deps.interp import normalize
-from runner.deps.model import Dropped, Origin, PinSource, Requirement, ShipFile
+from runner.deps.model import SHIP_DIR, Dropped, Origin, PinSource, Requirement, ShipFile
 from runner.errors import DependencyError, UsageError
 
 __all__ = ["Declared", "DECLARED_FILES", "find_declared", "load_declared"]
@@ -103,7 +102,7 @@ def find_declared(root: Path, files: Iterable[str], script: str = "") -> Path | 
     A per-folder ``requirements.txt`` in a monorepo is the one of that folder's scripts.
     """
     present = set(files)
-    from runner.deps import declared_folders
+    from runner.deps.lock import declared_folders
 
     for folder in declared_folders(script):
         for name in DECLARED_FILES:

@@ -11,6 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import Enum
 
+#: where shipped wheel files are in the image (the build copies ``Lock.ship`` there)
+SHIP_DIR = "/runner-deps"
+
 
 class ImportKind(str, Enum):
     STDLIB = "stdlib"

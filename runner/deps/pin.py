@@ -22,9 +22,8 @@ from packaging.requirements import InvalidRequirement
 from packaging.requirements import Requirement as PackagingRequirement
 from packaging.version import InvalidVersion, Version
 
-from runner.deps import SHIP_DIR
 from runner.deps.interp import Distribution, Environment, normalize
-from runner.deps.model import PinSource, Requirement, ShipFile
+from runner.deps.model import SHIP_DIR, PinSource, Requirement, ShipFile
 
 __all__ = ["PinResult", "SHIP_DIR", "image_marker_env", "closure", "pin", "parse_requirement"]
 

@@ -6,12 +6,11 @@ runs with a kubeconfig for the ServiceAccount bound to the runner-user Role, not
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from e2e_cluster import KubeRunner, Namespace, delete_namespace, make_namespace
-from support import write_project
 
 
 @pytest.fixture(scope="session")
@@ -24,11 +23,3 @@ def namespace(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Namespace]:
 @pytest.fixture
 def kr(tmp_path: Path, namespace: Namespace) -> KubeRunner:
     return KubeRunner(tmp_path / "home", namespace)
-
-
-@pytest.fixture
-def project(tmp_path: Path) -> Callable[[dict[str, str]], Path]:
-    def make(files: dict[str, str]) -> Path:
-        return write_project(tmp_path / "proj", files)
-
-    return make

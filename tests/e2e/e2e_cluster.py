@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import subprocess
@@ -58,10 +57,6 @@ def make_namespace(folder: Path) -> tuple[str, Path]:
 
 def delete_namespace(ns: str) -> None:
     kubectl("delete", "namespace", ns, "--wait=false", check=False)
-
-
-def b64(text: str) -> str:
-    return base64.b64encode(text.encode()).decode()
 
 
 @dataclass

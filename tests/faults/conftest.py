@@ -4,7 +4,7 @@ local cluster (`make cluster-up`), with a namespace of our own and a kubeconfig 
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,20 +12,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))  # e2e_cluster: namespace and RBAC helpers
 
 from e2e_cluster import REGISTRY, delete_namespace, make_namespace  # noqa: E402
-from support import Runner, write_project  # noqa: E402
-
-
-@pytest.fixture
-def runner(tmp_path: Path) -> Runner:
-    return Runner(tmp_path / "home")
-
-
-@pytest.fixture
-def project(tmp_path: Path) -> Callable[[dict[str, str]], Path]:
-    def make(files: dict[str, str]) -> Path:
-        return write_project(tmp_path / "proj", files)
-
-    return make
+from support import Runner  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -2,26 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from selenium import webdriver
-from support import Runner, write_project
 from uibrowser import chrome
-
-
-@pytest.fixture
-def runner(tmp_path: Path) -> Runner:
-    return Runner(tmp_path / "home")
-
-
-@pytest.fixture
-def project(tmp_path: Path) -> Callable[[dict[str, str]], Path]:
-    def make(files: dict[str, str]) -> Path:
-        return write_project(tmp_path / "proj", files)
-
-    return make
 
 
 @pytest.fixture

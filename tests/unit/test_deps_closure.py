@@ -264,7 +264,7 @@ def test_monorepo_script_gets_only_its_closure(fake_python: Path, tmp_path: Path
 
 
 def test_a_cached_plan_parses_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import runner.deps as deps
+    import runner.deps.scanstore as scanstore
 
     root = _tree(tmp_path / "p", {"run.py": "import helpers\n", "helpers.py": "import json\n"})
     req = PlanRequest(script=root / "run.py", cwd=root)
@@ -273,7 +273,7 @@ def test_a_cached_plan_parses_nothing(tmp_path: Path, monkeypatch: pytest.Monkey
     def no_parse(*args: object, **kwargs: object) -> object:
         raise AssertionError("parse on the hot path")
 
-    monkeypatch.setattr(deps, "scan_file_bytes", no_parse)
+    monkeypatch.setattr(scanstore, "scan_file_bytes", no_parse)
     assert make_plan(req, cache_dir=tmp_path / "cache").lock == first.lock
 
 

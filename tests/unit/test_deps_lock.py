@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from test_deps_fixtures import FakeIndex, fakeenv  # noqa: E402  (same folder)
 
-import runner.deps as deps
+import runner.deps.scanstore as scanstore
 from runner.deps import SHIP_DIR, lock_project
 from runner.deps.index import IndexUnavailable
 from runner.errors import DependencyError, UsageError
@@ -105,7 +105,7 @@ def test_cached_run_spawns_nothing_and_parses_nothing(
         raise AssertionError("parse on the hot path")
 
     monkeypatch.setattr(subprocess, "run", no_subprocess)
-    monkeypatch.setattr(deps, "scan_file_bytes", no_parse)
+    monkeypatch.setattr(scanstore, "scan_file_bytes", no_parse)
     again = lock_project(project, files, "train.py", python=str(env_python), cache_dir=cache, offline=True)
     assert again == first
 
@@ -116,13 +116,13 @@ def test_changed_file_is_rescanned_alone(env_python: Path, tmp_path: Path, monke
     cache = tmp_path / "cache"
     lock_project(project, files, "train.py", python=str(env_python), cache_dir=cache, offline=True)
     parsed: list[str] = []
-    real = deps.scan_file_bytes
+    real = scanstore.scan_file_bytes
 
     def counting(path: str, data: bytes) -> object:
         parsed.append(path)
         return real(path, data)
 
-    monkeypatch.setattr(deps, "scan_file_bytes", counting)
+    monkeypatch.setattr(scanstore, "scan_file_bytes", counting)
     (project / "train.py").write_text("import yaml\nimport numpy\n")
     lock = lock_project(project, files, "train.py", python=str(env_python), cache_dir=cache, offline=True)
     assert parsed == [str(project / "train.py")]

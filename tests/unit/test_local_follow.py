@@ -16,7 +16,7 @@ import runner.targets.local as local
 from runner.adapters.docker_engine import ContainerEnd
 from runner.errors import EngineError
 from runner.home import Home
-from runner.logs import LogLine
+from runner.logs import LogLine, epoch
 from runner.model import ExpState
 from runner.store import Store
 
@@ -34,7 +34,7 @@ class Engine:
     def follow_logs(self, cid: str, *, since: int | None = None) -> Iterator[LogLine]:
         self.since.append(since)
         for i, line in enumerate(LINES):
-            if since is not None and local._seconds(line.time) < since:
+            if since is not None and int(epoch(line.time)) < since:
                 continue
             if self.break_after is not None and i == self.break_after:
                 self.break_after = None
@@ -93,7 +93,7 @@ def test_an_engine_outage_is_waited_out_and_nothing_is_lost(tmp_path: Path) -> N
     notices = [ln.text for ln in seen if ln.stream == local.NOTICE]
     assert "lost the Docker engine" in notices[0] and "waiting up to 300 s" in notices[0]
     assert "answers again" in notices[1]
-    assert engine.since == [None, local._seconds(LINES[2].time)]  # from the second of the last line seen
+    assert engine.since == [None, int(epoch(LINES[2].time))]  # from the second of the last line seen
     exp = store.get_experiment(name)
     assert (exp.state, exp.exit_code) == (ExpState.FAILED, 143)  # what the engine says, with the cause named
     assert exp.message is not None and "stopped by the Docker engine going away" in exp.message

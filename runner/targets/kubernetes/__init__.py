@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from runner.artifacts import extract_files
-from runner.errors import ClusterError, ClusterUnreachableError, NotFoundError, RunnerError, UsageError
-from runner.logs import LogLine, now_iso, parse_line
+from runner.errors import ClusterError, ClusterUnreachableError, ConflictError, NotFoundError, RunnerError, UsageError
+from runner.logs import LogLine, epoch, now_iso, parse_line
 from runner.model import ExperimentRecord, ExpState, RunRecord, RunSummary, TargetKind
 from runner.names import random_run_name
 from runner.targets.base import WAITING, Ended, Published, Submission
@@ -137,9 +137,8 @@ class KubeTarget:
         if have is None:
             try:
                 self.cluster.create(wanted)
-            except ClusterError as e:
-                if "already exists" not in e.message:
-                    raise
+            except ConflictError:
+                pass  # another runner made it meanwhile
         elif have.get("data") != wanted["data"]:
             wanted["metadata"]["resourceVersion"] = have["metadata"]["resourceVersion"]
             self.cluster.replace_configmap(wanted)
@@ -181,9 +180,6 @@ class KubeTarget:
     def has_run(self, run: str) -> bool:
         """Does the namespace hold a record of ``run`` (its part-0 ConfigMap)?"""
         return self.cluster.get("ConfigMap", objects.run_configmap_name(run)) is not None
-
-    def record_end(self, run: str, experiment: str, end: dict[str, Any]) -> None:
-        self._write_ends(run, {experiment: end}, objects.part_of(self._run_configmaps(run)))
 
     def launch(self, specs: list[objects.JobSpec]) -> None:
         """Create the run's Jobs, concurrently: the runnable ones first, then the suspended ones (``--max-parallel``).
@@ -659,7 +655,7 @@ class KubeTarget:
         if pod is not None:
             phase = (pod.get("status") or {}).get("phase")
             started = (pod.get("status") or {}).get("startTime")
-            young = started and time.time() - _epoch(started) < 600
+            young = started and time.time() - epoch(started) < 600
             same = self.helper_image is None or pod["spec"]["containers"][0]["image"] == self.helper_image
             if phase == "Running" and young and same:
                 return name
@@ -1126,9 +1122,3 @@ def _pod_started(pod: dict[str, Any]) -> bool:
         if st.get("running") or st.get("terminated"):
             return True
     return False
-
-
-def _epoch(stamp: str) -> float:
-    from datetime import datetime
-
-    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()

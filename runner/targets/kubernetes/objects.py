@@ -41,15 +41,14 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from runner.logs import epoch
 from runner.names import kube_name
 
 MANIFESTS = Path(__file__).resolve().parent / "manifests"  # package data: found in a wheel too
 LAUNCHER = Path(__file__).resolve().parent / "launcher.py"
-LAUNCHER_DIR = "/opt/runner/launcher"
 DATA_PVC = "runner-data"
 DATA_MOUNT = "/runner-data"
 LAUNCHER_CONFIGMAP = "runner-launcher"
-SERVICE_ACCOUNT = "runner"
 MANAGED = {"app.kubernetes.io/managed-by": "runner"}
 RUN_LABEL = "runner/run"
 EXP_LABEL = "runner/experiment"
@@ -451,14 +450,12 @@ def _conditions(obj: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
 
 
 def _ts(value: Any) -> float | None:
-    from datetime import datetime
-
     if not value:
         return None
     if isinstance(value, (int, float)):
         return float(value)
     try:
-        return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
+        return epoch(str(value))
     except ValueError:
         return None
 

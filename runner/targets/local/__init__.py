@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 from runner.artifacts import copy_from_layer, extract_changed
 from runner.errors import EngineError, NotFoundError, RunnerError, StoreError, StreamCutError, clip
 from runner.home import Home
-from runner.logs import LogLine, LogWriter, file_size, follow_file, now_iso, read_lines
+from runner.logs import LogLine, LogWriter, epoch, file_size, follow_file, now_iso, read_lines
 from runner.model import ExperimentRecord, ExpState, RunRecord, RunSummary, TargetKind
 from runner.render import PROJECT_DIR
 from runner.store import Store
@@ -46,13 +46,6 @@ DISK_RESERVE = 2 * 2**20
 DISK_CHECK_EVERY = 64 * 2**10
 #: the stream of runner's own notices among an experiment's output lines
 NOTICE = "runner"
-
-
-def _seconds(stamp: str) -> int:
-    """The whole second of a log line's time (``since`` of the engine's logs; lines of that second are skipped)."""
-    from datetime import datetime
-
-    return int(datetime.fromisoformat(stamp).timestamp())
 
 
 def pid_alive(pid: int | None) -> bool:
@@ -260,7 +253,8 @@ class LocalTarget:
             while True:
                 try:
                     replay = seen_at_last
-                    for line in self.engine.follow_logs(cid, since=_seconds(last) if last else None):
+                    # the engine's ``since`` is a whole second: lines of that second come again, skipped here
+                    for line in self.engine.follow_logs(cid, since=int(epoch(last)) if last else None):
                         if line.time < last or (line.time == last and replay > 0):
                             replay -= line.time == last
                             continue
