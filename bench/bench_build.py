@@ -106,7 +106,7 @@ def yardstick(folder: Path, tag: str, env: dict[str, str], expect: str, tags: li
 
 
 def empty_runner_cache(base: str, env: dict[str, str]) -> None:
-    """Empty runner's installer cache mount, as on a machine that never built (a user can do the same)."""
+    """Empty runner's installer cache mount and remove its uv image, as on an engine that never built."""
     with tempfile.TemporaryDirectory() as tmp:
         Path(tmp, "Dockerfile").write_text(
             f"FROM {base}\nRUN --mount=type=cache,target=/c,id=runner-uv find /c -mindepth 1 -delete\n"
@@ -119,6 +119,12 @@ def empty_runner_cache(base: str, env: dict[str, str]) -> None:
             capture_output=True,
         )
         subprocess.run([DOCKER, "rmi", "-f", "runner-bench-empty:latest"], capture_output=True)
+    # and uv's tools image, which runner makes once per engine
+    tools = subprocess.run(
+        [DOCKER, "images", "-q", "runner-uv"], capture_output=True, text=True, check=True
+    ).stdout.split()
+    if tools:
+        subprocess.run([DOCKER, "rmi", "-f", *tools], capture_output=True)
 
 
 def image_of(stderr: str) -> str:
@@ -134,6 +140,23 @@ def manifest_layers(registry: str, ref: str) -> dict[str, int]:
     with urllib.request.urlopen(req, timeout=30) as resp:
         doc = json.load(resp)
     return {layer["digest"]: int(layer["size"]) for layer in doc["layers"]}
+
+
+def user_env(folder: Path, uv_bin: str, lock: dict[str, str]) -> Path:
+    """The user's interpreter: a virtual environment with the lock installed, as where runner is typed
+    (runner pins what is installed there; untimed)."""
+    env = {**os.environ, "SSL_CERT_FILE": str(CA)} if CA.exists() else dict(os.environ)
+    subprocess.run([uv_bin, "venv", "-q", "--python", sys.executable, str(folder)], check=True, env=env)
+    install(folder, uv_bin, lock)
+    return folder / "bin" / "python"
+
+
+def install(folder: Path, uv_bin: str, lock: dict[str, str]) -> None:
+    env = {**os.environ, "SSL_CERT_FILE": str(CA)} if CA.exists() else dict(os.environ)
+    pins = [f"{k}=={v}" for k, v in sorted(lock.items())]
+    subprocess.run(
+        [uv_bin, "pip", "install", "-q", "--python", str(folder / "bin" / "python"), *pins], check=True, env=env
+    )
 
 
 def push(registry: str, ref: str) -> float:
@@ -162,7 +185,16 @@ def one_round(
             write_lock(d, lock)
         shutil.copy(uv_bin, hand / "uv")
         (hand / "Dockerfile").write_text(YARDSTICK.format(base=fresh))
-        run = runner_cmd("run", "--local", "--requirements", str(proj / "requirements.txt"), str(proj / "app.py"))
+        python = user_env(Path(tmp, "user-venv"), uv_bin, lock)
+        run = runner_cmd(
+            "run",
+            "--local",
+            "--python",
+            str(python),
+            "--requirements",
+            str(proj / "requirements.txt"),
+            str(proj / "app.py"),
+        )
 
         # 1. cold: the yardstick, then runner with an emptied installer cache
         out["yardstick_cold_s"] = yardstick(
@@ -180,6 +212,7 @@ def one_round(
 
         # 2. one package bumped: the yardstick rebuilt (no cache), runner rebuilt
         bumped = {**lock, BUMP[0]: BUMP[1]}
+        install(Path(tmp, "user-venv"), uv_bin, bumped)
         for d in (proj, hand):
             write_lock(d, bumped)
         out["yardstick_bump_s"] = yardstick(hand, f"runner-bench-hand:{uuid.uuid4().hex[:8]}", env, BUMP[1], hand_tags)

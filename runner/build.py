@@ -60,6 +60,8 @@ def build_image(engine: DockerEngine, plan: Plan, *, tag: str, env: BuildEnv, ca
         ctx.seek(0)
         yield from engine.build(ctx, tag=tag, buildargs=env.buildargs)
         return
+    for tool in plan.tools:
+        engine.ensure_tool_image(tool.ref, tool.name, tool.source)
     contexts = cache_dir / "contexts"
     contexts.mkdir(parents=True, exist_ok=True)
     name = f"{plan.project}-{hashlib.sha256(str(plan.root).encode()).hexdigest()[:16]}"

@@ -19,7 +19,15 @@ from runner.image import ContextEntry, DigestCache, FileDigest, TagInputs, diges
 from runner.layers import split_layers, uv_refusal
 from runner.names import image_repository
 from runner.project import ProjectFiles, RootChoice, base_root, choose_root, list_files
-from runner.render import INSTALL_SCRIPT, PROJECT_DIR, DockerfileSpec, Installer, container_command, render_dockerfile
+from runner.render import (
+    INSTALL_SCRIPT,
+    PROJECT_DIR,
+    DockerfileSpec,
+    Installer,
+    container_command,
+    render_dockerfile,
+    uv_image,
+)
 from runner.uvbin import find_uv
 
 SCRIPT_TYPES = (".py", ".sh")
@@ -37,6 +45,15 @@ class PlanRequest:
     requirements: Path | None = None
     #: the launch folder (default: the current directory): the working directory inside mirrors it
     cwd: Path | None = None
+
+
+@dataclass(frozen=True)
+class ToolImage:
+    """A one-file image (``/NAME``, from ``source``) that an install step mounts: uv's binary."""
+
+    ref: str
+    name: str
+    source: Path
 
 
 @dataclass(frozen=True)
@@ -61,6 +78,8 @@ class Plan:
     closure: tuple[str, ...] = ()
     #: one-line notices (what widened the root...)
     notices: tuple[str, ...] = ()
+    #: images an install step mounts a file from, made on the engine before the build
+    tools: tuple[ToolImage, ...] = ()
 
     @property
     def container_workdir(self) -> str:
@@ -116,6 +135,9 @@ def make_plan(req: PlanRequest, *, cache_dir: Path | None) -> Plan:
     layers = split_layers(lock) if has_requirements else ()
     uv_bin, why_not_uv = (None, "") if not has_requirements else find_uv()
     why_not_uv = uv_refusal(lock.pip_options) or why_not_uv
+    cache = DigestCache(cache_dir / "digests.json" if cache_dir else None)
+    # uv's digest names its tools image, which the Dockerfile names: the installer's bytes decide the tag too
+    uv = uv_image(cache.digest(uv_bin)) if uv_bin is not None and not why_not_uv else None
     spec = DockerfileSpec(
         base_image=base,
         has_requirements=has_requirements,
@@ -124,6 +146,7 @@ def make_plan(req: PlanRequest, *, cache_dir: Path | None) -> Plan:
         layers=tuple(f.name for f in layers),
         installer=Installer.PIP if why_not_uv else Installer.UV,
         pip_reason=why_not_uv,
+        uv_image=uv,
     )
     dockerfile = render_dockerfile(spec)
     entries: list[ContextEntry] = [ContextEntry("Dockerfile", 0o644, data=dockerfile.encode())]
@@ -131,16 +154,12 @@ def make_plan(req: PlanRequest, *, cache_dir: Path | None) -> Plan:
         entries.append(ContextEntry(RUNTIME_ENTRY, 0o644, source=RUNTIME_SOURCE))
     if has_requirements:
         entries.append(ContextEntry(".runner/install.sh", 0o644, data=INSTALL_SCRIPT.encode()))
-        if spec.installer is Installer.UV and uv_bin is not None:
-            # part of the tag like every file of the context: the installer's version decides the image too
-            entries.append(ContextEntry(".runner/uv", 0o755, source=uv_bin))
         entries.append(ContextEntry(".runner/deps/requirements.lock", 0o644, data=lock.text().encode()))
         entries += [ContextEntry(f".runner/deps/{s.target}", 0o644, source=Path(s.source)) for s in lock.ship]
         entries += [ContextEntry(f".runner/layers/{f.name}", 0o644, data=f.text.encode()) for f in layers]
     for name in sorted(names):
         path = root / name
         entries.append(ContextEntry(f"project/{name}", normal_mode(path.stat().st_mode), source=path))
-    cache = DigestCache(cache_dir / "digests.json" if cache_dir else None)
     digests = digest_entries(entries, cache)
     cache.save()
     return Plan(
@@ -160,6 +179,7 @@ def make_plan(req: PlanRequest, *, cache_dir: Path | None) -> Plan:
         argv0=choice.argv0,
         closure=tuple(closure),
         notices=choice.notices,
+        tools=(ToolImage(uv, "uv", uv_bin),) if uv is not None and uv_bin is not None else (),
     )
 
 

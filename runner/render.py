@@ -4,7 +4,6 @@ Layout of the build context (made by :mod:`runner.plan`, written by :mod:`runner
 
     Dockerfile
     .runner/install.sh               INSTALL_SCRIPT: runs each install step
-    .runner/uv                       uv's binary, from runner's own environment (absent when pip installs)
     .runner/deps/requirements.lock   the lock, exactly as pinned
     .runner/deps/...                 local wheel files the lock refers to
     .runner/deps/ca.pem              classic builder only: the host's CA bundle (possibly empty)
@@ -14,8 +13,10 @@ Layout of the build context (made by :mod:`runner.plan`, written by :mod:`runner
 
 BuildKit (the default): one stage.  One ``RUN`` per heavy family (:mod:`runner.layers`),
 then one for the whole lock (the first makes the virtual environment), then the code.
-Every input of an install step is mounted for that step only: the installer and
-the script (bind mounts from the context), the index settings and the CA bundle
+Every input of an install step is mounted for that step only: the script (a bind
+mount from the context), uv's binary (a bind mount from a one-file tools image,
+``runner-uv:<digest>``, made once per engine from runner's own ``uv``, so no build
+context carries its 40 MB), the index settings and the CA bundle
 (secret mounts), the installer's download cache (a cache mount that outlives
 the build).  None of them is in a layer, the history or the config; a changed
 lock downloads only what changed.  Each step mounts only its own file, so a
@@ -54,6 +55,11 @@ UV_CACHE = "/root/.cache/uv"
 PIP_CACHE = "/root/.cache/pip"
 
 
+def uv_image(sha256: str) -> str:
+    """The tools image that holds a uv binary (named by the binary's digest: the same bytes, the same image)."""
+    return f"runner-uv:{sha256[:16]}"
+
+
 class Installer(str, Enum):
     UV = "uv"
     PIP = "pip"
@@ -72,6 +78,8 @@ class DockerfileSpec:
     pip_reason: str = ""
     #: the classic builder (no BuildKit): two stages, pip, the environment copied
     classic: bool = False
+    #: the image holding uv's binary as ``/uv`` (see :func:`uv_image`); None when pip installs
+    uv_image: str | None = None
 
 
 #: Runs one install step in the image build: ``install.sh INSTALLER REASON FILE [--no-deps]``
@@ -106,8 +114,13 @@ if [ -n "${{PIP_EXTRA_INDEX_URL:-}}" ]; then export UV_EXTRA_INDEX_URL="$PIP_EXT
 if [ -n "${{PIP_TRUSTED_HOST:-}}" ]; then export UV_INSECURE_HOST="$PIP_TRUSTED_HOST"; fi
 if grep -qx -- --pre "$file"; then set -- "$@" --prerelease allow; fi
 for host in $(sed -n 's/^--trusted-host //p' "$file"); do set -- "$@" --allow-insecure-host "$host"; done
-exec "$uv" pip install --python "$venv/bin/python" --cache-dir {UV_CACHE} --link-mode copy --compile-bytecode \\
+"$uv" pip install --python "$venv/bin/python" --cache-dir {UV_CACHE} --link-mode copy \\
   --index-strategy unsafe-best-match --no-python-downloads -r "$file" "$@"
+# Bytecode for what runs, not for the packages' own test suites (often 40% of their files):
+# a run imports the compiled modules without compiling them again (the image never writes .pyc).
+# A file that does not compile (another Python's syntax) stays as it is, as with pip.
+"$venv/bin/python" -m compileall -qq -j 0 -x '/tests?/' "$venv"/lib/python*/site-packages ||
+  echo "runner: some installed files do not compile for this Python; they were left as they are"
 """
 
 
@@ -158,8 +171,8 @@ def render_dockerfile(spec: DockerfileSpec) -> str:
 def _install_steps(spec: DockerfileSpec) -> list[str]:
     """BuildKit: one layer per heavy family, then the whole lock (the first makes the venv); inputs mounted, not copied."""
     tools = [f"--mount=type=bind,source=.runner/install.sh,target={TOOLS_DIR}/install.sh"]
-    if spec.installer is Installer.UV:
-        tools.append(f"--mount=type=bind,source=.runner/uv,target={TOOLS_DIR}/uv")
+    if spec.installer is Installer.UV and spec.uv_image:
+        tools.append(f"--mount=type=bind,from={spec.uv_image},source=/uv,target={TOOLS_DIR}/uv")
     caches = [
         f"--mount=type=cache,target={UV_CACHE},id=runner-uv",
         f"--mount=type=cache,target={PIP_CACHE},id=runner-pip",

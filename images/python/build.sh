@@ -38,8 +38,12 @@ rm -f "$ROOTFS.log"
 rm -rf "$ROOTFS"/var/lib/apt/lists/* "$ROOTFS"/var/cache/apt/* "$ROOTFS"/usr/share/doc/* \
        "$ROOTFS"/usr/share/man/* "$ROOTFS"/usr/share/locale/*
 
-echo "images/python: importing as $TAG"
+# The official python images say their version in PYTHON_VERSION; so does this one, so that
+# runner reads it from the image's config instead of starting a container to ask.
+PYVER=$(chroot "$ROOTFS" python3 -c 'import platform; print(platform.python_version())')
+echo "images/python: importing as $TAG (Python $PYVER)"
 tar -C "$ROOTFS" -c . | "$CLIENT" import \
+    --change "ENV PYTHON_VERSION=$PYVER" \
     --change 'ENV LANG=C.UTF-8' \
     --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
     --change 'CMD ["python3"]' \

@@ -168,19 +168,22 @@ class _Api:
                     raise
         return json.loads(raw) if raw else None
 
-    def put(self, path: str, data: bytes, *, what: str, query: dict[str, Any] | None = None) -> None:
+    def put(
+        self, path: str, data: bytes, *, what: str, query: dict[str, Any] | None = None, method: str = "PUT"
+    ) -> None:
         """A raw upload (a tar archive) on its own connection."""
         conn = self._connect()
         url = f"/v{API_VERSION}{path}" + (f"?{urlencode(query)}" if query else "")
         try:
-            conn.request("PUT", url, body=data, headers={"Content-Type": "application/x-tar"})
+            conn.request(method, url, body=data, headers={"Content-Type": "application/x-tar"})
             resp = conn.getresponse()
             body = resp.read()
         except OSError as e:
             raise EngineError(f"{what}: lost the connection to the Docker engine: {e}") from e
         finally:
             conn.close()
-        if resp.status >= 300:
+        # /images/create answers 200 and streams its progress, an error included
+        if resp.status >= 300 or b'"error"' in body:
             raise EngineError(f"{what}: the Docker engine refused the upload: {body.decode(errors='replace').strip()}")
 
     def stream(
@@ -246,6 +249,25 @@ class DockerEngine:
         except NotFoundError:
             return None
         return str(info["Id"])
+
+    def ensure_tool_image(self, ref: str, name: str, source: Path) -> None:
+        """Make ``ref``, an image holding only ``/NAME`` (``source``'s bytes, executable), unless the engine has it."""
+        if self.image_id(ref) is not None:
+            return
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            info = tarfile.TarInfo(name)
+            info.size, info.mode = source.stat().st_size, 0o755
+            with source.open("rb") as fh:
+                tar.addfile(info, fh)
+        repo, _, tag = ref.rpartition(":")
+        self._api.put(
+            "/images/create",
+            buf.getvalue(),
+            what=f"make the tools image {ref}",
+            query={"fromSrc": "-", "repo": repo, "tag": tag},
+            method="POST",
+        )
 
     def image_python(self, ref: str) -> str | None:
         """The Python version of an image: its ``PYTHON_VERSION`` (the official images set it),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
+import subprocess
 import uuid
 import zipfile
 from collections.abc import Callable
@@ -79,6 +80,16 @@ def test_uv_installs_and_a_bump_downloads_only_the_bumped_package(runner: Runner
         "Using Python 3" in ln and "/opt/runner/venv" in ln for ln in step(steps, "requirements.lock")
     )  # uv's words
     assert any(ln.endswith("+ numpy==1.26.4") or "CACHED" in ln for ln in step(steps, "5-arrays.txt"))
+    # uv comes from its tools image, not the build context; bytecode for the packages, not for their tests
+    assert "from=runner-uv:" in (runner.home / "runs" / run_name(first.err) / "Dockerfile").read_text()
+    image = next(ln.split()[1] for ln in first.err.splitlines() if ln.startswith("image "))
+    site = "/opt/runner/venv/lib/python3.11/site-packages/numpy"
+    compiled = subprocess.run(
+        ["docker", "run", "--rm", image, "sh", "-c", f"ls {site}/__pycache__ {site}/core/tests/__pycache__ 2>&1"],
+        capture_output=True,
+        text=True,
+    ).stdout
+    assert "__init__.cpython-311.pyc" in compiled and "core/tests/__pycache__': No such file" in compiled, compiled
 
     req.write_text("six==1.16.0\ntqdm==4.66.5\nnumpy==1.26.4\n./runnerprobe-0.0.1-py3-none-any.whl\n")
     bumped = runner("run", "--local", "--requirements", str(req), str(root / "app.py"))

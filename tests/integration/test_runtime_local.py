@@ -148,6 +148,12 @@ def test_an_image_python_the_lock_does_not_fit_stops_the_run_before_the_build(ru
 
 
 def test_the_base_image_is_asked_for_its_python_once(runner: Runner, tmp_path: Path, docker_api: Any) -> None:
+    # a base that does not say its version (runner's own base image sets PYTHON_VERSION, as the official ones do)
+    base = "runner-test-base-noversion:1"
+    (tmp_path / "base").mkdir()
+    (tmp_path / "base" / "Dockerfile").write_text(f"FROM {BASE_IMAGE}\nENV PYTHON_VERSION=\n")
+    docker_api.images.build(path=str(tmp_path / "base"), tag=base, rm=True)
+    runner.env["RUNNER_BASE_IMAGE"] = base
     since = int(time.time()) + 1  # events from this second on: none of an earlier test's
     time.sleep(since - time.time())
     first = tmp_path / "a"
@@ -170,7 +176,7 @@ def test_the_base_image_is_asked_for_its_python_once(runner: Runner, tmp_path: P
     )
     assert len(list(events)) == 1  # the base image has no PYTHON_VERSION: one throwaway python3, then the cache
     cached = json.loads((runner.home / "cache" / "base-python.json").read_text())
-    assert list(cached["images"].values()) == [_image_python(BASE_IMAGE)]
+    assert list(cached["images"].values()) == [_image_python(base)]
 
 
 def test_an_image_without_python_cannot_tell_and_leaves_no_container(docker_api: Any, tmp_path: Path) -> None:
