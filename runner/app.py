@@ -28,7 +28,7 @@ from runner.plan import Plan, PlanRequest, make_plan
 from runner.render import container_command
 from runner.store import RepairReport, Store
 from runner.sweep import Experiment, expand
-from runner.targets import in_sight, make_target
+from runner.targets import Adapters, in_sight, make_target
 from runner.targets.base import Submission, Target
 
 if TYPE_CHECKING:
@@ -48,10 +48,12 @@ class Inspection:
 
 
 class App:
-    def __init__(self, home: Home, *, cluster: KubeOptions | None = None) -> None:
-        """``cluster``: the Kubernetes context and namespace to read (--context/--namespace; None: the current ones)."""
+    def __init__(self, home: Home, *, cluster: KubeOptions | None = None, adapters: Adapters | None = None) -> None:
+        """``cluster``: the Kubernetes context and namespace to read (--context/--namespace; None: the current ones);
+        ``adapters``: the engine, cluster and registry (the real ones by default)."""
         self.home = home
         self.cluster = cluster
+        self.adapters = adapters or Adapters()
         self._store: Store | None = None
         self._engine: DockerEngine | None = None
         self._targets: dict[tuple[TargetKind, str | None, str | None], Target] = {}
@@ -71,16 +73,14 @@ class App:
     @property
     def engine(self) -> DockerEngine:
         if self._engine is None:
-            from runner.adapters.docker_engine import DockerEngine
-
-            self._engine = DockerEngine()
+            self._engine = self.adapters.engine()
         return self._engine
 
     def target(self, kind: TargetKind, where: KubeOptions | None = None) -> Target:
         key = (kind, where.context if where else None, where.namespace if where else None)
         if key not in self._targets:
             self._targets[key] = make_target(
-                kind, home=self.home, store=self.store, engine=lambda: self.engine, where=where
+                kind, home=self.home, store=self.store, engine=lambda: self.engine, where=where, adapters=self.adapters
             )
         return self._targets[key]
 
@@ -304,18 +304,13 @@ class App:
 
         Nothing is created; the cluster is asked only about datastores, the registry about the image.
         """
-        from runner.targets.kubernetes import dry_run
-
         plan = self.plan(req)
         base_id = self.engine.image_id(plan.base_image)
         if base_id is None:
             raise UsageError(f"base image {plan.base_image} is not present, so the image tag is not known yet")
         notes = [*plan.notices, *self._python_warnings(plan, base_id)]  # as a real run would, before a build
-        ko = opts.kube or KubeOptions()
-        mounts = tuple(self.kubernetes(ko).resolve_datastore(d) for d in ko.datastores)
-        experiments = expand_experiments(req.args, opts)
-        text, more = dry_run(
-            plan, plan.image_ref(base_id), experiments, opts, options=_options_doc(opts), mounts=mounts
+        text, more = self.kubernetes(opts.kube or KubeOptions()).dry_run(
+            plan, plan.image_ref(base_id), expand_experiments(req.args, opts), opts, options=_options_doc(opts)
         )
         return text, notes + more
 

@@ -117,14 +117,25 @@ class KubeTarget:
         engine: Callable[[], DockerEngine] | None = None,
         helper_image: str | None = None,
         api_wait: float = API_WAIT,
+        registry: Callable[[str], str | None] | None = None,
     ) -> None:
+        """``registry``: the digest of an image reference in its registry (default: ask it over HTTP)."""
         self.cluster = cluster
         self.store = store
         self._engine = engine
+        self._registry = registry
         self.notes: list[str] = []
         self.api_wait = api_wait
         # an override only: by default the data pod runs an image the cluster already pulls (see helper_image_for)
         self.helper_image = helper_image or os.environ.get("RUNNER_HELPER_IMAGE") or None
+
+    def manifest_digest(self, ref: str) -> str | None:
+        """The registry's digest of ``ref``; None when it does not have it (RegistryError when it cannot say)."""
+        if self._registry is not None:
+            return self._registry(ref)
+        from runner.adapters.registry import manifest_digest
+
+        return manifest_digest(ref)
 
     # -- setup -----------------------------------------------------------------------------
 
@@ -769,6 +780,80 @@ class KubeTarget:
             name=name, version=v.version, digest=v.digest, mount_dir=mount or f"/datastores/{name}"
         )
 
+    def dry_run(
+        self,
+        plan: Plan,
+        image: str,
+        experiments: Sequence[Experiment],
+        opts: RunOptions,
+        *,
+        options: dict[str, object],
+    ) -> tuple[str, list[str]]:
+        """The objects :meth:`start` would create for a plan, as multi-document YAML, and notes.
+
+        Nothing is created; the cluster is asked about the datastores, the registry for the
+        image's digest (the real run refers to it so).
+        """
+        import yaml
+
+        from runner.names import experiment_name
+        from runner.render import container_command
+
+        notes = []
+        registry = opts.kube.registry if opts.kube else None
+        mounts = tuple(self.resolve_datastore(d) for d in (opts.kube.datastores if opts.kube else ()))
+        ref = f"{registry.rstrip('/')}/{image}" if registry else image
+        digest = None
+        if registry:
+            try:
+                digest = self.manifest_digest(ref)
+            except RunnerError as e:
+                notes.append(f"registry not asked: {e.message}")
+        if digest:
+            ref = f"{ref.rpartition(':')[0]}@{digest}"
+        else:
+            notes.append(f"{ref} is not in the registry yet: the real run builds/pushes it and uses its digest")
+        name = random_run_name()
+        now = time.time()
+        run = RunRecord(
+            name=name,
+            project=plan.project,
+            root=str(plan.root),
+            script=plan.script,
+            args=plan.args,
+            target=TargetKind.KUBERNETES.value,
+            image=image,
+            cached=None,
+            created_at=now,
+            options=options,
+        )
+        exps = tuple(
+            ExperimentRecord(
+                name=experiment_name(name, e.index),
+                run=name,
+                index=e.index,
+                command=tuple(container_command(plan.argv0, e.args)),
+                params=e.params,
+                state=ExpState.QUEUED,
+                handle=None,
+                exit_code=None,
+                message=None,
+                created_at=now,
+                started_at=None,
+                finished_at=None,
+                owner_pid=None,
+                stop_requested=False,
+            )
+            for e in experiments
+        )
+        sub = Submission(run, plan, image, False, exps)
+        configmaps = objects.make_run_configmaps(self.run_doc(sub, ref, launched=True))
+        specs = job_specs(sub, ref, opts, mounts=mounts, records=objects.part_of(configmaps))
+        if any(s.env.get("RUNNER_ARGV_FILE") for s in specs):
+            notes.append("arguments too long for exec are written to argv.json on the data volume at submit time")
+        docs = [objects.make_data_pvc(), objects.make_launcher_configmap(), *configmaps, *map(objects.make_job, specs)]
+        return yaml.safe_dump_all(docs, sort_keys=False, allow_unicode=True), notes
+
     # -- the Target interface (runner.targets.base) --------------------------------------
 
     def describe(self) -> str:
@@ -807,12 +892,11 @@ class KubeTarget:
 
     def publish(self, sub: Submission) -> Published:
         """The image in the run's registry, by digest.  Asks the registry first: present -> no push."""
-        from runner.adapters.registry import manifest_digest
         from runner.errors import RegistryError
 
         registry = str(sub.run.options.get("registry") or "")
         remote = f"{registry.rstrip('/')}/{sub.image}"
-        digest = manifest_digest(remote)
+        digest = self.manifest_digest(remote)
         pushed = False
         if digest is None:
             if self._engine is None:
@@ -820,7 +904,7 @@ class KubeTarget:
             for _ in self._engine().push(sub.image, remote):
                 pass
             pushed = True
-            digest = manifest_digest(remote)
+            digest = self.manifest_digest(remote)
             if digest is None:
                 raise RegistryError(f"registry {registry} does not have {sub.image} right after the push")
         ref = f"{remote.rpartition(':')[0]}@{digest}"
@@ -1020,80 +1104,6 @@ def job_specs(
             )
         )
     return specs
-
-
-def dry_run(
-    plan: Plan,
-    image: str,
-    experiments: Sequence[Experiment],
-    opts: RunOptions,
-    *,
-    options: dict[str, object],
-    mounts: tuple[objects.DatastoreMount, ...] = (),
-) -> tuple[str, list[str]]:
-    """The objects :meth:`KubeTarget.start` would create for a plan, as multi-document YAML, and notes.
-
-    Nothing is created; the registry is asked for the image's digest (the real run refers to it so).
-    """
-    import yaml
-
-    from runner.adapters.registry import manifest_digest
-    from runner.names import experiment_name
-    from runner.render import container_command
-
-    notes = []
-    registry = opts.kube.registry if opts.kube else None
-    ref = f"{registry.rstrip('/')}/{image}" if registry else image
-    digest = None
-    if registry:
-        try:
-            digest = manifest_digest(ref)
-        except RunnerError as e:
-            notes.append(f"registry not asked: {e.message}")
-    if digest:
-        ref = f"{ref.rpartition(':')[0]}@{digest}"
-    else:
-        notes.append(f"{ref} is not in the registry yet: the real run builds/pushes it and uses its digest")
-    name = random_run_name()
-    now = time.time()
-    run = RunRecord(
-        name=name,
-        project=plan.project,
-        root=str(plan.root),
-        script=plan.script,
-        args=plan.args,
-        target=TargetKind.KUBERNETES.value,
-        image=image,
-        cached=None,
-        created_at=now,
-        options=options,
-    )
-    exps = tuple(
-        ExperimentRecord(
-            name=experiment_name(name, e.index),
-            run=name,
-            index=e.index,
-            command=tuple(container_command(plan.argv0, e.args)),
-            params=e.params,
-            state=ExpState.QUEUED,
-            handle=None,
-            exit_code=None,
-            message=None,
-            created_at=now,
-            started_at=None,
-            finished_at=None,
-            owner_pid=None,
-            stop_requested=False,
-        )
-        for e in experiments
-    )
-    sub = Submission(run, plan, image, False, exps)
-    configmaps = objects.make_run_configmaps(KubeTarget.run_doc(sub, ref, launched=True))
-    specs = job_specs(sub, ref, opts, mounts=mounts, records=objects.part_of(configmaps))
-    if any(s.env.get("RUNNER_ARGV_FILE") for s in specs):
-        notes.append("arguments too long for exec are written to argv.json on the data volume at submit time")
-    docs = [objects.make_data_pvc(), objects.make_launcher_configmap(), *configmaps, *map(objects.make_job, specs)]
-    return yaml.safe_dump_all(docs, sort_keys=False, allow_unicode=True), notes
 
 
 def _versions(cm: dict[str, Any] | None) -> list[DatastoreVersion]:
