@@ -20,7 +20,7 @@ from runner.artifacts import writable_folder
 from runner.errors import BuildError, DependencyError, NotFoundError, RunnerError, StoreError, UsageError, clip
 from runner.events import BuildOutput, Built, Detached, Output, Recorded, RunEvent
 from runner.home import Home
-from runner.logs import read_lines
+from runner.logs import LogLine, read_lines
 from runner.model import ExperimentRecord, ExpState, RunRecord, RunSummary, TargetKind
 from runner.names import random_run_name, split_experiment
 from runner.options import KubeOptions, RunOptions, describe_sweep
@@ -204,7 +204,7 @@ class App:
         if opts.detach:
             yield Detached(sub.experiments[0].name if len(sub.experiments) == 1 else sub.run.name)
             return
-        yield from (Output(exp, line) for exp, line in target.stream(sub, opts))
+        yield from _outputs(target.stream(sub, opts))
 
     def outcome(self, sub: Submission) -> tuple[list[ExperimentRecord], list[str]]:
         """How each experiment of a run this process followed ended, and the target's notes."""
@@ -512,3 +512,21 @@ def expand_experiments(args: Sequence[str], opts: RunOptions) -> list[Experiment
     """The run's experiments: one with the arguments as given, or one per point of the sweep."""
     s = opts.sweep
     return expand(args, strategy=s.strategy, trials=s.trials, seed=s.seed)
+
+
+def _outputs(lines: Iterator[tuple[str, LogLine]]) -> Generator[Output, None, None]:
+    """The target's lines as events.  A Ctrl-C thrown in while the front end shows one goes on into the
+    target's stream (a generator expression would raise it here instead, and the run would go on)."""
+    thrown: BaseException | None = None
+    while True:
+        try:
+            exp, line = next(lines) if thrown is None else lines.throw(thrown)  # type: ignore[attr-defined]
+        except StopIteration:
+            return
+        try:
+            yield Output(exp, line)
+            thrown = None
+        except KeyboardInterrupt as e:
+            if not hasattr(lines, "throw"):
+                raise
+            thrown = e

@@ -113,3 +113,36 @@ def _guarded_popen(calls: list[str], basetemp: Path) -> type[subprocess.Popen[An
             super().__init__(args, *rest, **kwargs)
 
     return GuardedPopen
+
+
+# -- the App over the fakes ----------------------------------------------------------------
+
+TRAIN = "import json, sys\nprint('ARGV ' + json.dumps(sys.argv))\n"
+
+
+@pytest.fixture(scope="session")
+def plan_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One dependency cache for every App test: the interpreter is probed once, not per test."""
+    return tmp_path_factory.mktemp("plan-cache")
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A project of one script that imports only the standard library."""
+    root = tmp_path / "proj"
+    root.mkdir()
+    (root / "train.py").write_text(TRAIN)
+    return root
+
+
+@pytest.fixture
+def home(tmp_path: Path, plan_cache: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    from runner.home import Home
+
+    h = Home(tmp_path / "home")
+    h.root.mkdir()
+    (h.root / "cache").symlink_to(plan_cache)
+    monkeypatch.delenv("KUBECONFIG", raising=False)
+    monkeypatch.delenv("RUNNER_HELPER_IMAGE", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.kube/config: a cluster is asked only when a test has one
+    return h

@@ -52,8 +52,8 @@ class Program:
 
 
 def echo(command: list[str], env: dict[str, str]) -> Program:
-    """The default script: prints its argv, one line on stderr, writes out.txt, exits 0."""
-    return Program(stdout=["ARGV " + json.dumps(command)], stderr=["to stderr"], files={"out.txt": "done\n"})
+    """The default script: prints its sys.argv (``python3 SCRIPT ARGS``), one line on stderr, writes out.txt, exits 0."""
+    return Program(stdout=["ARGV " + json.dumps(command[1:])], stderr=["to stderr"], files={"out.txt": "done\n"})
 
 
 Behave = Callable[[list[str], dict[str, str]], Program]
@@ -262,7 +262,10 @@ class FakeCluster:
         self.volume: dict[str, bytes] = {}
         self.logs: dict[str, list[str]] = {}  # pod -> its log lines
         self.requests: list[str] = []  # "verb Kind name", in order
+        self.created: list[dict[str, Any]] = []  # every object as it was created
         self._version = 0
+        #: Jobs a launcher released before they existed (the real one waits for its successor's Job)
+        self._released: set[str] = set()
 
     # -- the adapter's interface -------------------------------------------------------------
 
@@ -278,7 +281,10 @@ class FakeCluster:
         obj["metadata"].setdefault("creationTimestamp", now_iso())
         self._stamp(obj)
         self.objects[(kind, name)] = obj
+        self.created.append(copy.deepcopy(obj))
         if kind == "Job":
+            if name in self._released:
+                obj["spec"]["suspend"] = False
             self._schedule(obj)
         return copy.deepcopy(obj)
 
@@ -410,7 +416,9 @@ class FakeCluster:
         command = [a.replace("$$", "$") for a in container["args"][1:]]
         program = self.behave(command, env)
         stamp = now_iso()
-        lines = [f"[stdout] [{stamp}] {t}" for t in program.stdout] + [f"[stderr] [{stamp}] {t}" for t in program.stderr]
+        lines = [f"[stdout] [{stamp}] {t}" for t in program.stdout] + [
+            f"[stderr] [{stamp}] {t}" for t in program.stderr
+        ]
         self.logs[pod_name] = lines
         pod = {
             "kind": "Pod",
@@ -456,6 +464,7 @@ class FakeCluster:
             "completionTime": now_iso(),
         }
         if env.get("RUNNER_RELEASE"):
+            self._released.add(env["RUNNER_RELEASE"])
             self.set_suspended(env["RUNNER_RELEASE"], False)
 
     # -- exec in the data pod: the few shell commands the target sends -----------------------------
@@ -504,7 +513,9 @@ class FakeCluster:
         if m:
             yield b"yes\n" if any(p.startswith(rel(m.group(1)) + "/") for p in self.volume) else b""
             return
-        m = re.fullmatch(r"rm -rf (\S+) && mkdir -p \S+ && head -c \d+ \| tar x -C \S+ && rm -rf (\S+) && mv \S+ \S+", script)
+        m = re.fullmatch(
+            r"rm -rf (\S+) && mkdir -p \S+ && head -c \d+ \| tar x -C \S+ && rm -rf (\S+) && mv \S+ \S+", script
+        )
         if m:  # a datastore upload: straight to its folder
             self._remove(rel(m.group(2)))
             self._untar(rel(m.group(2) + "/"), stdin or b"")
@@ -537,9 +548,7 @@ class FakeCluster:
         return buf.getvalue()
 
 
-def adapters(
-    engine: FakeEngine, cluster: FakeCluster | None = None, registry: FakeRegistry | None = None
-) -> Adapters:
+def adapters(engine: FakeEngine, cluster: FakeCluster | None = None, registry: FakeRegistry | None = None) -> Adapters:
     """The App's seam (``App(home, adapters=...)``) with these fakes in place of the real adapters."""
 
     def no_cluster(where: Any) -> Any:
