@@ -374,6 +374,9 @@ class FakeCluster:
         if pod not in self.logs:
             raise NotFoundError(f"logs of {pod}: not found")
         yield from list(self.logs[pod])
+        if follow and (self.objects.get(("Pod", pod)) or {}).get("status", {}).get("phase") == "Running":
+            # a real follow would wait here for more; a test that gets here stops the run first (Ctrl-C, stop)
+            raise AssertionError(f"FakeCluster: following the running pod {pod} would wait for ever")
 
     def exec(self, pod: str, command: list[str], *, stdin: bytes | None = None, timeout: float = 600) -> bytes:
         return b"".join(self._exec(pod, command, stdin))
@@ -424,7 +427,11 @@ class FakeCluster:
             "kind": "Pod",
             "metadata": {"name": pod_name, "labels": dict(labels), "creationTimestamp": stamp},
             "spec": {"containers": [{"image": container["image"]}]},
-            "status": {"phase": "Running", "startTime": stamp, "containerStatuses": [{"state": {"running": {}}}]},
+            "status": {
+                "phase": "Running",
+                "startTime": stamp,
+                "containerStatuses": [{"state": {"running": {"startedAt": stamp}}}],
+            },
         }
         self.objects[("Pod", pod_name)] = pod
         folder = objects.experiment_dir(labels[objects.RUN_LABEL], labels[objects.EXP_LABEL])
