@@ -24,9 +24,10 @@ from runner.targets.base import WAITING
 if TYPE_CHECKING:
     from collections.abc import Generator
 
-    from runner.app import App, Inspection
+    from runner.app import App
     from runner.config import Config
     from runner.events import RunEvent
+    from runner.inspection import Inspection
     from runner.model import RunSummary
     from runner.options import KubeOptions, RunOptions
     from runner.plan import Plan, PlanRequest
@@ -753,7 +754,11 @@ def delete(
 @app.command()
 def repair() -> None:
     """Rebuild a damaged or lost history database (runner.db) from the records kept in RUNNER_HOME/runs/."""
-    r = _app().repair()
+    from runner.home import Home
+    from runner.store import repair as repair_history
+
+    home = Home.from_env()
+    r = repair_history(home.db, home.runs)
     if r.damaged:
         typer.echo(f"the history database was damaged ({r.damaged}); kept as {r.moved_to}")
     rebuilt = r.from_records + r.from_database + r.from_folders
@@ -812,7 +817,10 @@ def datastore_create(
     namespace: NamespaceOpt = None,
 ) -> None:
     """Upload a folder as the next version of a datastore (content already stored is not stored again)."""
-    v, uploaded = _app(context, namespace).datastore_create(source, name)
+    from runner.targets.kubernetes import check_datastore_source
+
+    check_datastore_source(name, source)  # before the cluster is asked anything
+    v, uploaded = _app(context, namespace).kubernetes().datastore_create(name, source)
     how = "uploaded" if uploaded else "content already stored, not uploaded again"
     typer.echo(f"datastore {v.name} version {v.version} ({v.files} files, {v.size} bytes, {how})")
 
@@ -820,7 +828,7 @@ def datastore_create(
 @datastore_app.command("list")
 def datastore_list(as_json: JsonOpt = False, context: ContextOpt = None, namespace: NamespaceOpt = None) -> None:
     """Every datastore version in the namespace."""
-    versions = _app(context, namespace).datastore_list()
+    versions = _app(context, namespace).kubernetes().datastores()
     if as_json:
         _json(versions)
         return
@@ -839,7 +847,7 @@ def datastore_delete(
     namespace: NamespaceOpt = None,
 ) -> None:
     """Delete a datastore or one of its versions (its content goes when no version refers to it)."""
-    gone = _app(context, namespace).datastore_delete(name, version)
+    gone = _app(context, namespace).kubernetes().datastore_delete(name, version)
     typer.echo(f"deleted {name} version(s) {', '.join(str(v.version) for v in gone)}")
 
 

@@ -26,7 +26,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from runner.artifacts import extract_files
-from runner.errors import ClusterError, ClusterUnreachableError, ConflictError, NotFoundError, RunnerError, UsageError
+from runner.errors import (
+    ClusterError,
+    ClusterUnreachableError,
+    ConflictError,
+    NotFoundError,
+    RunnerError,
+    UsageError,
+    clip,
+)
 from runner.logs import LogLine, epoch, now_iso, parse_line
 from runner.model import ExperimentRecord, ExpState, RunRecord, RunSummary, TargetKind
 from runner.names import random_run_name
@@ -79,6 +87,17 @@ def tree_digest(root: Path) -> tuple[str, list[Path]]:
             for chunk in iter(lambda: f.read(1 << 20), b""):
                 h.update(chunk)
     return h.hexdigest()[:32], files
+
+
+def check_datastore_source(name: str, source: Path) -> None:
+    """``datastore create``: the name and the folder, checked before the cluster is asked anything."""
+    from runner.config import datastore_name_problem
+
+    problem = datastore_name_problem(name)
+    if problem:
+        raise UsageError(f"--name: {problem}")
+    if not source.is_dir():
+        raise UsageError(f"--source {clip(str(source))} is not a folder")
 
 
 def parse_datastore(text: str) -> tuple[str, int | None, str | None]:
@@ -707,8 +726,7 @@ class KubeTarget:
         self, name: str, source: Path, *, progress: Callable[[str], None] = lambda _: None
     ) -> tuple[DatastoreVersion, bool]:
         """Upload ``source`` as the next version of ``name``; (version, uploaded?).  Same content is stored once."""
-        if not source.is_dir():
-            raise UsageError(f"--source {source} is not a folder")
+        check_datastore_source(name, source)
         digest, files = tree_digest(source)
         cm = self.cluster.get("ConfigMap", objects.datastore_configmap_name(name))
         versions = _versions(cm) if cm else []
