@@ -20,6 +20,7 @@ import typer
 from runner import __version__
 from runner.errors import RunnerError, UsageError
 from runner.targets.base import WAITING
+from runner.timefmt import fmt_span, fmt_time
 
 if TYPE_CHECKING:
     from collections.abc import Generator
@@ -497,28 +498,6 @@ def logs(
         raise typer.Exit(130) from None
 
 
-def _fmt_time(ts: float | None) -> str:
-    from datetime import datetime
-
-    return datetime.fromtimestamp(ts).astimezone().strftime("%Y-%m-%d %H:%M:%S") if ts else "-"
-
-
-def _fmt_duration(start: float | None, end: float | None) -> str:
-    import time
-
-    if not start:
-        return "-"
-    secs = int((end or time.time()) - start)
-    return (
-        f"{secs // 3600}h{secs % 3600 // 60:02d}m{secs % 60:02d}s" if secs >= 3600 else f"{secs // 60}m{secs % 60:02d}s"
-    )
-
-
-def _run_end(s: RunSummary) -> float | None:
-    ends = [e.finished_at for e in s.experiments]
-    return None if s.active or not ends or None in ends else max(e for e in ends if e)
-
-
 def _table(title: str, columns: list[str], rows: list[list[str]]) -> None:
     if len(rows) > PLAIN_TABLE_ROWS:
         _plain_table(title, columns, rows)
@@ -555,7 +534,7 @@ def _summary_doc(s: RunSummary) -> dict[str, Any]:
         "status": s.state.value,
         "target": s.run.target,
         "created_at": s.run.created_at,
-        "finished_at": _run_end(s),
+        "finished_at": s.finished_at,
         "image": s.run.image,
         "cached": s.run.cached,
         "experiments": len(s.experiments),
@@ -603,7 +582,7 @@ def status(
                     s.run.name,
                     s.run.project,
                     s.state.value,
-                    _fmt_duration(s.run.created_at, _run_end(s)),
+                    fmt_span(s.run.created_at, s.finished_at),
                     str(len(s.experiments)),
                     str(s.count(ExpState.RUNNING)),
                     str(s.count(ExpState.QUEUED) + s.count(ExpState.BUILDING)),
@@ -649,7 +628,7 @@ def status(
                 *([str(e.params.get(p, "")) for p in params] if params else [" ".join(_quote(c) for c in e.command)]),
                 e.state.value,
                 "-" if e.exit_code is None else str(e.exit_code),
-                _fmt_duration(e.started_at, e.finished_at),
+                fmt_span(e.started_at, e.finished_at),
                 e.message or "",
             ]
             for e in s.experiments
@@ -679,7 +658,7 @@ def history(
         [
             [
                 s.run.name,
-                _fmt_time(s.run.created_at),
+                fmt_time(s.run.created_at),
                 str(len(s.experiments)),
                 str(s.count(ExpState.FAILED)),
                 str(s.count(ExpState.STOPPED)),
@@ -835,7 +814,7 @@ def datastore_list(as_json: JsonOpt = False, context: ContextOpt = None, namespa
     _table(
         "Datastores",
         ["Name", "Version", "Files", "Bytes", "Created At", "Content"],
-        [[v.name, str(v.version), str(v.files), str(v.size), _fmt_time(v.created_at), v.digest[:12]] for v in versions],
+        [[v.name, str(v.version), str(v.files), str(v.size), fmt_time(v.created_at), v.digest[:12]] for v in versions],
     )
 
 

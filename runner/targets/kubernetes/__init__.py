@@ -359,7 +359,7 @@ class KubeTarget:
         lost = [
             n
             for n, seen in seen_of.items()
-            if seen.final and seen.state != "stopped" and n not in recorded and doc.get("launched")
+            if seen.final and seen.state is not ExpState.STOPPED and n not in recorded and doc.get("launched")
         ]
         if lost:
             try:
@@ -379,7 +379,7 @@ class KubeTarget:
                     index=int(e.get("index", 0)),
                     command=tuple(e.get("command") or ()),
                     params=e.get("params") or {},
-                    state=ExpState(seen.state),
+                    state=seen.state,
                     handle=objects.job_name(name),
                     exit_code=seen.exit_code,
                     message=seen.message,
@@ -400,7 +400,7 @@ class KubeTarget:
                 # make the end outlive the Job and its pods (clean-up, TTL): first observer writes it down
                 derived[name] = {
                     **(end or {}),
-                    "state": seen.state,
+                    "state": seen.state.value,
                     "exit_code": seen.exit_code,
                     "message": seen.message,
                     "started_at": seen.started_at,
@@ -575,7 +575,7 @@ class KubeTarget:
                 run,
                 {
                     e: {
-                        "state": "stopped",
+                        "state": ExpState.STOPPED.value,
                         "exit_code": None,
                         "message": "stopped while queued",
                         "finished_at": time.time(),
@@ -952,7 +952,7 @@ class KubeTarget:
 
     def fail(self, sub: Submission, message: str) -> None:
         """A run that failed before its Jobs existed: the cluster's record says so too (history has it already)."""
-        end = {"state": "failed", "exit_code": None, "message": message, "finished_at": time.time()}
+        end = {"state": ExpState.FAILED.value, "exit_code": None, "message": message, "finished_at": time.time()}
         try:
             self.record_run(
                 objects.make_run_configmaps(
