@@ -160,12 +160,11 @@ class App:
         return [target.experiment(sub.run, e.name) for e in sub.experiments], list(target.notes)
 
     def _end_all(self, sub: Submission, state: ExpState, message: str) -> None:
-        for exp in sub.experiments:
-            try:
-                if self.store.get_experiment(exp.name).state.active:
-                    self.store.finish_experiment(exp.name, state=state, exit_code=None, message=message)
-            except StoreError:
-                pass  # history cannot be written (a full disk): the error itself reaches the user
+        try:  # those still active (the store's first writer wins)
+            for exp in sub.experiments:
+                self.store.finish_experiment(exp.name, state=state, exit_code=None, message=message)
+        except StoreError:
+            pass  # history cannot be written (a full disk): the error itself reaches the user
 
     def _record(
         self,
