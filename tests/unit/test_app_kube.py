@@ -267,3 +267,15 @@ def test_ctrl_c_while_following_stops_the_jobs_and_shows_the_end(home: Home, pro
     assert world.cluster.kinds("Job") == []
     exps, _ = world.app().outcome(sub)
     assert exps[0].state is ExpState.STOPPED
+
+
+def test_deleting_one_experiment_keeps_the_rest_of_the_run(world: World, project: Path) -> None:
+    opts = kube(sweep=SweepSettings(Strategy("grid_search"), None, None), detach=True)
+    sub = recorded(run_all(world.app(), project, "--lr", "[1, 2]", opts=opts)).sub
+    first, second = (e.name for e in sub.experiments)
+    done = world.app().delete(second)
+    assert (done["run_deleted"], done["experiments"]) == (False, [second])
+    assert [e.name for e in world.app().run_summary(sub.run.name).experiments] == [first]
+    assert not [p for p in world.cluster.volume if p.startswith(f"runs/{sub.run.name}/{second}/")]
+    assert [p for p in world.cluster.volume if p.startswith(f"runs/{sub.run.name}/{first}/")]
+    assert world.cluster.kinds("Job") == [objects.job_name(first)]

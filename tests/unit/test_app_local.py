@@ -11,7 +11,7 @@ from fakes import FakeEngine, Program, adapters
 
 from runner.app import App
 from runner.errors import BuildError, ImageMissingError, UsageError
-from runner.events import BuildOutput, Built, Detached, Output, Recorded, RunEvent
+from runner.events import BuildOutput, Built, Output, Recorded, RunEvent
 from runner.home import Home
 from runner.model import ExpState
 from runner.options import RunOptions, SweepSettings
@@ -264,4 +264,15 @@ def test_a_detached_local_run_is_handed_to_a_watcher_process(
     transport_calls.clear()
     [summary] = app.history()
     assert summary.state is ExpState.STOPPED  # the start did not happen: recorded as interrupted
-    assert not any(isinstance(e, Detached) for e in [])
+
+
+def test_deleting_one_experiment_keeps_the_rest_of_the_run(app: App, project: Path) -> None:
+    opts = RunOptions(sweep=SweepSettings(Strategy("grid_search"), None, None))
+    sub = recorded(run_all(app, project, "--lr", "[1, 2]", opts=opts)).sub
+    first, second = (e.name for e in sub.experiments)
+    done = app.delete(second)
+    assert (done["run_deleted"], done["experiments"]) == (False, [second])
+    assert [e.name for e in app.run_summary(sub.run.name).experiments] == [first]
+    assert not app.home.experiment_log(sub.run.name, second).exists()
+    assert not app.home.artifacts(sub.run.name, second).exists()
+    assert app.home.experiment_log(sub.run.name, first).is_file()
