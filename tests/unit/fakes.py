@@ -80,13 +80,14 @@ class _Container:
     spec: ContainerSpec
     program: Program
     stopped: threading.Event = field(default_factory=threading.Event)
-    ended: bool = False
 
 
 class FakeEngine:
     """A Docker engine in memory: images by reference, containers that run a :class:`Program` at once."""
 
-    def __init__(self, *, behave: Behave = echo, registry: FakeRegistry | None = None, python: str | None = "3.11.2"):
+    def __init__(
+        self, *, behave: Behave = echo, registry: FakeRegistry | None = None, python: str | None = "3.11.2"
+    ) -> None:
         self.behave = behave
         self.registry = registry
         self.python = python
@@ -163,8 +164,7 @@ class FakeEngine:
             for text in lines:
                 yield LogLine(stream, now_iso(), text)
         if c.program.until_stopped:
-            c.stopped.wait(timeout=60)
-        c.ended = True
+            c.stopped.wait(timeout=60)  # a stop (or Ctrl-C) from the test; a test that never stops it fails slowly
 
     def wait(self, cid: str) -> ContainerEnd:
         c = self._get(cid)
