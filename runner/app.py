@@ -18,7 +18,7 @@ from runner.artifacts import writable_folder
 from runner.errors import NotFoundError, RunnerError, StoreError, UsageError, clip
 from runner.events import BuildOutput, Built, Detached, Recorded, RunEvent, outputs
 from runner.home import Home
-from runner.inspection import Inspection, inspect, python_warnings
+from runner.inspection import Inspection, image_for, inspect, python_warnings
 from runner.logs import read_lines
 from runner.model import ExperimentRecord, ExpState, RunRecord, RunSummary, TargetKind
 from runner.names import random_run_name, split_experiment
@@ -176,11 +176,7 @@ class App:
         name: str | None = None,
     ) -> Submission:
         """The image for a plan (cached or to build) and a new run in history, owned by this process."""
-        base_id = self.engine.image_id(plan.base_image) or self.engine.pull(plan.base_image)
-        image = plan.image_ref(base_id)
-        cached = self.engine.image_id(image) is not None
-        # an image that exists was built: nothing left to check
-        python_warnings_ = () if cached else python_warnings(plan, self.engine, base_id, self.home.cache)
+        image = image_for(plan, self.engine, self.home.cache)
         run = self.store.create_run(
             make_name=(lambda: name) if name else random_run_name,
             project=plan.project,
@@ -190,22 +186,16 @@ class App:
             target=kind.value,
             options=options,
             experiments=[(container_command(plan.argv0, e.args), e.params) for e in experiments],
-            state=ExpState.QUEUED if cached else ExpState.BUILDING,
+            state=ExpState.QUEUED if image.cached else ExpState.BUILDING,
             owner_pid=os.getpid(),
         )
-        self.store.update_run(run.name, image=image, cached=int(cached))
+        self.store.update_run(run.name, image=image.ref, cached=int(image.cached))
         run_dir = self.home.run_dir(run.name)
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "requirements.lock").write_text(plan.lock.text())
         (run_dir / "Dockerfile").write_text(plan.dockerfile)
-        return Submission(
-            self.store.get_run(run.name),
-            plan,
-            image,
-            cached,
-            self.store.experiments(run.name),
-            python_warnings=python_warnings_,
-        )
+        run, exps = self.store.get_run(run.name), self.store.experiments(run.name)
+        return Submission(run, plan, image.ref, image.cached, exps, python_warnings=image.python_warnings)
 
     def build(self, sub: Submission) -> Iterator[str]:
         """Build the image, yielding the build log; the log is kept for ``logs --build``."""

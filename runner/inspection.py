@@ -23,6 +23,8 @@ class BaseImageEngine(Protocol):
 
     def image_python(self, ref: str) -> str | None: ...
 
+    def pull(self, ref: str) -> str: ...
+
 
 @dataclass(frozen=True)
 class Inspection:
@@ -54,6 +56,29 @@ def inspect(plan: Plan, engine: BaseImageEngine, cache_dir: Path) -> Inspection:
     if check is None and why is None:
         why = f"the base image {plan.base_image} does not tell its Python version: not checked"
     return Inspection(plan, plan.image_ref(base_id), python=check, python_note=why)
+
+
+@dataclass(frozen=True)
+class Image:
+    """A plan's image on this engine: its tag, whether it is built already, the Python check's warnings."""
+
+    ref: str
+    cached: bool
+    python_warnings: tuple[str, ...] = ()
+
+
+def image_for(plan: Plan, engine: BaseImageEngine, cache_dir: Path) -> Image:
+    """The plan's image tag (the base image pulled if it is not here) and whether it exists.
+
+    An image to build is checked first: a lock the base image's Python cannot run is a
+    DependencyError before anything is recorded or built; one that exists was built, so
+    there is nothing left to check.
+    """
+    base_id = engine.image_id(plan.base_image) or engine.pull(plan.base_image)
+    ref = plan.image_ref(base_id)
+    if engine.image_id(ref) is not None:
+        return Image(ref, True)
+    return Image(ref, False, python_warnings(plan, engine, base_id, cache_dir))
 
 
 def python_check(plan: Plan, engine: BaseImageEngine, base_id: str, cache_dir: Path) -> PythonCheck | None:
