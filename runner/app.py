@@ -10,48 +10,38 @@ Docker and Kubernetes are imported only when a use case needs them.
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Generator, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from runner.artifacts import writable_folder
-from runner.errors import BuildError, DependencyError, NotFoundError, RunnerError, StoreError, UsageError, clip
-from runner.events import BuildOutput, Built, Detached, Output, Recorded, RunEvent
+from runner.errors import NotFoundError, RunnerError, StoreError, UsageError, clip
+from runner.events import BuildOutput, Built, Detached, Recorded, RunEvent, outputs
 from runner.home import Home
+from runner.inspection import Inspection, image_for, inspect, python_warnings
 from runner.logs import read_lines
 from runner.model import ExperimentRecord, ExpState, RunRecord, RunSummary, TargetKind
 from runner.names import random_run_name, split_experiment
-from runner.options import KubeOptions, RunOptions, describe_sweep
+from runner.options import KubeOptions, RunOptions, expand_experiments, options_doc
 from runner.plan import Plan, PlanRequest, make_plan
 from runner.render import container_command
-from runner.store import RepairReport, Store
-from runner.sweep import Experiment, expand
-from runner.targets import in_sight, make_target
+from runner.store import Store
+from runner.sweep import Experiment
+from runner.targets import Adapters, in_sight, make_target
 from runner.targets.base import Submission, Target
 
 if TYPE_CHECKING:
     from runner.adapters.docker_engine import DockerEngine
-    from runner.deps.pycheck import PythonCheck
-    from runner.targets.kubernetes import DatastoreVersion, KubeTarget
-
-
-@dataclass(frozen=True)
-class Inspection:
-    plan: Plan
-    image: str | None  # None when the base image's id is not known here
-    note: str | None = None
-    #: the base image's Python against the lock (None: not checked, ``python_note`` says why)
-    python: PythonCheck | None = None
-    python_note: str | None = None
+    from runner.targets.kubernetes import KubeTarget
 
 
 class App:
-    def __init__(self, home: Home, *, cluster: KubeOptions | None = None) -> None:
-        """``cluster``: the Kubernetes context and namespace to read (--context/--namespace; None: the current ones)."""
+    def __init__(self, home: Home, *, cluster: KubeOptions | None = None, adapters: Adapters | None = None) -> None:
+        """``cluster``: the Kubernetes context and namespace to read (--context/--namespace; None: the current ones);
+        ``adapters``: the engine, cluster and registry (the real ones by default)."""
         self.home = home
         self.cluster = cluster
+        self.adapters = adapters or Adapters()
         self._store: Store | None = None
         self._engine: DockerEngine | None = None
         self._targets: dict[tuple[TargetKind, str | None, str | None], Target] = {}
@@ -71,16 +61,14 @@ class App:
     @property
     def engine(self) -> DockerEngine:
         if self._engine is None:
-            from runner.adapters.docker_engine import DockerEngine
-
-            self._engine = DockerEngine()
+            self._engine = self.adapters.engine()
         return self._engine
 
     def target(self, kind: TargetKind, where: KubeOptions | None = None) -> Target:
         key = (kind, where.context if where else None, where.namespace if where else None)
         if key not in self._targets:
             self._targets[key] = make_target(
-                kind, home=self.home, store=self.store, engine=lambda: self.engine, where=where
+                kind, home=self.home, store=self.store, engine=lambda: self.engine, where=where, adapters=self.adapters
             )
         return self._targets[key]
 
@@ -127,48 +115,7 @@ class App:
 
     def inspect(self, req: PlanRequest) -> Inspection:
         """The plan, and the image tag if the engine can tell the base image's id.  No side effects."""
-        plan = self.plan(req)
-        try:
-            base_id = self.engine.image_id(plan.base_image)
-        except RunnerError as e:
-            return Inspection(plan, None, f"image tag unknown: {e.message}")
-        if base_id is None:
-            return Inspection(
-                plan,
-                None,
-                f"image tag unknown until the base image {plan.base_image} is pulled or built",
-                python_note=f"base image {plan.base_image} not present: its Python is checked when it is",
-            )
-        try:
-            check, why = self.check_python(plan, base_id), None
-        except RunnerError as e:
-            check, why = None, f"could not ask the base image for its Python: {e.message}"
-        if check is None and why is None:
-            why = f"the base image {plan.base_image} does not tell its Python version: not checked"
-        return Inspection(plan, plan.image_ref(base_id), python=check, python_note=why)
-
-    def check_python(self, plan: Plan, base_id: str) -> PythonCheck | None:
-        """The base image's Python against the lock (None when the image cannot tell its version).
-
-        Asked of the engine once per image id, then cached: a cached run starts no container for it.
-        """
-        from runner.basepython import check, image_python
-
-        version = image_python(self.home.cache, self.engine, base_id)
-        return None if version is None else check(self.home.cache, plan.lock, version, image=plan.base_image)
-
-    def _python_warnings(self, plan: Plan, base_id: str) -> tuple[str, ...]:
-        """The base image's Python against the lock: its warnings; a DependencyError for a lock it cannot run."""
-        unchecked = "the lock's Requires-Python was not checked"
-        try:
-            check = self.check_python(plan, base_id)
-        except RunnerError as e:
-            return (f"could not ask the base image for its Python ({e.message}): {unchecked}",)
-        if check is None:
-            return (f"the base image {plan.base_image} does not tell its Python version: {unchecked}",)
-        if check.errors:
-            raise DependencyError(check.errors[0])  # before the run is recorded or anything is built
-        return check.warnings
+        return inspect(self.plan(req), self.engine, self.home.cache)
 
     # -- run -----------------------------------------------------------------------------
 
@@ -181,10 +128,11 @@ class App:
         """
         target = self.target(TargetKind.KUBERNETES if opts.kube else TargetKind.LOCAL, opts.kube)
         experiments = expand_experiments(req.args, opts)
-        self._check_name_free(name)
+        if name is not None:
+            self.store.check_new_name(name)
         recorded = target.prepare(opts, name=name)
         sub = self._record(
-            self.plan(req), experiments, kind=target.kind, options={**_options_doc(opts), **recorded}, name=name
+            self.plan(req), experiments, kind=target.kind, options={**options_doc(opts), **recorded}, name=name
         )
         try:
             yield Recorded(sub, target.describe())
@@ -204,7 +152,7 @@ class App:
         if opts.detach:
             yield Detached(sub.experiments[0].name if len(sub.experiments) == 1 else sub.run.name)
             return
-        yield from (Output(exp, line) for exp, line in target.stream(sub, opts))
+        yield from outputs(target.stream(sub, opts))
 
     def outcome(self, sub: Submission) -> tuple[list[ExperimentRecord], list[str]]:
         """How each experiment of a run this process followed ended, and the target's notes."""
@@ -212,30 +160,11 @@ class App:
         return [target.experiment(sub.run, e.name) for e in sub.experiments], list(target.notes)
 
     def _end_all(self, sub: Submission, state: ExpState, message: str) -> None:
-        for exp in sub.experiments:
-            try:
-                if self.store.get_experiment(exp.name).state.active:
-                    self.store.finish_experiment(exp.name, state=state, exit_code=None, message=message)
-            except StoreError:
-                pass  # history cannot be written (a full disk): the error itself reaches the user
-
-    def _check_name_free(self, name: str | None) -> None:
-        """``--name``: valid, and no run in history has it (checked before anything is built)."""
-        if name is None:
-            return
-        from runner.names import check_run_name
-
-        problem = check_run_name(name)
-        if problem:
-            raise UsageError(problem)
-        try:
-            self.store.get_run(name)
-        except NotFoundError:
-            return
-        raise UsageError(
-            f"--name {name}: a run with that name exists already",
-            hint=f"choose another name, or remove the old run with `runner delete {name}`",
-        )
+        try:  # those still active (the store's first writer wins)
+            for exp in sub.experiments:
+                self.store.finish_experiment(exp.name, state=state, exit_code=None, message=message)
+        except StoreError:
+            pass  # history cannot be written (a full disk): the error itself reaches the user
 
     def _record(
         self,
@@ -247,11 +176,7 @@ class App:
         name: str | None = None,
     ) -> Submission:
         """The image for a plan (cached or to build) and a new run in history, owned by this process."""
-        base_id = self.engine.image_id(plan.base_image) or self.engine.pull(plan.base_image)
-        image = plan.image_ref(base_id)
-        cached = self.engine.image_id(image) is not None
-        # an image that exists was built: nothing left to check
-        python_warnings = () if cached else self._python_warnings(plan, base_id)
+        image = image_for(plan, self.engine, self.home.cache)
         run = self.store.create_run(
             make_name=(lambda: name) if name else random_run_name,
             project=plan.project,
@@ -261,61 +186,39 @@ class App:
             target=kind.value,
             options=options,
             experiments=[(container_command(plan.argv0, e.args), e.params) for e in experiments],
-            state=ExpState.QUEUED if cached else ExpState.BUILDING,
+            state=ExpState.QUEUED if image.cached else ExpState.BUILDING,
             owner_pid=os.getpid(),
         )
-        self.store.update_run(run.name, image=image, cached=int(cached))
+        self.store.update_run(run.name, image=image.ref, cached=int(image.cached))
         run_dir = self.home.run_dir(run.name)
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "requirements.lock").write_text(plan.lock.text())
         (run_dir / "Dockerfile").write_text(plan.dockerfile)
-        return Submission(
-            self.store.get_run(run.name),
-            plan,
-            image,
-            cached,
-            self.store.experiments(run.name),
-            python_warnings=python_warnings,
-        )
+        run, exps = self.store.get_run(run.name), self.store.experiments(run.name)
+        return Submission(run, plan, image.ref, image.cached, exps, python_warnings=image.python_warnings)
 
     def build(self, sub: Submission) -> Iterator[str]:
         """Build the image, yielding the build log; the log is kept for ``logs --build``."""
-        from runner.build import build_image
-        from runner.buildenv import read_build_env, redact
+        from runner.build import build_logged
 
-        env = read_build_env()
         log_path = self.home.build_log(sub.run.name)
         self.store.update_run(sub.run.name, build_log=str(log_path))
-        try:
-            with open(log_path, "w", encoding="utf-8") as log:
-                for line in build_image(self.engine, sub.plan, tag=sub.image, env=env, cache_dir=self.home.cache):
-                    line = redact(line, env)
-                    log.write(line + "\n")
-                    log.flush()
-                    yield line
-        except BuildError as e:
-            e.hint = f"full build log: runner logs {sub.run.name} --build"
-            raise
-        except OSError as e:  # the build log could not be written (a full disk): a failure, not a stop
-            raise RunnerError(f"cannot write the build log {log_path}: {e.strerror or e}") from e
+        return build_logged(
+            self.engine, sub.plan, tag=sub.image, log_path=log_path, cache_dir=self.home.cache, run=sub.run.name
+        )
 
     def dry_run(self, req: PlanRequest, opts: RunOptions) -> tuple[str, list[str]]:
         """The manifests a Kubernetes ``runner run`` would apply, as multi-document YAML, and notes.
 
         Nothing is created; the cluster is asked only about datastores, the registry about the image.
         """
-        from runner.targets.kubernetes import dry_run
-
         plan = self.plan(req)
         base_id = self.engine.image_id(plan.base_image)
         if base_id is None:
             raise UsageError(f"base image {plan.base_image} is not present, so the image tag is not known yet")
-        notes = [*plan.notices, *self._python_warnings(plan, base_id)]  # as a real run would, before a build
-        ko = opts.kube or KubeOptions()
-        mounts = tuple(self.kubernetes(ko).resolve_datastore(d) for d in ko.datastores)
-        experiments = expand_experiments(req.args, opts)
-        text, more = dry_run(
-            plan, plan.image_ref(base_id), experiments, opts, options=_options_doc(opts), mounts=mounts
+        notes = [*plan.notices, *python_warnings(plan, self.engine, base_id, self.home.cache)]  # as a run would
+        text, more = self.kubernetes(opts.kube or KubeOptions()).dry_run(
+            plan, plan.image_ref(base_id), expand_experiments(req.args, opts), opts, options=options_doc(opts)
         )
         return text, notes + more
 
@@ -460,60 +363,11 @@ class App:
         whole = ended.run_deleted
         if known:
             whole = self.store.forget(run.name, None if whole else [n for n in names if n in known]) or whole
-        if whole:
-            shutil.rmtree(self.home.run_dir(run.name), ignore_errors=True)
-        else:
-            for n in names:
-                self.home.experiment_log(run.name, n).unlink(missing_ok=True)
-                shutil.rmtree(self.home.artifacts(run.name, n), ignore_errors=True)
+        self.home.remove(run.name, None if whole else names)
         return {"run": run.name, "target": run.target, "experiments": names, "run_deleted": whole, "notes": ended.notes}
-
-    def repair(self) -> RepairReport:
-        """Rebuild a damaged or lost history database from the records kept in ``runs/``."""
-        from runner.store import repair
-
-        try:
-            return repair(self.home.db, self.home.runs)
-        except OSError as e:
-            raise RunnerError(f"cannot repair the history database {self.home.db}: {e.strerror or e}") from e
-
-    # -- datastores (Kubernetes only) ----------------------------------------------------
-
-    def datastore_create(self, source: Path, name: str) -> tuple[DatastoreVersion, bool]:
-        from runner.config import datastore_name_problem
-
-        problem = datastore_name_problem(name)  # checked before the cluster is asked anything
-        if problem:
-            raise UsageError(f"--name: {problem}")
-        if not source.is_dir():
-            raise UsageError(f"--source {clip(str(source))} is not a folder")
-        return self.kubernetes().datastore_create(name, source)
-
-    def datastore_list(self) -> list[DatastoreVersion]:
-        return self.kubernetes().datastores()
-
-    def datastore_delete(self, name: str, version: int | None) -> list[DatastoreVersion]:
-        return self.kubernetes().datastore_delete(name, version)
 
 
 def _owner_alive(exp: ExperimentRecord) -> bool:
     from runner.targets.local import pid_alive
 
     return exp.owner_pid == os.getpid() or pid_alive(exp.owner_pid)
-
-
-def _options_doc(opts: RunOptions) -> dict[str, object]:
-    """What history keeps of a run's options: resources, the names (not values) of its environment, the sweep."""
-    r = opts.resources
-    return {
-        "resources": {"cpus": r.cpus, "memory": r.memory, "gpus": r.gpus},
-        "env": sorted(opts.env),
-        "max_parallel": opts.max_parallel,
-        "sweep": describe_sweep(opts),
-    }
-
-
-def expand_experiments(args: Sequence[str], opts: RunOptions) -> list[Experiment]:
-    """The run's experiments: one with the arguments as given, or one per point of the sweep."""
-    s = opts.sweep
-    return expand(args, strategy=s.strategy, trials=s.trials, seed=s.seed)

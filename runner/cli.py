@@ -20,13 +20,15 @@ import typer
 from runner import __version__
 from runner.errors import RunnerError, UsageError
 from runner.targets.base import WAITING
+from runner.timefmt import fmt_span, fmt_time
 
 if TYPE_CHECKING:
     from collections.abc import Generator
 
-    from runner.app import App, Inspection
+    from runner.app import App
     from runner.config import Config
     from runner.events import RunEvent
+    from runner.inspection import Inspection
     from runner.model import RunSummary
     from runner.options import KubeOptions, RunOptions
     from runner.plan import Plan, PlanRequest
@@ -496,28 +498,6 @@ def logs(
         raise typer.Exit(130) from None
 
 
-def _fmt_time(ts: float | None) -> str:
-    from datetime import datetime
-
-    return datetime.fromtimestamp(ts).astimezone().strftime("%Y-%m-%d %H:%M:%S") if ts else "-"
-
-
-def _fmt_duration(start: float | None, end: float | None) -> str:
-    import time
-
-    if not start:
-        return "-"
-    secs = int((end or time.time()) - start)
-    return (
-        f"{secs // 3600}h{secs % 3600 // 60:02d}m{secs % 60:02d}s" if secs >= 3600 else f"{secs // 60}m{secs % 60:02d}s"
-    )
-
-
-def _run_end(s: RunSummary) -> float | None:
-    ends = [e.finished_at for e in s.experiments]
-    return None if s.active or not ends or None in ends else max(e for e in ends if e)
-
-
 def _table(title: str, columns: list[str], rows: list[list[str]]) -> None:
     if len(rows) > PLAIN_TABLE_ROWS:
         _plain_table(title, columns, rows)
@@ -554,7 +534,7 @@ def _summary_doc(s: RunSummary) -> dict[str, Any]:
         "status": s.state.value,
         "target": s.run.target,
         "created_at": s.run.created_at,
-        "finished_at": _run_end(s),
+        "finished_at": s.finished_at,
         "image": s.run.image,
         "cached": s.run.cached,
         "experiments": len(s.experiments),
@@ -602,7 +582,7 @@ def status(
                     s.run.name,
                     s.run.project,
                     s.state.value,
-                    _fmt_duration(s.run.created_at, _run_end(s)),
+                    fmt_span(s.run.created_at, s.finished_at),
                     str(len(s.experiments)),
                     str(s.count(ExpState.RUNNING)),
                     str(s.count(ExpState.QUEUED) + s.count(ExpState.BUILDING)),
@@ -648,7 +628,7 @@ def status(
                 *([str(e.params.get(p, "")) for p in params] if params else [" ".join(_quote(c) for c in e.command)]),
                 e.state.value,
                 "-" if e.exit_code is None else str(e.exit_code),
-                _fmt_duration(e.started_at, e.finished_at),
+                fmt_span(e.started_at, e.finished_at),
                 e.message or "",
             ]
             for e in s.experiments
@@ -678,7 +658,7 @@ def history(
         [
             [
                 s.run.name,
-                _fmt_time(s.run.created_at),
+                fmt_time(s.run.created_at),
                 str(len(s.experiments)),
                 str(s.count(ExpState.FAILED)),
                 str(s.count(ExpState.STOPPED)),
@@ -753,7 +733,11 @@ def delete(
 @app.command()
 def repair() -> None:
     """Rebuild a damaged or lost history database (runner.db) from the records kept in RUNNER_HOME/runs/."""
-    r = _app().repair()
+    from runner.home import Home
+    from runner.store import repair as repair_history
+
+    home = Home.from_env()
+    r = repair_history(home.db, home.runs)
     if r.damaged:
         typer.echo(f"the history database was damaged ({r.damaged}); kept as {r.moved_to}")
     rebuilt = r.from_records + r.from_database + r.from_folders
@@ -812,7 +796,10 @@ def datastore_create(
     namespace: NamespaceOpt = None,
 ) -> None:
     """Upload a folder as the next version of a datastore (content already stored is not stored again)."""
-    v, uploaded = _app(context, namespace).datastore_create(source, name)
+    from runner.targets.kubernetes import check_datastore_source
+
+    check_datastore_source(name, source)  # before the cluster is asked anything
+    v, uploaded = _app(context, namespace).kubernetes().datastore_create(name, source)
     how = "uploaded" if uploaded else "content already stored, not uploaded again"
     typer.echo(f"datastore {v.name} version {v.version} ({v.files} files, {v.size} bytes, {how})")
 
@@ -820,14 +807,14 @@ def datastore_create(
 @datastore_app.command("list")
 def datastore_list(as_json: JsonOpt = False, context: ContextOpt = None, namespace: NamespaceOpt = None) -> None:
     """Every datastore version in the namespace."""
-    versions = _app(context, namespace).datastore_list()
+    versions = _app(context, namespace).kubernetes().datastores()
     if as_json:
         _json(versions)
         return
     _table(
         "Datastores",
         ["Name", "Version", "Files", "Bytes", "Created At", "Content"],
-        [[v.name, str(v.version), str(v.files), str(v.size), _fmt_time(v.created_at), v.digest[:12]] for v in versions],
+        [[v.name, str(v.version), str(v.files), str(v.size), fmt_time(v.created_at), v.digest[:12]] for v in versions],
     )
 
 
@@ -839,7 +826,7 @@ def datastore_delete(
     namespace: NamespaceOpt = None,
 ) -> None:
     """Delete a datastore or one of its versions (its content goes when no version refers to it)."""
-    gone = _app(context, namespace).datastore_delete(name, version)
+    gone = _app(context, namespace).kubernetes().datastore_delete(name, version)
     typer.echo(f"deleted {name} version(s) {', '.join(str(v.version) for v in gone)}")
 
 

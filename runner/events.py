@@ -7,6 +7,7 @@ the experiments' :class:`Output` until every one has ended.
 
 from __future__ import annotations
 
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 
 from runner.logs import LogLine
@@ -45,3 +46,22 @@ class Output:
 
 
 RunEvent = Recorded | BuildOutput | Built | Published | Detached | Output
+
+
+def outputs(lines: Iterator[tuple[str, LogLine]]) -> Generator[Output, None, None]:
+    """A target's ``(experiment, line)`` stream as events.  A Ctrl-C thrown in while the front end shows
+    one goes on into the target's stream, which stops the run and still yields its end states' lines
+    (a generator expression would raise it at once, and the run would go on)."""
+    thrown: BaseException | None = None
+    while True:
+        try:
+            exp, line = next(lines) if thrown is None else lines.throw(thrown)  # type: ignore[attr-defined]
+        except StopIteration:
+            return
+        try:
+            yield Output(exp, line)
+            thrown = None
+        except KeyboardInterrupt as e:
+            if not hasattr(lines, "throw"):
+                raise
+            thrown = e

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,3 +52,12 @@ class Home:
 
     def artifacts(self, run: str, experiment: str) -> Path:
         return self.run_dir(run) / "artifacts" / experiment
+
+    def remove(self, run: str, experiments: Sequence[str] | None = None) -> None:
+        """A run's folder (None), or these experiments' logs and artifacts in it."""
+        if experiments is None:
+            shutil.rmtree(self.run_dir(run), ignore_errors=True)
+            return
+        for name in experiments:
+            self.experiment_log(run, name).unlink(missing_ok=True)
+            shutil.rmtree(self.artifacts(run, name), ignore_errors=True)

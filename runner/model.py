@@ -79,6 +79,12 @@ class RunSummary:
         return any(e.state.active for e in self.experiments)
 
     @property
+    def finished_at(self) -> float | None:
+        """When the last experiment ended (None while any is active, or an end is not known)."""
+        ends = [e.finished_at for e in self.experiments]
+        return None if self.active or not ends or None in ends else max(e for e in ends if e)
+
+    @property
     def state(self) -> ExpState:
         """The run's state, from its experiments: the most pressing one wins."""
         states = {e.state for e in self.experiments}

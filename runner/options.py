@@ -32,7 +32,7 @@ from runner.errors import UsageError
 from runner.plan import PlanRequest, check_script
 from runner.project import find_root
 from runner.resources import Resources, make_resources, parse_env
-from runner.sweep import Strategy
+from runner.sweep import Experiment, Strategy, expand
 
 
 @dataclass(frozen=True)
@@ -196,6 +196,23 @@ def plan_request(
 def describe_sweep(options: RunOptions) -> dict[str, Any]:
     s = options.sweep
     return {"strategy": s.strategy.value, "trials": s.trials, "seed": s.seed}
+
+
+def options_doc(opts: RunOptions) -> dict[str, object]:
+    """What history keeps of a run's options: resources, the names (not values) of its environment, the sweep."""
+    r = opts.resources
+    return {
+        "resources": {"cpus": r.cpus, "memory": r.memory, "gpus": r.gpus},
+        "env": sorted(opts.env),
+        "max_parallel": opts.max_parallel,
+        "sweep": describe_sweep(opts),
+    }
+
+
+def expand_experiments(args: Sequence[str], opts: RunOptions) -> list[Experiment]:
+    """The run's experiments: one with the arguments as given, or one per point of the sweep."""
+    s = opts.sweep
+    return expand(args, strategy=s.strategy, trials=s.trials, seed=s.seed)
 
 
 __all__ = ["KubeOptions", "RunArgs", "RunOptions", "cluster_options", "env_items", "from_env", "resolve_options"]

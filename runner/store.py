@@ -25,10 +25,10 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from runner.errors import NotFoundError, StoreError, clip
+from runner.errors import NotFoundError, RunnerError, StoreError, UsageError, clip
 from runner.jsonfile import read_json, write_json
 from runner.model import ExperimentRecord, ExpState, RunRecord, RunSummary
-from runner.names import experiment_name
+from runner.names import check_run_name, experiment_name
 
 #: the one command that rebuilds a damaged or lost history database
 REPAIR = "runner repair"
@@ -285,6 +285,20 @@ class Store:
         return claimed
 
     # -- reading -------------------------------------------------------------------------
+
+    def check_new_name(self, name: str) -> None:
+        """``--name``: valid, and no run in history has it (checked before anything is built)."""
+        problem = check_run_name(name)
+        if problem:
+            raise UsageError(problem)
+        try:
+            self.get_run(name)
+        except NotFoundError:
+            return
+        raise UsageError(
+            f"--name {name}: a run with that name exists already",
+            hint=f"choose another name, or remove the old run with `runner delete {name}`",
+        )
 
     def get_run(self, name: str) -> RunRecord:
         rows = self._read("SELECT * FROM runs WHERE name = ?", (name,))
@@ -566,6 +580,13 @@ def repair(path: Path, records: Path) -> RepairReport:
     A damaged database is moved aside (``runner.db.damaged-<time>``), never deleted;
     a sound one only gains the runs it lacks.
     """
+    try:
+        return _repair(path, records)
+    except OSError as e:
+        raise RunnerError(f"cannot repair the history database {path}: {e.strerror or e}") from e
+
+
+def _repair(path: Path, records: Path) -> RepairReport:
     problem = _check(path)
     moved = None
     salvaged: tuple[list[RunRecord], list[ExperimentRecord]] = ([], [])

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 #: the fixtures of the suites that drive the CLI (runner, project): tests/cli_fixtures.py
-pytest_plugins = ["cli_fixtures"]
+pytest_plugins = ["cli_fixtures", "pytester"]  # pytester: tests/unit/test_fakes.py runs the guard
 
 #: suite folder -> the markers its tests get
 SUITES = {

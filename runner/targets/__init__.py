@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from runner.model import TargetKind
 
 if TYPE_CHECKING:
+    from runner.adapters.cluster import KubeCluster
     from runner.adapters.docker_engine import DockerEngine
     from runner.home import Home
     from runner.options import KubeOptions
@@ -23,16 +25,54 @@ if TYPE_CHECKING:
     from runner.targets.base import Target
 
 
+def _engine() -> DockerEngine:
+    from runner.adapters.docker_engine import DockerEngine
+
+    return DockerEngine()
+
+
+def _cluster(where: KubeOptions | None) -> KubeCluster:
+    from runner.adapters.cluster import KubeCluster
+
+    return KubeCluster(context=where.context if where else None, namespace=where.namespace if where else None)
+
+
+def _manifest_digest(ref: str) -> str | None:
+    from runner.adapters.registry import manifest_digest
+
+    return manifest_digest(ref)
+
+
+@dataclass(frozen=True)
+class Adapters:
+    """How the App and the targets reach the outside world, each made (and its client imported) on first use.
+
+    The defaults are the real adapters; the unit tests pass in-memory fakes (tests/unit/fakes.py).
+    """
+
+    #: the Docker engine (builds, local containers, pushes)
+    engine: Callable[[], DockerEngine] = _engine
+    #: the Kubernetes API of a context and namespace (None: the kubeconfig's current ones)
+    cluster: Callable[[KubeOptions | None], KubeCluster] = _cluster
+    #: the registry's digest of an image reference (None: it does not have it)
+    manifest_digest: Callable[[str], str | None] = _manifest_digest
+
+
 def make_target(
-    kind: TargetKind, *, home: Home, store: Store, engine: Callable[[], DockerEngine], where: KubeOptions | None
+    kind: TargetKind,
+    *,
+    home: Home,
+    store: Store,
+    engine: Callable[[], DockerEngine],
+    where: KubeOptions | None,
+    adapters: Adapters = Adapters(),
 ) -> Target:
-    """The target of ``kind``; ``where``: a Kubernetes context and namespace (None: the kubeconfig's current ones)."""
+    """The target of ``kind``; ``where``: a Kubernetes context and namespace (None: the kubeconfig's current ones);
+    ``engine``: the engine the App holds (one per process)."""
     if kind is TargetKind.KUBERNETES:
-        from runner.adapters.cluster import KubeCluster
         from runner.targets.kubernetes import KubeTarget
 
-        cluster = KubeCluster(context=where.context if where else None, namespace=where.namespace if where else None)
-        return KubeTarget(cluster, store=store, engine=engine)
+        return KubeTarget(adapters.cluster(where), store=store, engine=engine, registry=adapters.manifest_digest)
     from runner.targets.local import LocalTarget
 
     return LocalTarget(home, store, engine())

@@ -52,6 +52,7 @@ from runner.home import Home
 from runner.logs import parse_line
 from runner.model import ExperimentRecord, RunRecord
 from runner.options import KubeOptions
+from runner.timefmt import fmt_duration, fmt_time
 from runner.ui import views
 from runner.ui.metrics import Series, metric_files, read_metrics
 
@@ -163,8 +164,8 @@ class UI:
         self.env = Environment(
             loader=FileSystemLoader(HERE / "templates"), autoescape=True, trim_blocks=True, lstrip_blocks=True
         )
-        self.env.filters["time"] = views.fmt_time
-        self.env.filters["duration"] = views.fmt_duration
+        self.env.filters["time"] = fmt_time
+        self.env.filters["duration"] = fmt_duration
         self.env.filters["path"] = lambda p: quote(str(p))
         self.env.filters["size"] = _fmt_size
 
@@ -277,7 +278,7 @@ class UI:
             files=files,
             artifacts_pending=folder is None,
             notes=list(a.notes),
-            duration=views.fmt_duration(views.exp_duration(exp, time.time())),
+            duration=fmt_duration(views.exp_duration(exp, time.time())),
             title=name,
         )
 

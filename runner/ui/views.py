@@ -5,32 +5,16 @@ from __future__ import annotations
 import shlex
 import time
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
 from runner.model import ExperimentRecord, ExpState, RunSummary
+from runner.timefmt import fmt_duration
 
 #: the runs page's filters: any state, active ones, or one state
 STATUS_FILTERS = ("", "active", *(s.value for s in ExpState))
 TARGETS = ("", "local", "kubernetes")
 SORTS = ("started", "run", "project", "status", "target", "duration", "experiments")
-
-
-def fmt_time(ts: float | None) -> str:
-    return datetime.fromtimestamp(ts).astimezone().strftime("%Y-%m-%d %H:%M:%S") if ts else "-"
-
-
-def fmt_duration(secs: float | None) -> str:
-    if secs is None:
-        return "-"
-    s = int(secs)
-    return f"{s // 3600}h{s % 3600 // 60:02d}m{s % 60:02d}s" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
-
-
-def run_end(s: RunSummary) -> float | None:
-    ends = [e.finished_at for e in s.experiments]
-    return None if s.active or not ends or None in ends else max(e for e in ends if e)
 
 
 def exp_duration(e: ExperimentRecord, now: float) -> float | None:
@@ -60,7 +44,7 @@ def run_rows(summaries: list[RunSummary], *, now: float | None = None) -> list[R
             active=s.active,
             target=s.run.target,
             started=s.run.created_at,
-            duration=(run_end(s) or now) - s.run.created_at,
+            duration=(s.finished_at or now) - s.run.created_at,
             experiments=len(s.experiments),
             counts={st.value: s.count(st) for st in ExpState},
         )

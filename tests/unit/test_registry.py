@@ -14,6 +14,8 @@ import pytest
 from runner.adapters.registry import ACCEPT, manifest_digest, split_ref
 from runner.errors import RegistryError
 
+pytestmark = pytest.mark.transport("registry")  # the adapter's own HEAD, against a stand-in registry
+
 SEEN: list[dict[str, str]] = []
 
 

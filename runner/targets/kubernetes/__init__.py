@@ -26,7 +26,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from runner.artifacts import extract_files
-from runner.errors import ClusterError, ClusterUnreachableError, ConflictError, NotFoundError, RunnerError, UsageError
+from runner.errors import (
+    ClusterError,
+    ClusterUnreachableError,
+    ConflictError,
+    NotFoundError,
+    RunnerError,
+    UsageError,
+    clip,
+)
 from runner.logs import LogLine, epoch, now_iso, parse_line
 from runner.model import ExperimentRecord, ExpState, RunRecord, RunSummary, TargetKind
 from runner.names import random_run_name
@@ -81,6 +89,17 @@ def tree_digest(root: Path) -> tuple[str, list[Path]]:
     return h.hexdigest()[:32], files
 
 
+def check_datastore_source(name: str, source: Path) -> None:
+    """``datastore create``: the name and the folder, checked before the cluster is asked anything."""
+    from runner.config import datastore_name_problem
+
+    problem = datastore_name_problem(name)
+    if problem:
+        raise UsageError(f"--name: {problem}")
+    if not source.is_dir():
+        raise UsageError(f"--source {clip(str(source))} is not a folder")
+
+
 def parse_datastore(text: str) -> tuple[str, int | None, str | None]:
     """``NAME[:VERSION][:MOUNTDIR]`` -> (name, version or None, mount dir or None)."""
     from runner.config import check_datastore
@@ -117,14 +136,25 @@ class KubeTarget:
         engine: Callable[[], DockerEngine] | None = None,
         helper_image: str | None = None,
         api_wait: float = API_WAIT,
+        registry: Callable[[str], str | None] | None = None,
     ) -> None:
+        """``registry``: the digest of an image reference in its registry (default: ask it over HTTP)."""
         self.cluster = cluster
         self.store = store
         self._engine = engine
+        self._registry = registry
         self.notes: list[str] = []
         self.api_wait = api_wait
         # an override only: by default the data pod runs an image the cluster already pulls (see helper_image_for)
         self.helper_image = helper_image or os.environ.get("RUNNER_HELPER_IMAGE") or None
+
+    def manifest_digest(self, ref: str) -> str | None:
+        """The registry's digest of ``ref``; None when it does not have it (RegistryError when it cannot say)."""
+        if self._registry is not None:
+            return self._registry(ref)
+        from runner.adapters.registry import manifest_digest
+
+        return manifest_digest(ref)
 
     # -- setup -----------------------------------------------------------------------------
 
@@ -329,7 +359,7 @@ class KubeTarget:
         lost = [
             n
             for n, seen in seen_of.items()
-            if seen.final and seen.state != "stopped" and n not in recorded and doc.get("launched")
+            if seen.final and seen.state is not ExpState.STOPPED and n not in recorded and doc.get("launched")
         ]
         if lost:
             try:
@@ -349,7 +379,7 @@ class KubeTarget:
                     index=int(e.get("index", 0)),
                     command=tuple(e.get("command") or ()),
                     params=e.get("params") or {},
-                    state=ExpState(seen.state),
+                    state=seen.state,
                     handle=objects.job_name(name),
                     exit_code=seen.exit_code,
                     message=seen.message,
@@ -370,7 +400,7 @@ class KubeTarget:
                 # make the end outlive the Job and its pods (clean-up, TTL): first observer writes it down
                 derived[name] = {
                     **(end or {}),
-                    "state": seen.state,
+                    "state": seen.state.value,
                     "exit_code": seen.exit_code,
                     "message": seen.message,
                     "started_at": seen.started_at,
@@ -545,7 +575,7 @@ class KubeTarget:
                 run,
                 {
                     e: {
-                        "state": "stopped",
+                        "state": ExpState.STOPPED.value,
                         "exit_code": None,
                         "message": "stopped while queued",
                         "finished_at": time.time(),
@@ -696,8 +726,7 @@ class KubeTarget:
         self, name: str, source: Path, *, progress: Callable[[str], None] = lambda _: None
     ) -> tuple[DatastoreVersion, bool]:
         """Upload ``source`` as the next version of ``name``; (version, uploaded?).  Same content is stored once."""
-        if not source.is_dir():
-            raise UsageError(f"--source {source} is not a folder")
+        check_datastore_source(name, source)
         digest, files = tree_digest(source)
         cm = self.cluster.get("ConfigMap", objects.datastore_configmap_name(name))
         versions = _versions(cm) if cm else []
@@ -769,6 +798,80 @@ class KubeTarget:
             name=name, version=v.version, digest=v.digest, mount_dir=mount or f"/datastores/{name}"
         )
 
+    def dry_run(
+        self,
+        plan: Plan,
+        image: str,
+        experiments: Sequence[Experiment],
+        opts: RunOptions,
+        *,
+        options: dict[str, object],
+    ) -> tuple[str, list[str]]:
+        """The objects :meth:`start` would create for a plan, as multi-document YAML, and notes.
+
+        Nothing is created; the cluster is asked about the datastores, the registry for the
+        image's digest (the real run refers to it so).
+        """
+        import yaml
+
+        from runner.names import experiment_name
+        from runner.render import container_command
+
+        notes = []
+        registry = opts.kube.registry if opts.kube else None
+        mounts = tuple(self.resolve_datastore(d) for d in (opts.kube.datastores if opts.kube else ()))
+        ref = f"{registry.rstrip('/')}/{image}" if registry else image
+        digest = None
+        if registry:
+            try:
+                digest = self.manifest_digest(ref)
+            except RunnerError as e:
+                notes.append(f"registry not asked: {e.message}")
+        if digest:
+            ref = f"{ref.rpartition(':')[0]}@{digest}"
+        else:
+            notes.append(f"{ref} is not in the registry yet: the real run builds/pushes it and uses its digest")
+        name = random_run_name()
+        now = time.time()
+        run = RunRecord(
+            name=name,
+            project=plan.project,
+            root=str(plan.root),
+            script=plan.script,
+            args=plan.args,
+            target=TargetKind.KUBERNETES.value,
+            image=image,
+            cached=None,
+            created_at=now,
+            options=options,
+        )
+        exps = tuple(
+            ExperimentRecord(
+                name=experiment_name(name, e.index),
+                run=name,
+                index=e.index,
+                command=tuple(container_command(plan.argv0, e.args)),
+                params=e.params,
+                state=ExpState.QUEUED,
+                handle=None,
+                exit_code=None,
+                message=None,
+                created_at=now,
+                started_at=None,
+                finished_at=None,
+                owner_pid=None,
+                stop_requested=False,
+            )
+            for e in experiments
+        )
+        sub = Submission(run, plan, image, False, exps)
+        configmaps = objects.make_run_configmaps(self.run_doc(sub, ref, launched=True))
+        specs = job_specs(sub, ref, opts, mounts=mounts, records=objects.part_of(configmaps))
+        if any(s.env.get("RUNNER_ARGV_FILE") for s in specs):
+            notes.append("arguments too long for exec are written to argv.json on the data volume at submit time")
+        docs = [objects.make_data_pvc(), objects.make_launcher_configmap(), *configmaps, *map(objects.make_job, specs)]
+        return yaml.safe_dump_all(docs, sort_keys=False, allow_unicode=True), notes
+
     # -- the Target interface (runner.targets.base) --------------------------------------
 
     def describe(self) -> str:
@@ -807,12 +910,11 @@ class KubeTarget:
 
     def publish(self, sub: Submission) -> Published:
         """The image in the run's registry, by digest.  Asks the registry first: present -> no push."""
-        from runner.adapters.registry import manifest_digest
         from runner.errors import RegistryError
 
         registry = str(sub.run.options.get("registry") or "")
         remote = f"{registry.rstrip('/')}/{sub.image}"
-        digest = manifest_digest(remote)
+        digest = self.manifest_digest(remote)
         pushed = False
         if digest is None:
             if self._engine is None:
@@ -820,7 +922,7 @@ class KubeTarget:
             for _ in self._engine().push(sub.image, remote):
                 pass
             pushed = True
-            digest = manifest_digest(remote)
+            digest = self.manifest_digest(remote)
             if digest is None:
                 raise RegistryError(f"registry {registry} does not have {sub.image} right after the push")
         ref = f"{remote.rpartition(':')[0]}@{digest}"
@@ -850,7 +952,7 @@ class KubeTarget:
 
     def fail(self, sub: Submission, message: str) -> None:
         """A run that failed before its Jobs existed: the cluster's record says so too (history has it already)."""
-        end = {"state": "failed", "exit_code": None, "message": message, "finished_at": time.time()}
+        end = {"state": ExpState.FAILED.value, "exit_code": None, "message": message, "finished_at": time.time()}
         try:
             self.record_run(
                 objects.make_run_configmaps(
@@ -1020,80 +1122,6 @@ def job_specs(
             )
         )
     return specs
-
-
-def dry_run(
-    plan: Plan,
-    image: str,
-    experiments: Sequence[Experiment],
-    opts: RunOptions,
-    *,
-    options: dict[str, object],
-    mounts: tuple[objects.DatastoreMount, ...] = (),
-) -> tuple[str, list[str]]:
-    """The objects :meth:`KubeTarget.start` would create for a plan, as multi-document YAML, and notes.
-
-    Nothing is created; the registry is asked for the image's digest (the real run refers to it so).
-    """
-    import yaml
-
-    from runner.adapters.registry import manifest_digest
-    from runner.names import experiment_name
-    from runner.render import container_command
-
-    notes = []
-    registry = opts.kube.registry if opts.kube else None
-    ref = f"{registry.rstrip('/')}/{image}" if registry else image
-    digest = None
-    if registry:
-        try:
-            digest = manifest_digest(ref)
-        except RunnerError as e:
-            notes.append(f"registry not asked: {e.message}")
-    if digest:
-        ref = f"{ref.rpartition(':')[0]}@{digest}"
-    else:
-        notes.append(f"{ref} is not in the registry yet: the real run builds/pushes it and uses its digest")
-    name = random_run_name()
-    now = time.time()
-    run = RunRecord(
-        name=name,
-        project=plan.project,
-        root=str(plan.root),
-        script=plan.script,
-        args=plan.args,
-        target=TargetKind.KUBERNETES.value,
-        image=image,
-        cached=None,
-        created_at=now,
-        options=options,
-    )
-    exps = tuple(
-        ExperimentRecord(
-            name=experiment_name(name, e.index),
-            run=name,
-            index=e.index,
-            command=tuple(container_command(plan.argv0, e.args)),
-            params=e.params,
-            state=ExpState.QUEUED,
-            handle=None,
-            exit_code=None,
-            message=None,
-            created_at=now,
-            started_at=None,
-            finished_at=None,
-            owner_pid=None,
-            stop_requested=False,
-        )
-        for e in experiments
-    )
-    sub = Submission(run, plan, image, False, exps)
-    configmaps = objects.make_run_configmaps(KubeTarget.run_doc(sub, ref, launched=True))
-    specs = job_specs(sub, ref, opts, mounts=mounts, records=objects.part_of(configmaps))
-    if any(s.env.get("RUNNER_ARGV_FILE") for s in specs):
-        notes.append("arguments too long for exec are written to argv.json on the data volume at submit time")
-    docs = [objects.make_data_pvc(), objects.make_launcher_configmap(), *configmaps, *map(objects.make_job, specs)]
-    return yaml.safe_dump_all(docs, sort_keys=False, allow_unicode=True), notes
 
 
 def _versions(cm: dict[str, Any] | None) -> list[DatastoreVersion]:

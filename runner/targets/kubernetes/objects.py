@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from runner.logs import epoch
+from runner.model import ExpState
 from runner.names import kube_name
 
 MANIFESTS = Path(__file__).resolve().parent / "manifests"  # package data: found in a wheel too
@@ -434,9 +435,9 @@ CONFIG_REASONS = ("CreateContainerConfigError", "CreateContainerError", "RunCont
 
 @dataclass(frozen=True)
 class Observed:
-    """An experiment's state as the cluster shows it (state is an ExpState value)."""
+    """An experiment's state as the cluster shows it."""
 
-    state: str
+    state: ExpState
     exit_code: int | None = None
     message: str | None = None
     started_at: float | None = None
@@ -460,36 +461,40 @@ def _ts(value: Any) -> float | None:
         return None
 
 
-def _pod_why(pod: dict[str, Any]) -> tuple[str, int | None, str | None]:
+def _pod_why(pod: dict[str, Any]) -> tuple[ExpState, int | None, str | None]:
     """(state, exit_code, message) of one pod."""
     status = pod.get("status") or {}
     phase = status.get("phase")
     if status.get("reason") == "Evicted":
-        return "failed", None, f"evicted: {status.get('message', '')}".strip()
+        return ExpState.FAILED, None, f"evicted: {status.get('message', '')}".strip()
     for cs in status.get("containerStatuses") or []:
         st = cs.get("state") or {}
         waiting, term = st.get("waiting"), st.get("terminated")
         if waiting and waiting.get("reason") in PULL_REASONS + CONFIG_REASONS:
-            return "queued", None, f"{waiting['reason']}: {waiting.get('message', '')}".strip()
+            return ExpState.QUEUED, None, f"{waiting['reason']}: {waiting.get('message', '')}".strip()
         if term:
             code = term.get("exitCode")
             if term.get("reason") == "OOMKilled":
-                return "failed", code, "OOMKilled: the experiment ran out of its --memory limit"
+                return ExpState.FAILED, code, "OOMKilled: the experiment ran out of its --memory limit"
             if code == 0:
-                return "completed", 0, None
-            return "failed", code, f"{term.get('reason') or 'Error'}: exit code {code}"
+                return ExpState.COMPLETED, 0, None
+            return ExpState.FAILED, code, f"{term.get('reason') or 'Error'}: exit code {code}"
     if phase == "Pending":
         sched = _conditions(pod).get("PodScheduled")
         if sched and sched.get("status") == "False":
-            return "queued", None, f"{sched.get('reason') or 'Unschedulable'}: {sched.get('message', '')}".strip()
-        return "queued", None, status.get(WARNING_KEY)
+            return (
+                ExpState.QUEUED,
+                None,
+                f"{sched.get('reason') or 'Unschedulable'}: {sched.get('message', '')}".strip(),
+            )
+        return ExpState.QUEUED, None, status.get(WARNING_KEY)
     if phase == "Running":
-        return "running", None, None
+        return ExpState.RUNNING, None, None
     if phase == "Succeeded":
-        return "completed", 0, None
+        return ExpState.COMPLETED, 0, None
     if phase == "Failed":
-        return "failed", None, status.get("message") or status.get("reason") or "the pod failed"
-    return "queued", None, None
+        return ExpState.FAILED, None, status.get("message") or status.get("reason") or "the pod failed"
+    return ExpState.QUEUED, None, None
 
 
 #: where :func:`attach_warnings` puts a pending pod's latest warning event (in its status dict)
@@ -537,37 +542,44 @@ def observe(
     started = _ts((ordered[0].get("status") or {}).get("startTime")) if ordered else None
     if job is not None and not job_done:
         if not ordered:
-            return Observed("queued", message=QUEUED_MESSAGE if job_suspended(job) else None)
+            return Observed(ExpState.QUEUED, message=QUEUED_MESSAGE if job_suspended(job) else None)
         state, code, message = _pod_why(ordered[-1])
-        if state in ("completed", "failed"):  # the pod ended; the Job has not caught up, or retries
-            state = "running" if state == "completed" else state
-            if state == "failed":
-                state, message = "running", f"retrying after: {message}"
+        if state in (ExpState.COMPLETED, ExpState.FAILED):  # the pod ended; the Job has not caught up, or retries
+            state = ExpState.RUNNING if state is ExpState.COMPLETED else state
+            if state is ExpState.FAILED:
+                state, message = ExpState.RUNNING, f"retrying after: {message}"
         return Observed(state, None, message, started)
     if job is not None:  # finished without a recorded end: the launcher never ran to the end
         failed = conds.get("Failed") or conds.get("FailureTarget")
         finished = _ts((job.get("status") or {}).get("completionTime")) or _ts((failed or {}).get("lastTransitionTime"))
         if not failed:
-            return Observed("completed", 0, None, started, finished, final=True)
+            return Observed(ExpState.COMPLETED, 0, None, started, finished, final=True)
         if failed.get("reason") == "DeadlineExceeded":
             return Observed(
-                "failed", None, f"deadline exceeded: {failed.get('message', '')}".strip(), started, finished, True
+                ExpState.FAILED,
+                None,
+                f"deadline exceeded: {failed.get('message', '')}".strip(),
+                started,
+                finished,
+                True,
             )
         if ordered:
             state, code, message = _pod_why(ordered[-1])
-            if state == "failed":
-                return Observed("failed", code, message, started, finished, True)
-        return Observed("failed", None, f"{failed.get('reason')}: {failed.get('message', '')}", started, finished, True)
+            if state is ExpState.FAILED:
+                return Observed(ExpState.FAILED, code, message, started, finished, True)
+        return Observed(
+            ExpState.FAILED, None, f"{failed.get('reason')}: {failed.get('message', '')}", started, finished, True
+        )
     if stop:
-        return Observed("stopped", None, "stopped", final=True)
+        return Observed(ExpState.STOPPED, None, "stopped", final=True)
     if launched:
-        return Observed("failed", None, "the Job was deleted before the experiment recorded its end", final=True)
-    return Observed("building")
+        return Observed(ExpState.FAILED, None, "the Job was deleted before the experiment recorded its end", final=True)
+    return Observed(ExpState.BUILDING)
 
 
 def _from_end(end: dict[str, Any], *, final: bool = True) -> Observed:
     return Observed(
-        state=str(end.get("state", "failed")),
+        state=ExpState(str(end.get("state") or ExpState.FAILED.value)),
         exit_code=end.get("exit_code"),
         message=end.get("message"),
         started_at=end.get("started_at"),
