@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from runner.artifacts import writable_folder
 from runner.errors import BuildError, DependencyError, NotFoundError, RunnerError, StoreError, UsageError, clip
-from runner.events import BuildOutput, Built, Detached, Output, Recorded, RunEvent
+from runner.events import BuildOutput, BuildWaiting, Built, Detached, Output, Recorded, RunEvent
 from runner.home import Home
 from runner.logs import read_lines
 from runner.model import ExperimentRecord, ExpState, RunRecord, RunSummary, TargetKind
@@ -32,8 +32,11 @@ from runner.targets import in_sight, make_target
 from runner.targets.base import Submission, Target
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from runner.adapters.docker_engine import DockerEngine
     from runner.deps.pycheck import PythonCheck
+    from runner.progress import Progress
     from runner.targets.kubernetes import DatastoreVersion, KubeTarget
 
 
@@ -189,9 +192,8 @@ class App:
         try:
             yield Recorded(sub, target.describe())
             if not sub.cached:
-                yield from (BuildOutput(line) for line in self.build(sub))
-                yield Built(sub.image)
-            published = target.publish(sub)
+                yield from self.build(sub)
+            published = yield from target.publish(sub)
             yield published
             target.start(sub, published.ref, opts)
         except RunnerError as e:
@@ -278,26 +280,58 @@ class App:
             python_warnings=python_warnings,
         )
 
-    def build(self, sub: Submission) -> Iterator[str]:
-        """Build the image, yielding the build log; the log is kept for ``logs --build``."""
+    def build(self, sub: Submission) -> Iterator[RunEvent]:
+        """Build the image, yielding the build log (kept for ``logs --build``), its progress, then :class:`Built`.
+
+        One build of an image at a time on an engine (:mod:`runner.buildlock`): a run that
+        finds another building the same image waits for it, then finds the image there.
+        """
         from runner.build import build_image
         from runner.buildenv import read_build_env, redact
+        from runner.buildlock import BuildLock, lock_path
+        from runner.progress import BuildTracker
 
         env = read_build_env()
         log_path = self.home.build_log(sub.run.name)
         self.store.update_run(sub.run.name, build_log=str(log_path))
+        lock = BuildLock(lock_path(self.engine.engine_id(), sub.image))
         try:
             with open(log_path, "w", encoding="utf-8") as log:
-                for line in build_image(self.engine, sub.plan, tag=sub.image, env=env, cache_dir=self.home.cache):
-                    line = redact(line, env)
+
+                def logged(line: str) -> BuildOutput:
                     log.write(line + "\n")
                     log.flush()
-                    yield line
+                    return BuildOutput(line)
+
+                try:
+                    free = lock.try_acquire()
+                except OSError as e:
+                    yield logged(f"runner: building without the shared build lock ({e.strerror or e}: {lock.path})")
+                else:
+                    if not free:
+                        yield logged(WAITING_NOTE)
+                        yield BuildWaiting(sub.image)
+                        lock.acquire()
+                    # looked for before the lock: a build that ended since then made it
+                    if self.engine.image_id(sub.image) is not None:
+                        yield logged(f"runner: another run built {sub.image} meanwhile: nothing to build")
+                        yield Built(sub.image, by_another=True)
+                        return
+                tracker = BuildTracker()
+                for line in build_image(self.engine, sub.plan, tag=sub.image, env=env, cache_dir=self.home.cache):
+                    line = redact(line, env)
+                    yield logged(line)
+                    progress = tracker.feed(line)
+                    if progress is not None:
+                        yield progress
         except BuildError as e:
             e.hint = f"full build log: runner logs {sub.run.name} --build"
             raise
         except OSError as e:  # the build log could not be written (a full disk): a failure, not a stop
             raise RunnerError(f"cannot write the build log {log_path}: {e.strerror or e}") from e
+        finally:
+            lock.release()
+        yield Built(sub.image)
 
     def dry_run(self, req: PlanRequest, opts: RunOptions) -> tuple[str, list[str]]:
         """The manifests a Kubernetes ``runner run`` would apply, as multi-document YAML, and notes.
@@ -479,7 +513,10 @@ class App:
 
     # -- datastores (Kubernetes only) ----------------------------------------------------
 
-    def datastore_create(self, source: Path, name: str) -> tuple[DatastoreVersion, bool]:
+    def datastore_create(
+        self, source: Path, name: str, *, progress: Callable[[Progress], None] = lambda _: None
+    ) -> tuple[DatastoreVersion, bool]:
+        """Upload a folder as the next version of a datastore; ``progress`` hears the upload's bytes."""
         from runner.config import datastore_name_problem
 
         problem = datastore_name_problem(name)  # checked before the cluster is asked anything
@@ -487,13 +524,17 @@ class App:
             raise UsageError(f"--name: {problem}")
         if not source.is_dir():
             raise UsageError(f"--source {clip(str(source))} is not a folder")
-        return self.kubernetes().datastore_create(name, source)
+        return self.kubernetes().datastore_create(name, source, progress=progress)
 
     def datastore_list(self) -> list[DatastoreVersion]:
         return self.kubernetes().datastores()
 
     def datastore_delete(self, name: str, version: int | None) -> list[DatastoreVersion]:
         return self.kubernetes().datastore_delete(name, version)
+
+
+#: the build log's line (and the CLI's) when another run builds the same image
+WAITING_NOTE = "runner: waiting for another build of this image (another run is building it on this engine)"
 
 
 def _owner_alive(exp: ExperimentRecord) -> bool:

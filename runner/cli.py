@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn, Optional
 import typer
 
 from runner import __version__
-from runner.errors import RunnerError, UsageError
+from runner.errors import RunnerError, UsageError, clip
 from runner.targets.base import WAITING
 
 if TYPE_CHECKING:
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from runner.model import RunSummary
     from runner.options import KubeOptions, RunOptions
     from runner.plan import Plan, PlanRequest
+    from runner.progress import Renderer
     from runner.targets.base import Submission
 
 app = typer.Typer(
@@ -55,6 +56,32 @@ def _app(context: str | None = None, namespace: str | None = None) -> App:
 def _err(text: str) -> None:
     sys.stderr.write(text + "\n")
     sys.stderr.flush()
+
+
+#: RUNNER_PROGRESS: how builds, pushes and uploads show their progress on stderr
+PROGRESS_MODES = ("auto", "tty", "plain", "log", "none")
+
+
+def _progress() -> tuple[Renderer, bool]:
+    """The renderer for progress on stderr, and whether the whole build log is shown too (RUNNER_PROGRESS=log).
+
+    auto: one status line rewritten in place on a terminal, a few plain lines otherwise.
+    """
+    import os
+
+    from runner.progress import Mode, Renderer
+
+    value = os.environ.get("RUNNER_PROGRESS", "auto").strip().lower() or "auto"
+    if value not in PROGRESS_MODES:
+        raise UsageError(f"RUNNER_PROGRESS={clip(value)}: not one of {', '.join(PROGRESS_MODES)}")
+    if value == "auto":
+        value = "tty" if sys.stderr.isatty() and os.environ.get("TERM") != "dumb" else "plain"
+    mode = {"tty": Mode.TTY, "plain": Mode.PLAIN, "log": Mode.PLAIN, "none": Mode.QUIET}[value]
+    try:
+        width = os.get_terminal_size(sys.stderr.fileno()).columns
+    except (OSError, ValueError):
+        width = 80
+    return Renderer(sys.stderr, mode, width=width), value == "log"
 
 
 def _json(data: Any) -> None:
@@ -243,12 +270,14 @@ def _show_run(a: App, events: Generator[RunEvent, None, None], opts: RunOptions)
     """
     from inspect import GEN_SUSPENDED, getgeneratorstate
 
-    from runner.events import BuildOutput, Built, Detached, Output, Recorded
+    from runner.events import BuildOutput, BuildWaiting, Built, Detached, Output, Recorded
+    from runner.progress import Progress
     from runner.targets.base import Published
 
     sub: Submission | None = None
     started = False
     several = False
+    renderer, full_log = _progress()
 
     def show(event: RunEvent) -> None:
         nonlocal sub, started, several
@@ -262,14 +291,23 @@ def _show_run(a: App, events: Generator[RunEvent, None, None], opts: RunOptions)
             text = line.text.replace("\n", f"\n{name} | ") if several else line.text  # may hold several lines
             out.write(f"{name} | {text}\n" if several else text + "\n")
             out.flush()
-        elif isinstance(event, Recorded):
+            return
+        if isinstance(event, Progress):
+            renderer.show(event)
+            return
+        if isinstance(event, BuildOutput):  # the whole log is in the run's build log (`runner logs RUN --build`)
+            if full_log:
+                _err(f"  build | {event.line}")
+            return
+        renderer.clear()  # a line of its own: the status line goes first
+        if isinstance(event, Recorded):
             sub = event.sub
             several = len(sub.experiments) > 1  # say whose line it is
             _show_submission(event.sub, event.where, opts)
-        elif isinstance(event, BuildOutput):
-            _err(f"  build | {event.line}")
+        elif isinstance(event, BuildWaiting):
+            _err("waiting    for another build of this image (another run is building it on this engine)")
         elif isinstance(event, Built):
-            _err(f"image      {event.image} (built)")
+            _err(f"image      {event.image} ({'built by another run' if event.by_another else 'built'})")
         elif isinstance(event, Published):
             started = True
             if event.note:
@@ -281,6 +319,7 @@ def _show_run(a: App, events: Generator[RunEvent, None, None], opts: RunOptions)
         for event in events:
             show(event)
     except KeyboardInterrupt:
+        renderer.clear()
         if getgeneratorstate(events) == GEN_SUSPENDED:  # it came while a line was shown: the run hears it too
             try:
                 show(events.throw(KeyboardInterrupt))
@@ -288,11 +327,14 @@ def _show_run(a: App, events: Generator[RunEvent, None, None], opts: RunOptions)
                     show(event)
             except KeyboardInterrupt:
                 pass
+        renderer.clear()
         name = sub.run.name if sub else "the run"
         _err(
             f"\nstopped {name} (artifacts so far are kept)" if started else f"interrupted: {name} stopped before it ran"
         )
         return 130
+    finally:
+        renderer.clear()  # before an error's line too
     if sub is None or opts.detach:
         return 0
     return _exit_code(a, sub)
@@ -812,7 +854,11 @@ def datastore_create(
     namespace: NamespaceOpt = None,
 ) -> None:
     """Upload a folder as the next version of a datastore (content already stored is not stored again)."""
-    v, uploaded = _app(context, namespace).datastore_create(source, name)
+    renderer, _ = _progress()
+    try:
+        v, uploaded = _app(context, namespace).datastore_create(source, name, progress=renderer.show)
+    finally:
+        renderer.clear()
     how = "uploaded" if uploaded else "content already stored, not uploaded again"
     typer.echo(f"datastore {v.name} version {v.version} ({v.files} files, {v.size} bytes, {how})")
 
