@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from runner.artifacts import writable_folder
 from runner.errors import BuildError, DependencyError, NotFoundError, RunnerError, StoreError, UsageError, clip
-from runner.events import BuildOutput, BuildWaiting, Built, Detached, Output, Recorded, RunEvent
+from runner.events import BuildOutput, BuildWaiting, Built, Detached, Output, Recorded
 from runner.home import Home
 from runner.logs import read_lines
 from runner.model import ExperimentRecord, ExpState, RunRecord, RunSummary, TargetKind
@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 
     from runner.adapters.docker_engine import DockerEngine
     from runner.deps.pycheck import PythonCheck
+    from runner.events import RunEvent
     from runner.progress import Progress
     from runner.targets.kubernetes import DatastoreVersion, KubeTarget
 

@@ -62,26 +62,33 @@ def _err(text: str) -> None:
 PROGRESS_MODES = ("auto", "tty", "plain", "log", "none")
 
 
-def _progress() -> tuple[Renderer, bool]:
-    """The renderer for progress on stderr, and whether the whole build log is shown too (RUNNER_PROGRESS=log).
+def _progress_mode() -> str:
+    """RUNNER_PROGRESS, checked (a usage error before anything is built); ``auto`` decided here.
 
     auto: one status line rewritten in place on a terminal, a few plain lines otherwise.
     """
     import os
-
-    from runner.progress import Mode, Renderer
 
     value = os.environ.get("RUNNER_PROGRESS", "auto").strip().lower() or "auto"
     if value not in PROGRESS_MODES:
         raise UsageError(f"RUNNER_PROGRESS={clip(value)}: not one of {', '.join(PROGRESS_MODES)}")
     if value == "auto":
         value = "tty" if sys.stderr.isatty() and os.environ.get("TERM") != "dumb" else "plain"
-    mode = {"tty": Mode.TTY, "plain": Mode.PLAIN, "log": Mode.PLAIN, "none": Mode.QUIET}[value]
+    return value
+
+
+def _renderer(mode: str) -> Renderer:
+    """What shows progress on stderr in ``mode`` (see :func:`_progress_mode`)."""
+    import os
+
+    from runner.progress import Mode, Renderer
+
     try:
         width = os.get_terminal_size(sys.stderr.fileno()).columns
     except (OSError, ValueError):
         width = 80
-    return Renderer(sys.stderr, mode, width=width), value == "log"
+    kind = {"tty": Mode.TTY, "plain": Mode.PLAIN, "log": Mode.PLAIN, "none": Mode.QUIET}[mode]
+    return Renderer(sys.stderr, kind, width=width)
 
 
 def _json(data: Any) -> None:
@@ -271,16 +278,20 @@ def _show_run(a: App, events: Generator[RunEvent, None, None], opts: RunOptions)
     from inspect import GEN_SUSPENDED, getgeneratorstate
 
     from runner.events import BuildOutput, BuildWaiting, Built, Detached, Output, Recorded
-    from runner.progress import Progress
     from runner.targets.base import Published
 
     sub: Submission | None = None
     started = False
     several = False
-    renderer, full_log = _progress()
+    mode = _progress_mode()
+    renderer: Renderer | None = None  # made at the first progress: a cached run has none
+
+    def clear() -> None:
+        if renderer is not None:
+            renderer.clear()
 
     def show(event: RunEvent) -> None:
-        nonlocal sub, started, several
+        nonlocal sub, started, several, renderer
         if isinstance(event, Output):
             line = event.line
             if line.stream == WAITING:
@@ -292,14 +303,12 @@ def _show_run(a: App, events: Generator[RunEvent, None, None], opts: RunOptions)
             out.write(f"{name} | {text}\n" if several else text + "\n")
             out.flush()
             return
-        if isinstance(event, Progress):
-            renderer.show(event)
-            return
         if isinstance(event, BuildOutput):  # the whole log is in the run's build log (`runner logs RUN --build`)
-            if full_log:
+            if mode == "log":
                 _err(f"  build | {event.line}")
             return
-        renderer.clear()  # a line of its own: the status line goes first
+        if isinstance(event, (Recorded, BuildWaiting, Built, Published, Detached)):
+            clear()  # a line of its own: the status line goes first
         if isinstance(event, Recorded):
             sub = event.sub
             several = len(sub.experiments) > 1  # say whose line it is
@@ -314,12 +323,16 @@ def _show_run(a: App, events: Generator[RunEvent, None, None], opts: RunOptions)
                 _err(event.note)
         elif isinstance(event, Detached):
             _err(f"submitted  {event.name}: follow with `runner logs {event.name} --follow`")
+        else:  # Progress: a build, a push
+            if renderer is None:
+                renderer = _renderer(mode)
+            renderer.show(event)
 
     try:
         for event in events:
             show(event)
     except KeyboardInterrupt:
-        renderer.clear()
+        clear()
         if getgeneratorstate(events) == GEN_SUSPENDED:  # it came while a line was shown: the run hears it too
             try:
                 show(events.throw(KeyboardInterrupt))
@@ -327,14 +340,14 @@ def _show_run(a: App, events: Generator[RunEvent, None, None], opts: RunOptions)
                     show(event)
             except KeyboardInterrupt:
                 pass
-        renderer.clear()
+        clear()
         name = sub.run.name if sub else "the run"
         _err(
             f"\nstopped {name} (artifacts so far are kept)" if started else f"interrupted: {name} stopped before it ran"
         )
         return 130
     finally:
-        renderer.clear()  # before an error's line too
+        clear()  # before an error's line too
     if sub is None or opts.detach:
         return 0
     return _exit_code(a, sub)
@@ -854,7 +867,7 @@ def datastore_create(
     namespace: NamespaceOpt = None,
 ) -> None:
     """Upload a folder as the next version of a datastore (content already stored is not stored again)."""
-    renderer, _ = _progress()
+    renderer = _renderer(_progress_mode())
     try:
         v, uploaded = _app(context, namespace).datastore_create(source, name, progress=renderer.show)
     finally:

@@ -10,10 +10,13 @@ while pushing, ``Progress``; :class:`~runner.targets.base.Published`; then
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypeAlias
 
 from runner.logs import LogLine
-from runner.progress import Progress
 from runner.targets.base import Published, Submission
+
+if TYPE_CHECKING:
+    from runner.progress import Progress  # imported when something builds or pushes: not by a cached run
 
 
 @dataclass(frozen=True)
@@ -56,4 +59,4 @@ class Output:
     line: LogLine
 
 
-RunEvent = Recorded | BuildOutput | BuildWaiting | Progress | Built | Published | Detached | Output
+RunEvent: TypeAlias = "Recorded | BuildOutput | BuildWaiting | Progress | Built | Published | Detached | Output"

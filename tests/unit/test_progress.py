@@ -250,10 +250,22 @@ def test_tty_leaves_no_status_line_behind(monkeypatch: pytest.MonkeyPatch, capsy
 
 
 def test_a_bad_progress_mode_is_a_usage_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    from runner.cli import _progress
+    from runner.cli import _progress_mode
     from runner.errors import UsageError
 
     monkeypatch.setenv("RUNNER_PROGRESS", "fancy")
     with pytest.raises(UsageError) as e:
-        _progress()
+        _progress_mode()
     assert e.value.exit_code == 2 and "auto, tty, plain, log, none" in e.value.message
+
+
+def test_a_cached_run_does_not_import_progress() -> None:
+    """The hot path (a cached `runner run`) loads neither the trackers nor the renderer."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, runner.app, runner.cli; print('runner.progress' in sys.modules, 'runner.buildlock' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "False"]
