@@ -158,6 +158,7 @@ class BuildTracker:
         self._total: int | None = None
         self._current: str | None = None  # the vertex that spoke last
         self._label = ""  # nothing to say before the first step
+        self._installers: dict[str, _Installer] = {}  # per step: output of steps run side by side stays apart
         self._installer = _Installer()
         self._export = ""  # the vertex that exports the image
         self._last: Progress | None = None
@@ -224,13 +225,11 @@ class BuildTracker:
     def _switch(self, vid: str, label: str) -> None:
         if vid != self._current:
             self._current = vid
-            self._installer = _Installer()
+            self._installer = self._installers.setdefault(vid, _Installer())
         self._label = label
 
 
 # -- pushes ----------------------------------------------------------------------------------
-
-_DONE_LAYER = ("Pushed", "Layer already exists", "Mounted from")
 
 
 @dataclass

@@ -90,3 +90,15 @@ def test_a_symlink_is_not_followed(tmp_path: Path) -> None:
     except OSError:
         pass
     assert target.read_text() == "keep"
+
+
+def test_an_unusable_folder_is_an_os_error(tmp_path: Path) -> None:
+    """App.build then builds without the lock and says so in the build log."""
+    (tmp_path / "locks").write_text("a file where the folder should be")
+    lock = BuildLock(lock_path("engine-1", "runner/proj:abc", tmp_path / "locks"))
+    try:
+        lock.try_acquire()
+        raise AssertionError("no error")
+    except OSError:
+        pass
+    lock.release()
