@@ -324,6 +324,8 @@ def _show_run(a: App, events: Generator[RunEvent, None, None], opts: RunOptions)
         elif isinstance(event, Detached):
             _err(f"submitted  {event.name}: follow with `runner logs {event.name} --follow`")
         else:  # Progress: a build, a push
+            if mode == "log" and event.stage == "build":  # its lines are all shown already
+                return
             if renderer is None:
                 renderer = _renderer(mode)
             renderer.show(event)

@@ -237,6 +237,7 @@ def test_a_pipe_gets_a_line_per_step_not_the_log(
 def test_the_whole_log_on_request(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     err = show_run(monkeypatch, capsys, "log")
     assert sum(1 for ln in err if ln.startswith("  build | #")) == 79
+    assert not any(ln.startswith("build      ") for ln in err)  # the steps are in those lines already
 
 
 def test_none_shows_only_the_outcome(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
