@@ -23,8 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from runner.buildenv import BuildEnv, read_build_env, redact, secret_files
-from runner.errors import BuildError, RunnerError
+from runner.buildenv import BuildEnv, secret_files
 from runner.image import ContextEntry, sync_context_dir, write_context
 from runner.plan import Plan
 from runner.render import render_dockerfile
@@ -93,23 +92,3 @@ def build_image(engine: DockerEngine, plan: Plan, *, tag: str, env: BuildEnv, ca
                     fh.write(data)
                 paths[secret] = path
             yield from engine.build_buildkit(bk, root, tag=tag, secrets=paths)
-
-
-def build_logged(
-    engine: DockerEngine, plan: Plan, *, tag: str, log_path: Path, cache_dir: Path, run: str
-) -> Iterator[str]:
-    """:func:`build_image` with the user's index settings, each line redacted and kept in ``log_path``
-    (what ``runner logs RUN --build`` shows)."""
-    env = read_build_env()
-    try:
-        with open(log_path, "w", encoding="utf-8") as log:
-            for line in build_image(engine, plan, tag=tag, env=env, cache_dir=cache_dir):
-                line = redact(line, env)
-                log.write(line + "\n")
-                log.flush()
-                yield line
-    except BuildError as e:
-        e.hint = f"full build log: runner logs {run} --build"
-        raise
-    except OSError as e:  # the build log could not be written (a full disk): a failure, not a stop
-        raise RunnerError(f"cannot write the build log {log_path}: {e.strerror or e}") from e

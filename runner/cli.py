@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn, Optional
 import typer
 
 from runner import __version__
-from runner.errors import RunnerError, UsageError
+from runner.errors import RunnerError, UsageError, clip
 from runner.targets.base import WAITING
 from runner.timefmt import fmt_span, fmt_time
 
@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from runner.model import RunSummary
     from runner.options import KubeOptions, RunOptions
     from runner.plan import Plan, PlanRequest
+    from runner.progress import Renderer
     from runner.targets.base import Submission
 
 app = typer.Typer(
@@ -57,6 +58,39 @@ def _app(context: str | None = None, namespace: str | None = None) -> App:
 def _err(text: str) -> None:
     sys.stderr.write(text + "\n")
     sys.stderr.flush()
+
+
+#: RUNNER_PROGRESS: how builds, pushes and uploads show their progress on stderr
+PROGRESS_MODES = ("auto", "tty", "plain", "log", "none")
+
+
+def _progress_mode() -> str:
+    """RUNNER_PROGRESS, checked (a usage error before anything is built); ``auto`` decided here.
+
+    auto: one status line rewritten in place on a terminal, a few plain lines otherwise.
+    """
+    import os
+
+    value = os.environ.get("RUNNER_PROGRESS", "auto").strip().lower() or "auto"
+    if value not in PROGRESS_MODES:
+        raise UsageError(f"RUNNER_PROGRESS={clip(value)}: not one of {', '.join(PROGRESS_MODES)}")
+    if value == "auto":
+        value = "tty" if sys.stderr.isatty() and os.environ.get("TERM") != "dumb" else "plain"
+    return value
+
+
+def _renderer(mode: str) -> Renderer:
+    """What shows progress on stderr in ``mode`` (see :func:`_progress_mode`)."""
+    import os
+
+    from runner.progress import Mode, Renderer
+
+    try:
+        width = os.get_terminal_size(sys.stderr.fileno()).columns
+    except (OSError, ValueError):
+        width = 80
+    kind = {"tty": Mode.TTY, "plain": Mode.PLAIN, "log": Mode.PLAIN, "none": Mode.QUIET}[mode]
+    return Renderer(sys.stderr, kind, width=width)
 
 
 def _json(data: Any) -> None:
@@ -245,15 +279,21 @@ def _show_run(a: App, events: Generator[RunEvent, None, None], opts: RunOptions)
     """
     from inspect import GEN_SUSPENDED, getgeneratorstate
 
-    from runner.events import BuildOutput, Built, Detached, Output, Recorded
+    from runner.events import BuildOutput, BuildWaiting, Built, Detached, Output, Recorded
     from runner.targets.base import Published
 
     sub: Submission | None = None
     started = False
     several = False
+    mode = _progress_mode()
+    renderer: Renderer | None = None  # made at the first progress: a cached run has none
+
+    def clear() -> None:
+        if renderer is not None:
+            renderer.clear()
 
     def show(event: RunEvent) -> None:
-        nonlocal sub, started, several
+        nonlocal sub, started, several, renderer
         if isinstance(event, Output):
             line = event.line
             if line.stream == WAITING:
@@ -264,25 +304,39 @@ def _show_run(a: App, events: Generator[RunEvent, None, None], opts: RunOptions)
             text = line.text.replace("\n", f"\n{name} | ") if several else line.text  # may hold several lines
             out.write(f"{name} | {text}\n" if several else text + "\n")
             out.flush()
-        elif isinstance(event, Recorded):
+            return
+        if isinstance(event, BuildOutput):  # the whole log is in the run's build log (`runner logs RUN --build`)
+            if mode == "log":
+                _err(f"  build | {event.line}")
+            return
+        if isinstance(event, (Recorded, BuildWaiting, Built, Published, Detached)):
+            clear()  # a line of its own: the status line goes first
+        if isinstance(event, Recorded):
             sub = event.sub
             several = len(sub.experiments) > 1  # say whose line it is
             _show_submission(event.sub, event.where, opts)
-        elif isinstance(event, BuildOutput):
-            _err(f"  build | {event.line}")
+        elif isinstance(event, BuildWaiting):
+            _err("waiting    for another build of this image (another run is building it on this engine)")
         elif isinstance(event, Built):
-            _err(f"image      {event.image} (built)")
+            _err(f"image      {event.image} ({'built by another run' if event.by_another else 'built'})")
         elif isinstance(event, Published):
             started = True
             if event.note:
                 _err(event.note)
         elif isinstance(event, Detached):
             _err(f"submitted  {event.name}: follow with `runner logs {event.name} --follow`")
+        else:  # Progress: a build, a push
+            if mode == "log" and event.stage == "build":  # its lines are all shown already
+                return
+            if renderer is None:
+                renderer = _renderer(mode)
+            renderer.show(event)
 
     try:
         for event in events:
             show(event)
     except KeyboardInterrupt:
+        clear()
         if getgeneratorstate(events) == GEN_SUSPENDED:  # it came while a line was shown: the run hears it too
             try:
                 show(events.throw(KeyboardInterrupt))
@@ -290,11 +344,14 @@ def _show_run(a: App, events: Generator[RunEvent, None, None], opts: RunOptions)
                     show(event)
             except KeyboardInterrupt:
                 pass
+        clear()
         name = sub.run.name if sub else "the run"
         _err(
             f"\nstopped {name} (artifacts so far are kept)" if started else f"interrupted: {name} stopped before it ran"
         )
         return 130
+    finally:
+        clear()  # before an error's line too
     if sub is None or opts.detach:
         return 0
     return _exit_code(a, sub)
@@ -799,7 +856,11 @@ def datastore_create(
     from runner.targets.kubernetes import check_datastore_source
 
     check_datastore_source(name, source)  # before the cluster is asked anything
-    v, uploaded = _app(context, namespace).kubernetes().datastore_create(name, source)
+    renderer = _renderer(_progress_mode())
+    try:
+        v, uploaded = _app(context, namespace).kubernetes().datastore_create(name, source, progress=renderer.show)
+    finally:
+        renderer.clear()
     how = "uploaded" if uploaded else "content already stored, not uploaded again"
     typer.echo(f"datastore {v.name} version {v.version} ({v.files} files, {v.size} bytes, {how})")
 

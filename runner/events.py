@@ -1,17 +1,23 @@
 """What :meth:`runner.app.App.run` yields as a run goes, for a front end to show (or not).
 
-In this order: :class:`Recorded`; while building, :class:`BuildOutput` lines then
-:class:`Built`; :class:`~runner.targets.base.Published`; then :class:`Detached`, or
-the experiments' :class:`Output` until every one has ended.
+In this order: :class:`Recorded`; while building, :class:`BuildOutput` lines (the
+build log) with :class:`~runner.progress.Progress` as it changes, or
+:class:`BuildWaiting` while another run builds the same image, then :class:`Built`;
+while pushing, ``Progress``; :class:`~runner.targets.base.Published`; then
+:class:`Detached`, or the experiments' :class:`Output` until every one has ended.
 """
 
 from __future__ import annotations
 
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypeAlias
 
 from runner.logs import LogLine
 from runner.targets.base import Published, Submission
+
+if TYPE_CHECKING:
+    from runner.progress import Progress  # imported when something builds or pushes: not by a cached run
 
 
 @dataclass(frozen=True)
@@ -28,8 +34,17 @@ class BuildOutput:
 
 
 @dataclass(frozen=True)
+class BuildWaiting:
+    """Another run (maybe another user's) is building this image on this engine: this one waits for it."""
+
+    image: str
+
+
+@dataclass(frozen=True)
 class Built:
     image: str
+    #: another run built it while this one waited
+    by_another: bool = False
 
 
 @dataclass(frozen=True)
@@ -45,7 +60,7 @@ class Output:
     line: LogLine
 
 
-RunEvent = Recorded | BuildOutput | Built | Published | Detached | Output
+RunEvent: TypeAlias = "Recorded | BuildOutput | BuildWaiting | Progress | Built | Published | Detached | Output"
 
 
 def outputs(lines: Iterator[tuple[str, LogLine]]) -> Generator[Output, None, None]:

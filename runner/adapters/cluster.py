@@ -325,11 +325,20 @@ class KubeCluster:
         if pending:
             yield pending.decode("utf-8", "surrogateescape")
 
-    def exec(self, pod: str, command: list[str], *, stdin: bytes | None = None, timeout: float = 600) -> bytes:
+    def exec(
+        self,
+        pod: str,
+        command: list[str],
+        *,
+        stdin: bytes | None = None,
+        timeout: float = 600,
+        sent: Callable[[int], None] | None = None,
+    ) -> bytes:
         """Run ``command`` in the pod; its stdout.  ClusterError with its stderr if it fails.
 
         Stdin cannot be closed over the v4 exec protocol, so commands that read it
-        must know its length (``head -c N``): see :meth:`upload`.
+        must know its length (``head -c N``): see :meth:`upload`.  ``sent`` hears how
+        many bytes of ``stdin`` have gone so far, after each piece.
         """
         if stdin is None:  # read off the websocket directly: linear in the output's size
             return b"".join(self.exec_stream(pod, command, idle=timeout))
@@ -359,6 +368,8 @@ class KubeCluster:
             if stdin is not None:
                 for i in range(0, len(stdin), 1 << 20):
                     ws.write_stdin(stdin[i : i + (1 << 20)])
+                    if sent is not None:
+                        sent(min(len(stdin), i + (1 << 20)))
             while ws.is_open():
                 if time.monotonic() > deadline:
                     raise ClusterError(f"{what}: no answer in {timeout:g}s")

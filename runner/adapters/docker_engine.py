@@ -30,11 +30,14 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode, urlparse
 
 from runner.errors import BuildError, EngineError, ImageMissingError, NotFoundError, StreamCutError
 from runner.logs import LogLine, engine_time, now_iso
+
+if TYPE_CHECKING:
+    from runner.progress import Progress
 
 #: Fixed API version: skips a round trip to ask the engine; 1.41 is Docker 20.10, which newer engines still speak.
 API_VERSION = "1.41"
@@ -243,6 +246,11 @@ class DockerEngine:
 
     # -- images --------------------------------------------------------------------------
 
+    def engine_id(self) -> str:
+        """What names this engine for every client of it, whatever address each uses: its own ID (``docker info``)."""
+        info = self._api.call("GET", "/info", what="ask the engine who it is")
+        return str(info.get("ID") or self.host)
+
     def image_id(self, ref: str) -> str | None:
         try:
             info = self._api.call("GET", f"/images/{quote(ref, safe='')}/json", what=f"inspect image {ref}")
@@ -409,15 +417,17 @@ class DockerEngine:
                 detail="\n".join(tail[-20:]),
             )
 
-    def push(self, local: str, remote: str) -> Iterator[str]:
-        """Tag ``local`` as ``remote`` and push it, yielding progress lines; RegistryError on failure.
+    def push(self, local: str, remote: str) -> Iterator[Progress]:
+        """Tag ``local`` as ``remote`` and push it, yielding its progress (bytes of its layers); RegistryError on failure.
 
         docker-py reads the user's Docker credential config (``auths``, credential
         helpers) for the registry, so nothing secret passes through runner.
         """
         from runner.errors import RegistryError
+        from runner.progress import PushTracker
 
         repo, _, tag = remote.rpartition(":")
+        tracker = PushTracker(remote)
         with _docker_py(f"push {remote}") as docker:
             client = self._client(docker)
             client.tag(local, repo, tag=tag)
@@ -428,9 +438,10 @@ class DockerEngine:
                         f"push of {remote} failed: {message[-1] if message else 'unknown error'}",
                         hint="is the registry running and are you logged in (`docker login`)?",
                     )
-                status = chunk.get("status")
-                if status and chunk.get("id") is None:
-                    yield str(status)
+                progress = tracker.feed(chunk)
+                if progress is not None:
+                    yield progress
+        yield tracker.progress(final=True)
 
     # -- containers ----------------------------------------------------------------------
 

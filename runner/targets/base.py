@@ -9,7 +9,7 @@ outside a target asks which one it is.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -20,6 +20,7 @@ from runner.model import ExperimentRecord, RunRecord, RunSummary, TargetKind
 if TYPE_CHECKING:
     from runner.options import RunOptions
     from runner.plan import Plan
+    from runner.progress import Progress
 
 #: the stream name of the lines that say why an experiment is not running yet (the CLI shows them as "waiting")
 WAITING = "waiting"
@@ -71,8 +72,8 @@ class Target(Protocol):
         """Everything checked before anything is built (cluster, secrets, datastores); options to record."""
         ...
 
-    def publish(self, sub: Submission) -> Published:
-        """The built image where this target runs it."""
+    def publish(self, sub: Submission) -> Generator[Progress, None, Published]:
+        """The built image where this target runs it, yielding the progress of what that takes (a push)."""
         ...
 
     def start(self, sub: Submission, image: str, opts: RunOptions) -> None:

@@ -31,6 +31,7 @@ from runner.adapters.cluster import ClusterInfo
 from runner.adapters.docker_engine import BuildKit, ContainerEnd, ContainerSpec
 from runner.errors import BuildError, ClusterError, ConflictError, ImageMissingError, NotFoundError, RegistryError
 from runner.logs import LogLine, now_iso
+from runner.progress import Progress
 from runner.targets import Adapters
 from runner.targets.kubernetes import objects
 
@@ -103,9 +104,15 @@ class FakeEngine:
 
     # -- images --------------------------------------------------------------------------
 
+    def engine_id(self) -> str:
+        return "fake-engine"
+
     def image_id(self, ref: str) -> str | None:
         self.calls.append("image_id")
         return self.images.get(ref)
+
+    def ensure_tool_image(self, ref: str, name: str, source: Any) -> None:
+        self.images.setdefault(ref, "sha256:" + hashlib.sha256(ref.encode()).hexdigest())
 
     def image_python(self, ref: str) -> str | None:
         self.calls.append("image_python")
@@ -133,14 +140,14 @@ class FakeEngine:
     def build_buildkit(self, bk: BuildKit, context_dir: Any, *, tag: str, secrets: Any) -> Iterator[str]:
         raise AssertionError("the fake engine has no BuildKit: buildkit() said so")
 
-    def push(self, local: str, remote: str) -> Iterator[str]:
+    def push(self, local: str, remote: str) -> Iterator[Progress]:
         self.calls.append("push")
         if local not in self.images:
             raise RegistryError(f"push of {remote} failed: no image {local}")
         self.pushed.append((local, remote))
         if self.registry is not None:
             self.registry.images[remote] = "sha256:" + hashlib.sha256(self.images[local].encode()).hexdigest()
-        yield "Pushed"
+        yield Progress("push", remote, done=1, total=1, in_bytes=True, final=True)
 
     # -- containers ----------------------------------------------------------------------
 
@@ -378,7 +385,17 @@ class FakeCluster:
             # a real follow would wait here for more; a test that gets here stops the run first (Ctrl-C, stop)
             raise AssertionError(f"FakeCluster: following the running pod {pod} would wait for ever")
 
-    def exec(self, pod: str, command: list[str], *, stdin: bytes | None = None, timeout: float = 600) -> bytes:
+    def exec(
+        self,
+        pod: str,
+        command: list[str],
+        *,
+        stdin: bytes | None = None,
+        timeout: float = 600,
+        sent: Callable[[int], None] | None = None,
+    ) -> bytes:
+        if sent is not None and stdin:
+            sent(len(stdin))
         return b"".join(self._exec(pod, command, stdin))
 
     def exec_stream(self, pod: str, command: list[str], *, idle: float = 120) -> Iterator[bytes]:

@@ -91,6 +91,8 @@ def test_the_guard_fails_a_test_that_swallowed_the_error(pytester: pytest.Pytest
 #: the methods of each adapter the App and the targets use, which the fakes must offer alike
 USED = {
     DockerEngine: [
+        "engine_id",
+        "ensure_tool_image",
         "image_id",
         "image_python",
         "pull",

@@ -38,6 +38,7 @@ from runner.errors import (
 from runner.logs import LogLine, epoch, now_iso, parse_line
 from runner.model import ExperimentRecord, ExpState, RunRecord, RunSummary, TargetKind
 from runner.names import random_run_name
+from runner.progress import Progress, upload_progress
 from runner.targets.base import WAITING, Ended, Published, Submission
 from runner.targets.kubernetes import objects
 
@@ -723,9 +724,12 @@ class KubeTarget:
         return sorted(out, key=lambda v: (v.name, v.version))
 
     def datastore_create(
-        self, name: str, source: Path, *, progress: Callable[[str], None] = lambda _: None
+        self, name: str, source: Path, *, progress: Callable[[Progress], None] = lambda _: None
     ) -> tuple[DatastoreVersion, bool]:
-        """Upload ``source`` as the next version of ``name``; (version, uploaded?).  Same content is stored once."""
+        """Upload ``source`` as the next version of ``name``; (version, uploaded?).  Same content is stored once.
+
+        ``progress`` hears the upload's bytes as they go (and once more when the pod has unpacked them).
+        """
         check_datastore_source(name, source)
         digest, files = tree_digest(source)
         cm = self.cluster.get("ConfigMap", objects.datastore_configmap_name(name))
@@ -743,10 +747,14 @@ class KubeTarget:
                 for p in files:
                     tar.add(p, arcname=p.relative_to(source).as_posix(), recursive=False)
             data = buf.getvalue()
-            progress(f"uploading {len(files)} file(s), {len(data)} bytes")
+            what = f"datastore {name} ({len(files)} file{'' if len(files) == 1 else 's'})"
+            progress(upload_progress(what, 0, len(data)))
             tmp = f"{objects.DATA_MOUNT}/datastores/.tmp-{digest}"
             script = f"rm -rf {tmp} && mkdir -p {tmp} && head -c {len(data)} | tar x -C {tmp} && rm -rf {target} && mv {tmp} {target}"
-            self.cluster.exec(pod, ["sh", "-c", script], stdin=data)
+            self.cluster.exec(
+                pod, ["sh", "-c", script], stdin=data, sent=lambda n: progress(upload_progress(what, n, len(data)))
+            )
+            progress(upload_progress(what, len(data), len(data), final=True))
             uploaded = True
         size = sum(p.stat().st_size for p in files)
         new = DatastoreVersion(
@@ -908,8 +916,9 @@ class KubeTarget:
             "datastores": list(ko.datastores),
         }
 
-    def publish(self, sub: Submission) -> Published:
-        """The image in the run's registry, by digest.  Asks the registry first: present -> no push."""
+    def publish(self, sub: Submission) -> Generator[Progress, None, Published]:
+        """The image in the run's registry, by digest, yielding the push's progress.  Asks the registry
+        first: present -> no push."""
         from runner.errors import RegistryError
 
         registry = str(sub.run.options.get("registry") or "")
@@ -919,8 +928,7 @@ class KubeTarget:
         if digest is None:
             if self._engine is None:
                 raise RegistryError(f"no Docker engine to push {sub.image} with")
-            for _ in self._engine().push(sub.image, remote):
-                pass
+            yield from self._engine().push(sub.image, remote)
             pushed = True
             digest = self.manifest_digest(remote)
             if digest is None:

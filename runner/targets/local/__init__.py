@@ -19,7 +19,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Generator, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 
     from runner.adapters.docker_engine import ContainerEnd, ContainerSpec, DockerEngine
     from runner.options import RunOptions
+    from runner.progress import Progress
 
 #: how long a follower waits for a Docker engine that went away (a restart, an upgrade) before it gives up
 ENGINE_WAIT = 300.0
@@ -448,8 +449,9 @@ class LocalTarget:
     def prepare(self, opts: RunOptions, *, name: str | None) -> dict[str, object]:
         return {}
 
-    def publish(self, sub: Submission) -> Published:
-        return Published(sub.image)  # the engine that built it runs it
+    def publish(self, sub: Submission) -> Generator[Progress, None, Published]:
+        yield from ()  # nothing to move: the engine that built it runs it
+        return Published(sub.image)
 
     def container_specs(self, sub: Submission, image: str, opts: RunOptions) -> dict[str, ContainerSpec]:
         from runner.adapters.docker_engine import ContainerSpec
