@@ -214,6 +214,9 @@ def make_job(spec: JobSpec) -> dict[str, Any]:
         {"name": "RUNNER_EXPERIMENT", "value": spec.experiment},
         {"name": "RUNNER_CONFIGMAP", "value": spec.record or run_configmap_name(spec.run)},
         {"name": "RUNNER_DATA", "value": DATA_MOUNT},
+        # the script runs at most this often: a pod the Job controller makes beyond that (a stale cache
+        # after an API server outage) finds no attempt left on the volume and runs nothing (launcher.claim_turn)
+        {"name": "RUNNER_ATTEMPTS", "value": str(spec.retries + 1)},
     ]
     if spec.timeout:
         env.append({"name": "RUNNER_TIMEOUT", "value": str(spec.timeout)})
