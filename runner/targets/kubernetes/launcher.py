@@ -335,14 +335,19 @@ def claim(data_dir: str, attempt: int) -> bool:
     return True
 
 
-def claim_owner(data_dir: str, attempt: int) -> str | None:
-    """The pod that claimed ``attempt`` (None if unknown)."""
+def claim_of(data_dir: str, attempt: int) -> tuple[str | None, float]:
+    """(the pod that claimed ``attempt``, the claim's mtime: its owner's last heartbeat).
+
+    Opened, not only stat'ed: on NFS an open revalidates the file's attributes (close-to-open
+    consistency), where a stat may answer from a cache up to a minute old."""
     try:
         with open(os.path.join(data_dir, ATTEMPTS_DIR, str(attempt))) as f:
-            pod = json.load(f).get("pod")
-    except (OSError, ValueError, AttributeError):
-        return None
-    return pod if isinstance(pod, str) else None
+            mtime = os.fstat(f.fileno()).st_mtime
+            doc = json.loads(f.read() or "{}")
+    except (OSError, ValueError):
+        return None, -1.0
+    pod = doc.get("pod") if isinstance(doc, dict) else None
+    return (pod if isinstance(pod, str) else None), mtime
 
 
 def final(end: dict[str, Any] | None, limit: int | None) -> bool:
@@ -389,13 +394,10 @@ def claim_turn(data_dir: str, limit: int | None) -> tuple[int | None, dict[str, 
         claimed = claims(data_dir)
         last = claimed[-1] if claimed else 0
         if last and not (end and end.get("attempt") == last):
-            try:
-                mtime = os.stat(os.path.join(data_dir, ATTEMPTS_DIR, str(last))).st_mtime
-            except OSError:
-                mtime = -1.0
+            owner, mtime = claim_of(data_dir, last)
             if watched != (last, mtime):
                 watched, since = (last, mtime), time.monotonic()
-            ours = claim_owner(data_dir, last) == os.environ.get("HOSTNAME")  # this pod's previous container
+            ours = owner is not None and owner == os.environ.get("HOSTNAME")  # this pod's previous container
             if not ours and time.monotonic() - since < STALE:  # its owner is alive (or only just died): wait
                 if not told:
                     say(f"runner: attempt {last} of this experiment is running in another pod; waiting for its end")
