@@ -313,7 +313,7 @@ def test_a_second_pod_for_an_ended_experiment_runs_nothing_and_leaves_the_volume
     assert json.loads((pod / "end.json").read_text()) == end
     assert sorted(p.name for p in (pod / "attempts").iterdir()) == ["1"]
     out = capsys.readouterr().out
-    assert "ran in pod-b" not in out and "has ended (failed)" in out and "runs nothing" in out
+    assert "ran in pod-b" not in out and "has ended (failed: exit code 3)" in out and "runs nothing" in out
 
 
 def test_a_completed_experiment_is_not_run_again_even_with_attempts_left(

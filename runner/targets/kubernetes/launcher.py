@@ -369,6 +369,17 @@ def outcome(end: dict[str, Any] | None) -> int:
     return code if isinstance(code, int) and 0 < code < 256 else 1
 
 
+def why_nothing(end: dict[str, Any] | None, limit: int | None) -> str:
+    """Why a pod runs nothing, for its log: the experiment's end, or its attempts used up."""
+    tries = f"{limit} attempt(s), --retries {limit - 1}" if limit else "every attempt"
+    if end is None:
+        return f"has used {tries}, the last without an end record"
+    state = str(end.get("state") or "failed")
+    if state in ("completed", "stopped"):
+        return f"has ended ({state})"
+    return f"has ended ({state}: {end.get('message') or 'exit code ' + str(end.get('exit_code'))}) after {tries}"
+
+
 def say(text: str) -> None:
     """A line on this pod's own output only (``kubectl logs``), as the tee formats it; never on the volume."""
     sys.stdout.write(f"[stderr] [{now_iso()}] {text}\n")
@@ -435,11 +446,7 @@ def main(argv: list[str]) -> int:
         return 0
     attempt, ended = claim_turn(data_dir, limit)
     if attempt is None:
-        state = (ended or {}).get("state") or "without an end record"
-        say(
-            f"runner: experiment {experiment} has ended ({state}) and has no attempt left "
-            f"(--retries {limit - 1 if limit else '?'}): this pod runs nothing"
-        )
+        say(f"runner: experiment {experiment} {why_nothing(ended, limit)}: this pod runs nothing")
         return outcome(ended)
     alive = threading.Event()
     beat = threading.Thread(
