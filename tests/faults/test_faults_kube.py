@@ -102,18 +102,34 @@ def pods_of(runner: Runner, run: str) -> str:
     return "\n".join(out) or "  (none)"
 
 
-def second_pod(runner: Runner, run: str, name: str) -> None:
+def second_pod(runner: Runner, run: str, name: str, *, owned: bool = False) -> None:
     """A second pod for the run's experiment, from its Job's own pod template, as a Job controller with a stale
-    cache makes one (kubernetes#62772): same labels, same volume folder, same launcher."""
+    cache makes one: same labels, same volume folder, same launcher. ``owned``: the Job's, as the controller's
+    would be (else it has only runner's labels, so runner sees it as the experiment's but the Job ignores it)."""
     ns = namespace_of(runner)
     job = json.loads(kubectl("-n", ns, "get", "job", f"{run}-exp0", "-o", "json"))
     template = job["spec"]["template"]
-    # runner's labels (so runner sees the pod as the experiment's), not the Job's (so the Job does not adopt it)
-    labels = {
-        k: v for k, v in template["metadata"]["labels"].items() if k.startswith(("runner/", "app.kubernetes.io/"))
-    }
-    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": labels}, "spec": template["spec"]}
+    labels = template["metadata"]["labels"]
+    meta: dict[str, Any] = {"name": name, "labels": labels}
+    if owned:
+        meta["ownerReferences"] = [
+            {
+                "apiVersion": "batch/v1",
+                "kind": "Job",
+                "name": job["metadata"]["name"],
+                "uid": job["metadata"]["uid"],
+                "controller": True,
+                "blockOwnerDeletion": True,
+            }
+        ]
+    else:
+        meta["labels"] = {k: v for k, v in labels.items() if k.startswith(("runner/", "app.kubernetes.io/"))}
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": template["spec"]}
     kubectl("-n", ns, "create", "-f", "-", input=json.dumps(pod))
+
+
+def pod_gone(runner: Runner, name: str) -> bool:
+    return not kubectl("-n", namespace_of(runner), "get", "pod", name, "--ignore-not-found", "-o", "name").strip()
 
 
 def pod_ended(runner: Runner, name: str) -> dict[str, Any] | None:
@@ -155,6 +171,22 @@ def test_a_second_pod_for_the_experiment_runs_nothing(
     assert kr("logs", run).out == before
     check_consistent(kr, run, status=status, exit_code=code, upto=5, complete=True, dest=tmp_path / "dl")
     assert texts(before)[-1] == "done"
+
+
+def test_a_second_pod_of_the_job_while_the_script_runs_leaves_it_alone(
+    kr: Runner, project: Project, tmp_path: Path
+) -> None:
+    """The Job's own surplus pod: the Job controller deletes it (more pods than its parallelism). It must go
+    without running the script, and without the Job ending the pod that runs it."""
+    root = project({"tick.py": TICK})
+    f = Following(kr, "run", *CPU, str(root / "tick.py"), "8", "0")
+    f.wait_out("tick 1")
+    dup = f"{f.run}-second"
+    second_pod(kr, f.run, dup, owned=True)
+    wait_for(lambda: pod_gone(kr, dup), timeout=120, what="the Job controller to delete its surplus pod")
+    assert f.finish(timeout=300) == 0, f.stderr
+    assert ticks(f.out) == list(range(8)) and f.out[-1] == "done", f.out
+    check_consistent(kr, f.run, status="completed", exit_code=0, upto=7, complete=True, dest=tmp_path / "dl")
 
 
 def test_kubelet_restarted(kr: Runner, project: Project, tmp_path: Path) -> None:

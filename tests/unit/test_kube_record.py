@@ -7,6 +7,7 @@ real HTTP endpoint on 127.0.0.1 that answers as an API server in trouble would.
 from __future__ import annotations
 
 import json
+import signal
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -295,7 +296,12 @@ def launch(pod: Path, monkeypatch: pytest.MonkeyPatch, *, hostname: str, attempt
     work.mkdir(exist_ok=True)
     monkeypatch.chdir(work)
     script = f"print('ran in {hostname}'); raise SystemExit({code})"
-    return launcher.main(["--", "python3", "-c", script])
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}  # main installs its own
+    try:
+        return launcher.main(["--", "python3", "-c", script])
+    finally:
+        for s, h in handlers.items():
+            signal.signal(s, h)
 
 
 def test_a_second_pod_for_an_ended_experiment_runs_nothing_and_leaves_the_volume_alone(
@@ -378,3 +384,25 @@ def test_jobs_tell_the_launcher_how_many_attempts_it_has() -> None:
     spec = kube.JobSpec(run="r", experiment="r-exp0", image="i", command=("python3", "t.py"), retries=2)
     env = {e["name"]: e["value"] for e in kube.make_job(spec)["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env["RUNNER_ATTEMPTS"] == "3"
+
+
+def test_a_waiting_pod_that_is_deleted_ends_at_once_and_runs_nothing(
+    pod: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Job controller deletes a Job's surplus pod. The launcher is PID 1, which no signal's default action
+    ends: it must end by itself, without waiting for the running attempt and without touching the volume."""
+    assert launcher.claim(str(pod), 1)
+    monkeypatch.setattr("runner.targets.kubernetes.launcher.time.sleep", lambda s: signal.raise_signal(signal.SIGTERM))
+    monkeypatch.setattr(launcher, "TERMINATED", threading.Event())
+    monkeypatch.setenv("HOSTNAME", "pod-b")
+    monkeypatch.setenv("RUNNER_EXPERIMENT", "r-exp0")
+    monkeypatch.setenv("RUNNER_DATA", str(pod))
+    monkeypatch.setenv("RUNNER_ATTEMPTS", "1")
+    monkeypatch.delenv("RUNNER_QUEUED", raising=False)
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        assert launcher.main(["--", "python3", "-c", "print('ran')"]) == 128 + signal.SIGTERM
+    finally:
+        for s, h in handlers.items():
+            signal.signal(s, h)
+    assert sorted(p.name for p in pod.iterdir()) == ["attempts"]

@@ -72,6 +72,10 @@ ATTEMPTS_DIR = "attempts"
 HEARTBEAT = 5.0
 #: a claim untouched this long, by the waiter's own clock, belongs to a pod that died without an end
 STALE = 60.0
+#: SIGTERM/SIGINT came before the script started (the pod is being deleted: by the Job controller, say,
+#: which ends the surplus pod of a Job). Set by a handler, because the launcher is the container's PID 1,
+#: which the kernel spares from a signal's default action: without one the pod would linger until SIGKILL.
+TERMINATED = threading.Event()
 
 
 def now_iso() -> str:
@@ -399,6 +403,8 @@ def claim_turn(data_dir: str, limit: int | None) -> tuple[int | None, dict[str, 
     since = 0.0
     told = False
     while True:
+        if TERMINATED.is_set():
+            return None, None
         end = read_end(data_dir)
         if final(end, limit):
             return None, end
@@ -444,7 +450,12 @@ def main(argv: list[str]) -> int:
         if successor:
             release(successor, experiment=experiment)
         return 0
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: TERMINATED.set())
     attempt, ended = claim_turn(data_dir, limit)
+    if attempt is None and TERMINATED.is_set():
+        say(f"runner: this pod of experiment {experiment} was ended before its turn came: it ran nothing")
+        return 128 + signal.SIGTERM
     if attempt is None:
         say(f"runner: experiment {experiment} {why_nothing(ended, limit)}: this pod runs nothing")
         return outcome(ended)
@@ -498,6 +509,8 @@ def run_attempt(command: list[str], experiment: str, data_dir: str, attempt: int
 
     signal.signal(signal.SIGTERM, lambda *_: terminate("terminated"))
     signal.signal(signal.SIGINT, lambda *_: terminate("terminated"))
+    if TERMINATED.is_set():  # the signal came between the claim and the start
+        terminate("terminated")
     pumps = [
         threading.Thread(target=tee.pump, args=(n, p), daemon=True)
         for n, p in (("stdout", child.stdout), ("stderr", child.stderr))
