@@ -541,7 +541,10 @@ def observe(
     if job is not None and not job_done:
         if not ordered:
             return Observed("queued", message=QUEUED_MESSAGE if job_suspended(job) else None)
-        state, code, message = _pod_why(ordered[-1])
+        # a pod that runs outranks a newer one not yet running: a second pod of the same attempt (the Job
+        # controller's, its cache stale) waits for the running one, so the experiment is running, not queued
+        shown = next((p for p in reversed(ordered) if (p.get("status") or {}).get("phase") == "Running"), ordered[-1])
+        state, code, message = _pod_why(shown)
         if state in ("completed", "failed"):  # the pod ended; the Job has not caught up, or retries
             state = "running" if state == "completed" else state
             if state == "failed":
