@@ -17,6 +17,8 @@ from support import Runner
 ADMIN_KUBECONFIG = os.environ.get("RUNNER_E2E_ADMIN_KUBECONFIG", "/var/lib/runner-cluster/kubeconfig")
 KUBECTL = os.environ.get("RUNNER_E2E_KUBECTL", "/var/lib/runner-cluster/bin/kubectl")
 REGISTRY = os.environ.get("RUNNER_E2E_REGISTRY", "127.0.0.1:5000")
+#: test namespaces are named PREFIX-<random>: people sharing a cluster tell theirs apart
+NAMESPACE_PREFIX = os.environ.get("RUNNER_E2E_NAMESPACE_PREFIX", "runner-e2e")
 RBAC = Path(__file__).resolve().parents[2] / "manifests" / "rbac.yaml"
 
 
@@ -36,7 +38,7 @@ def kubectl(*args: str, input: str | None = None, check: bool = True, kubeconfig
 
 def make_namespace(folder: Path) -> tuple[str, Path]:
     """A fresh namespace with manifests/rbac.yaml applied; a kubeconfig for its runner-user (a ServiceAccount token)."""
-    ns = f"runner-e2e-{uuid.uuid4().hex[:8]}"
+    ns = f"{NAMESPACE_PREFIX}-{uuid.uuid4().hex[:8]}"
     kubectl("create", "namespace", ns)
     kubectl("-n", ns, "apply", "-f", "-", input=RBAC.read_text().replace("NAMESPACE", ns))
     token = kubectl("-n", ns, "create", "token", "runner-user", "--duration=2h").strip()

@@ -115,6 +115,14 @@ def test_unschedulable_pod_says_why() -> None:
     assert seen.state == "queued" and seen.message and seen.message.startswith("Unschedulable: 0/1 nodes")
 
 
+def test_a_running_pod_outranks_a_newer_pending_one() -> None:
+    """A second pod of the same attempt (a Job controller with a stale cache) waits for the one that runs."""
+    running = pod("Running")
+    second = {**pod("Pending"), "metadata": {"name": "q", "creationTimestamp": "2026-11-21T05:01:00Z"}}
+    seen = kube.observe(end=None, stop=False, job=ACTIVE_JOB, pods=[second, running], launched=True)
+    assert (seen.state, seen.message) == ("running", None)
+
+
 def test_image_pull_backoff_says_why() -> None:
     p = pod(
         "Pending",

@@ -7,6 +7,7 @@ real HTTP endpoint on 127.0.0.1 that answers as an API server in trouble would.
 from __future__ import annotations
 
 import json
+import signal
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -276,3 +277,132 @@ def test_launcher_tees_many_lines_and_one_long_line_completely(
     assert all(ln.startswith(b"[stdout] [") for ln in lines[:-1])
     assert texts == [b"l%d" % i for i in range(50_000)] + [b"L" * (3 << 20), b"no newline"]
     assert capfdbinary.readouterr().out == (tmp_path / "log").read_bytes()
+
+
+# -- attempts: the script runs at most once per attempt, however many pods the Job makes --------
+
+
+def launch(pod: Path, monkeypatch: pytest.MonkeyPatch, *, hostname: str, attempts: int, code: int = 0) -> int:
+    """One pod's launcher, to its end: a real child that prints a line and exits with ``code``."""
+    api = FakeApi([])
+    monkeypatch.setattr(launcher, "api_base", lambda: api.url)
+    monkeypatch.setenv("HOSTNAME", hostname)
+    monkeypatch.setenv("RUNNER_EXPERIMENT", "r-exp0")
+    monkeypatch.setenv("RUNNER_DATA", str(pod))
+    monkeypatch.setenv("RUNNER_ATTEMPTS", str(attempts))
+    monkeypatch.delenv("RUNNER_RELEASE", raising=False)
+    monkeypatch.delenv("RUNNER_QUEUED", raising=False)
+    work = pod.parent / "project"  # artifacts are collected from the working folder
+    work.mkdir(exist_ok=True)
+    monkeypatch.chdir(work)
+    script = f"print('ran in {hostname}'); raise SystemExit({code})"
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}  # main installs its own
+    try:
+        return launcher.main(["--", "python3", "-c", script])
+    finally:
+        for s, h in handlers.items():
+            signal.signal(s, h)
+
+
+def test_a_second_pod_for_an_ended_experiment_runs_nothing_and_leaves_the_volume_alone(
+    pod: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert launch(pod, monkeypatch, hostname="pod-a", attempts=1, code=3) == 3
+    log = (pod / "log").read_bytes()
+    assert log.count(b"ran in pod-a") == 1
+    end = json.loads((pod / "end.json").read_text())
+    assert (end["state"], end["attempt"]) == ("failed", 1)
+    capsys.readouterr()
+    # the Job controller, its cache stale, starts the experiment again: the duplicate runs nothing
+    assert launch(pod, monkeypatch, hostname="pod-b", attempts=1) == 3  # the experiment's outcome, not a new one
+    assert (pod / "log").read_bytes() == log
+    assert json.loads((pod / "end.json").read_text()) == end
+    assert sorted(p.name for p in (pod / "attempts").iterdir()) == ["1"]
+    out = capsys.readouterr().out
+    assert "ran in pod-b" not in out and "has ended (failed: exit code 3)" in out and "runs nothing" in out
+
+
+def test_a_completed_experiment_is_not_run_again_even_with_attempts_left(
+    pod: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert launch(pod, monkeypatch, hostname="pod-a", attempts=3) == 0
+    log = (pod / "log").read_bytes()
+    assert launch(pod, monkeypatch, hostname="pod-b", attempts=3) == 0  # exit 0: the Job completes, never fails
+    assert (pod / "log").read_bytes() == log
+    assert sorted(p.name for p in (pod / "attempts").iterdir()) == ["1"]
+
+
+def test_retries_claim_the_next_attempt_until_none_is_left(pod: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert launch(pod, monkeypatch, hostname="pod-a", attempts=2, code=1) == 1
+    assert launch(pod, monkeypatch, hostname="pod-b", attempts=2, code=1) == 1  # --retries 1: runs again
+    assert json.loads((pod / "end.json").read_text())["attempt"] == 2
+    assert launch(pod, monkeypatch, hostname="pod-c", attempts=2) == 1  # no attempt left
+    text = (pod / "log").read_text()
+    assert text.count("ran in pod-a") == text.count("ran in pod-b") == 1 and "pod-c" not in text
+
+
+def test_a_second_pod_waits_while_the_attempt_runs_elsewhere(pod: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Exiting at once would make the Job controller delete the pod that runs the script (a Job past its
+    completions or its backoff limit ends its active pods): the duplicate waits for that attempt's end."""
+    assert launcher.claim(str(pod), 1)
+    waited: list[float] = []
+
+    def other_pod_ends(seconds: float) -> None:
+        waited.append(seconds)
+        if len(waited) == 3:
+            (pod / "end.json").write_text(json.dumps({"state": "completed", "exit_code": 0, "attempt": 1}))
+
+    monkeypatch.setattr("runner.targets.kubernetes.launcher.time.sleep", other_pod_ends)
+    monkeypatch.setenv("HOSTNAME", "pod-b")
+    attempt, end = launcher.claim_turn(str(pod), 1)
+    assert attempt is None and end is not None and end["state"] == "completed" and len(waited) == 3
+    assert launcher.outcome(end) == 0
+
+
+def test_an_attempt_whose_pod_died_without_an_end_is_given_up_after_its_claim_goes_stale(
+    pod: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOSTNAME", "pod-a")
+    assert launcher.claim(str(pod), 1)
+    monkeypatch.setenv("HOSTNAME", "pod-b")
+    monkeypatch.setattr(launcher, "STALE", 0.0)
+    assert launcher.claim_turn(str(pod), 2) == (2, None)  # a retry: the next attempt
+    assert launcher.claim_turn(str(pod), 2) == (None, None)  # killed hard again: nothing left
+    assert launcher.outcome(None) == 1
+
+
+def test_a_restarted_container_of_the_same_pod_does_not_wait_for_itself(
+    pod: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOSTNAME", "pod-a")
+    assert launcher.claim(str(pod), 1)
+    monkeypatch.setattr("runner.targets.kubernetes.launcher.time.sleep", lambda s: pytest.fail("waited for itself"))
+    assert launcher.claim_turn(str(pod), 2) == (2, None)
+
+
+def test_jobs_tell_the_launcher_how_many_attempts_it_has() -> None:
+    spec = kube.JobSpec(run="r", experiment="r-exp0", image="i", command=("python3", "t.py"), retries=2)
+    env = {e["name"]: e["value"] for e in kube.make_job(spec)["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["RUNNER_ATTEMPTS"] == "3"
+
+
+def test_a_waiting_pod_that_is_deleted_ends_at_once_and_runs_nothing(
+    pod: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Job controller deletes a Job's surplus pod. The launcher is PID 1, which no signal's default action
+    ends: it must end by itself, without waiting for the running attempt and without touching the volume."""
+    assert launcher.claim(str(pod), 1)
+    monkeypatch.setattr("runner.targets.kubernetes.launcher.time.sleep", lambda s: signal.raise_signal(signal.SIGTERM))
+    monkeypatch.setattr(launcher, "TERMINATED", threading.Event())
+    monkeypatch.setenv("HOSTNAME", "pod-b")
+    monkeypatch.setenv("RUNNER_EXPERIMENT", "r-exp0")
+    monkeypatch.setenv("RUNNER_DATA", str(pod))
+    monkeypatch.setenv("RUNNER_ATTEMPTS", "1")
+    monkeypatch.delenv("RUNNER_QUEUED", raising=False)
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        assert launcher.main(["--", "python3", "-c", "print('ran')"]) == 128 + signal.SIGTERM
+    finally:
+        for s, h in handlers.items():
+            signal.signal(s, h)
+    assert sorted(p.name for p in pod.iterdir()) == ["attempts"]

@@ -22,6 +22,16 @@ built into the image, so the image stays byte-identical to the local target's).
   ``RUNNER_RECORD_PATIENCE`` seconds (default 300); an end that still cannot be
   recorded stays in ``end.json``, where observers (``status``, ``stop``, ``logs``)
   find it;
+* runs the script at most once per attempt: before it starts it claims attempt N by
+  creating ``attempts/N`` in the experiment's folder on the volume (exclusive create, so
+  of two pods exactly one gets it), N = 1 ... ``RUNNER_ATTEMPTS`` (``--retries`` + 1).  A
+  second pod for the same attempt -- the Job controller, its cache stale after an API
+  server outage, can start one -- waits while the claim's owner is alive (it touches the
+  claim every few seconds), then runs nothing if the experiment has ended (completed,
+  stopped, or failed with no attempt left) and exits with the experiment's outcome (0 if
+  it completed, so the Job never fails a finished experiment), or takes the next attempt
+  if the last one failed.  Such a pod writes nothing to the volume; it says why on its
+  own output (``kubectl logs``);
 * then, with ``--max-parallel``, resumes the next experiment's Job (``RUNNER_RELEASE``,
   created with ``spec.suspend: true``): a merge patch ``{"spec": {"suspend": false}}``.
   After the record, so whoever sees the successor run sees this one ended.  A Job not
@@ -56,6 +66,16 @@ MAX_MESSAGE = 1024
 OOM_FILES = ("/sys/fs/cgroup/memory.events", "/sys/fs/cgroup/memory/memory.oom_control")
 #: the build context's root in the image (runner.render.PROJECT_DIR); the script may run in a subfolder of it
 PROJECT_DIR = "/project"
+#: claims of the script's runs in the experiment's folder: attempts/1, attempts/2 ... (see claim_turn)
+ATTEMPTS_DIR = "attempts"
+#: seconds between touches of the running attempt's claim (so a waiting pod knows its owner is alive)
+HEARTBEAT = 5.0
+#: a claim untouched this long, by the waiter's own clock, belongs to a pod that died without an end
+STALE = 60.0
+#: SIGTERM/SIGINT came before the script started (the pod is being deleted: by the Job controller, say,
+#: which ends the surplus pod of a Job). Set by a handler, because the launcher is the container's PID 1,
+#: which the kernel spares from a signal's default action: without one the pod would linger until SIGKILL.
+TERMINATED = threading.Event()
 
 
 def now_iso() -> str:
@@ -244,8 +264,10 @@ def record(experiment: str, end: dict[str, Any], data_dir: str, *, patience: flo
     """
     if end.get("message") and len(str(end["message"])) > MAX_MESSAGE:
         end = {**end, "message": str(end["message"])[: MAX_MESSAGE - 3] + "..."}
-    with open(os.path.join(data_dir, "end.json"), "w") as f:
+    path = os.path.join(data_dir, "end.json")
+    with open(path + ".tmp", "w") as f:  # then renamed: a pod waiting for this end never reads half of it
         json.dump(end, f)
+    os.replace(path + ".tmp", path)
     if patience is None:
         patience = float(os.environ.get("RUNNER_RECORD_PATIENCE") or 300)
     body = {"data": {f"{experiment}.json": json.dumps(end, sort_keys=True)}}
@@ -285,21 +307,175 @@ def command_from_volume(data_dir: str) -> list[str]:
     return ["python3", "-c", os.environ["RUNNER_ARGV_BOOTSTRAP"]]
 
 
+def read_end(data_dir: str) -> dict[str, Any] | None:
+    """The last attempt's end on the volume (``end.json``), None if there is none (yet)."""
+    try:
+        with open(os.path.join(data_dir, "end.json")) as f:
+            end = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return end if isinstance(end, dict) else None
+
+
+def claims(data_dir: str) -> list[int]:
+    """The attempts claimed so far, in order."""
+    try:
+        names = os.listdir(os.path.join(data_dir, ATTEMPTS_DIR))
+    except OSError:
+        return []
+    return sorted(int(n) for n in names if n.isdigit())
+
+
+def claim(data_dir: str, attempt: int) -> bool:
+    """Create ``attempts/<attempt>`` exclusively: True for the one pod that made it."""
+    folder = os.path.join(data_dir, ATTEMPTS_DIR)
+    os.makedirs(folder, exist_ok=True)
+    try:
+        fd = os.open(os.path.join(folder, str(attempt)), os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    except FileExistsError:
+        return False
+    with os.fdopen(fd, "w") as f:
+        json.dump({"pod": os.environ.get("HOSTNAME"), "claimed_at": time.time()}, f)
+    return True
+
+
+def claim_of(data_dir: str, attempt: int) -> tuple[str | None, float]:
+    """(the pod that claimed ``attempt``, the claim's mtime: its owner's last heartbeat).
+
+    Opened, not only stat'ed: on NFS an open revalidates the file's attributes (close-to-open
+    consistency), where a stat may answer from a cache up to a minute old."""
+    try:
+        with open(os.path.join(data_dir, ATTEMPTS_DIR, str(attempt))) as f:
+            mtime = os.fstat(f.fileno()).st_mtime
+            doc = json.loads(f.read() or "{}")
+    except (OSError, ValueError):
+        return None, -1.0
+    pod = doc.get("pod") if isinstance(doc, dict) else None
+    return (pod if isinstance(pod, str) else None), mtime
+
+
+def final(end: dict[str, Any] | None, limit: int | None) -> bool:
+    """Whether an end on the volume is the experiment's: nothing may run the script again."""
+    if end is None:
+        return False
+    if end.get("state") in ("completed", "stopped"):
+        return True
+    attempt = end.get("attempt")
+    return limit is not None and isinstance(attempt, int) and attempt >= limit
+
+
+def outcome(end: dict[str, Any] | None) -> int:
+    """The exit code of a pod that ran nothing: the experiment's outcome, so the Job's agrees with it
+    (0 for a completed or stopped one: a finished experiment's Job never fails because of such a pod)."""
+    if end is None or end.get("state") in ("completed", "stopped"):
+        return 0 if end is not None else 1
+    code = end.get("exit_code")
+    return code if isinstance(code, int) and 0 < code < 256 else 1
+
+
+def why_nothing(end: dict[str, Any] | None, limit: int | None) -> str:
+    """Why a pod runs nothing, for its log: the experiment's end, or its attempts used up."""
+    tries = f"{limit} attempt(s), --retries {limit - 1}" if limit else "every attempt"
+    if end is None:
+        return f"has used {tries}, the last without an end record"
+    state = str(end.get("state") or "failed")
+    if state in ("completed", "stopped"):
+        return f"has ended ({state})"
+    return f"has ended ({state}: {end.get('message') or 'exit code ' + str(end.get('exit_code'))}) after {tries}"
+
+
+def say(text: str) -> None:
+    """A line on this pod's own output only (``kubectl logs``), as the tee formats it; never on the volume."""
+    sys.stdout.write(f"[stderr] [{now_iso()}] {text}\n")
+    sys.stdout.flush()
+
+
+def claim_turn(data_dir: str, limit: int | None) -> tuple[int | None, dict[str, Any] | None]:
+    """This pod's attempt: (N, None) when it claimed attempt N and runs the script, else (None, the
+    experiment's end, if any) when it must run nothing.
+
+    Attempts are claimed in order and only once the one before has ended (its end on the
+    volume names it) or its owner is gone (its claim untouched for :data:`STALE` s): so two
+    pods of one experiment never run the script at the same time, and a pod the Job
+    controller made twice for the same attempt does not run it again.
+    """
+    watched: tuple[int, float] | None = None  # (attempt, its claim's mtime) and since when (our clock) it stands
+    since = 0.0
+    told = False
+    while True:
+        if TERMINATED.is_set():
+            return None, None
+        end = read_end(data_dir)
+        if final(end, limit):
+            return None, end
+        claimed = claims(data_dir)
+        last = claimed[-1] if claimed else 0
+        if last and not (end and end.get("attempt") == last):
+            owner, mtime = claim_of(data_dir, last)
+            if watched != (last, mtime):
+                watched, since = (last, mtime), time.monotonic()
+            ours = owner is not None and owner == os.environ.get("HOSTNAME")  # this pod's previous container
+            if not ours and time.monotonic() - since < STALE:  # its owner is alive (or only just died): wait
+                if not told:
+                    say(f"runner: attempt {last} of this experiment is running in another pod; waiting for its end")
+                    told = True
+                time.sleep(1.0)
+                continue
+            say(f"runner: attempt {last} of this experiment ended without an end record (its container is gone)")
+        if limit is not None and last >= limit:
+            return None, end
+        if claim(data_dir, last + 1):
+            return last + 1, None
+        # another pod claimed it first: its owner is alive, so wait for that attempt instead
+
+
+def heartbeat(path: str, stop: threading.Event) -> None:
+    """Touch our claim every :data:`HEARTBEAT` s, so a pod waiting for our end knows we are alive."""
+    while not stop.wait(HEARTBEAT):
+        try:
+            os.utime(path)
+        except OSError:
+            pass
+
+
 def main(argv: list[str]) -> int:
     command = argv[argv.index("--") + 1 :] if "--" in argv else argv
     experiment = os.environ["RUNNER_EXPERIMENT"]
     data_dir = os.environ.get("RUNNER_DATA", "/runner-data")
-    timeout = float(os.environ.get("RUNNER_TIMEOUT") or 0)
-    # artifacts: everything the script changed under the project (it may run in a subfolder of it)
-    workdir = PROJECT_DIR if os.path.isdir(PROJECT_DIR) else os.getcwd()
-    tee = Tee(os.path.join(data_dir, "log"))
+    limit = int(os.environ["RUNNER_ATTEMPTS"]) if os.environ.get("RUNNER_ATTEMPTS") else None
     if os.environ.get("RUNNER_QUEUED") and stop_requested(experiment):
         # stopped while queued (--max-parallel): its end says "stopped" already; pass the turn on
-        tee.line("stderr", "runner: stopped while queued: not started")
+        Tee(os.path.join(data_dir, "log")).line("stderr", "runner: stopped while queued: not started")
         successor = os.environ.get("RUNNER_RELEASE")
         if successor:
             release(successor, experiment=experiment)
         return 0
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: TERMINATED.set())
+    attempt, ended = claim_turn(data_dir, limit)
+    if attempt is None and TERMINATED.is_set():
+        say(f"runner: this pod of experiment {experiment} was ended before its turn came: it ran nothing")
+        return 128 + signal.SIGTERM
+    if attempt is None:
+        say(f"runner: experiment {experiment} {why_nothing(ended, limit)}: this pod runs nothing")
+        return outcome(ended)
+    alive = threading.Event()
+    beat = threading.Thread(
+        target=heartbeat, args=(os.path.join(data_dir, ATTEMPTS_DIR, str(attempt)), alive), daemon=True
+    )
+    beat.start()
+    try:
+        return run_attempt(command, experiment, data_dir, attempt)
+    finally:
+        alive.set()
+
+
+def run_attempt(command: list[str], experiment: str, data_dir: str, attempt: int) -> int:
+    """Run the script once (this pod's claimed ``attempt``), tee its output, record its end."""
+    timeout = float(os.environ.get("RUNNER_TIMEOUT") or 0)
+    # artifacts: everything the script changed under the project (it may run in a subfolder of it)
+    workdir = PROJECT_DIR if os.path.isdir(PROJECT_DIR) else os.getcwd()
+    tee = Tee(os.path.join(data_dir, "log"))
     oom_before = oom_kills()
     started = time.time()
     env = {k: v for k, v in os.environ.items() if not k.startswith("RUNNER_") or k in RUNTIME_VARS}
@@ -317,6 +493,7 @@ def main(argv: list[str]) -> int:
             "started_at": started,
             "finished_at": time.time(),
             "pod": os.environ.get("HOSTNAME"),
+            "attempt": attempt,
         }
         finish(experiment, failed, data_dir)
         return 127
@@ -332,6 +509,8 @@ def main(argv: list[str]) -> int:
 
     signal.signal(signal.SIGTERM, lambda *_: terminate("terminated"))
     signal.signal(signal.SIGINT, lambda *_: terminate("terminated"))
+    if TERMINATED.is_set():  # the signal came between the claim and the start
+        terminate("terminated")
     pumps = [
         threading.Thread(target=tee.pump, args=(n, p), daemon=True)
         for n, p in (("stdout", child.stdout), ("stderr", child.stderr))
@@ -360,6 +539,7 @@ def main(argv: list[str]) -> int:
         "finished_at": time.time(),
         "artifacts": len(saved),
         "pod": os.environ.get("HOSTNAME"),
+        "attempt": attempt,
     }
     if why and why[0] == "timeout":
         end.update(

@@ -215,6 +215,9 @@ def make_job(spec: JobSpec) -> dict[str, Any]:
         {"name": "RUNNER_EXPERIMENT", "value": spec.experiment},
         {"name": "RUNNER_CONFIGMAP", "value": spec.record or run_configmap_name(spec.run)},
         {"name": "RUNNER_DATA", "value": DATA_MOUNT},
+        # the script runs at most this often: a pod the Job controller makes beyond that (a stale cache
+        # after an API server outage) finds no attempt left on the volume and runs nothing (launcher.claim_turn)
+        {"name": "RUNNER_ATTEMPTS", "value": str(spec.retries + 1)},
     ]
     if spec.timeout:
         env.append({"name": "RUNNER_TIMEOUT", "value": str(spec.timeout)})
@@ -543,7 +546,10 @@ def observe(
     if job is not None and not job_done:
         if not ordered:
             return Observed(ExpState.QUEUED, message=QUEUED_MESSAGE if job_suspended(job) else None)
-        state, code, message = _pod_why(ordered[-1])
+        # a pod that runs outranks a newer one not yet running: a second pod of the same attempt (the Job
+        # controller's, its cache stale) waits for the running one, so the experiment is running, not queued
+        shown = next((p for p in reversed(ordered) if (p.get("status") or {}).get("phase") == "Running"), ordered[-1])
+        state, code, message = _pod_why(shown)
         if state in (ExpState.COMPLETED, ExpState.FAILED):  # the pod ended; the Job has not caught up, or retries
             state = ExpState.RUNNING if state is ExpState.COMPLETED else state
             if state is ExpState.FAILED:
