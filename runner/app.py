@@ -182,12 +182,12 @@ class App:
         target = self.target(TargetKind.KUBERNETES if opts.kube else TargetKind.LOCAL, opts.kube)
         experiments = expand_experiments(req.args, opts)
         self._check_name_free(name)
-        recorded = target.prepare(opts, name=name)
+        prepared = target.prepare(opts, name=name)
         sub = self._record(
-            self.plan(req), experiments, kind=target.kind, options={**_options_doc(opts), **recorded}, name=name
+            self.plan(req), experiments, kind=target.kind, options={**_options_doc(opts), **prepared.options}, name=name
         )
         try:
-            yield Recorded(sub, target.describe())
+            yield Recorded(sub, target.describe(), prepared.notes)
             if not sub.cached:
                 yield from (BuildOutput(line) for line in self.build(sub))
                 yield Built(sub.image)
