@@ -509,7 +509,11 @@ class KubeTarget:
                 if not seen_in and (exp.message or "").startswith(objects.GAVE_UP):
                     pass  # never started (runner gave up waiting): nothing on the volume, whose pod may not start either
                 elif not seen_in:  # never saw a pod run: the volume has whatever it wrote
-                    for raw in (yield from self._patient(lambda: list(self.finished_log(run, experiment)))):
+                    try:
+                        lines = yield from self._patient(lambda: list(self.finished_log(run, experiment)))
+                    except (ClusterError, NotFoundError):
+                        lines = []  # e.g. a quota that lets no pod start, the data pod's neither: nothing ran
+                    for raw in lines:
                         yield parse_line(raw) or LogLine("stderr", now_iso(), raw)
                 elif size > ROTATION_SIZE:
                     missing = self._log_lines(run, experiment) - sum(seen_in.values())
