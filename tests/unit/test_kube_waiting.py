@@ -3,6 +3,8 @@ events and statuses, and when runner gives up on it (runner.targets.kubernetes.o
 
 from __future__ import annotations
 
+import json
+from datetime import UTC
 from typing import Any
 
 from runner.logs import epoch
@@ -154,3 +156,91 @@ def test_a_resumed_queued_job_waits_from_its_turn() -> None:
 def test_job_finished() -> None:
     assert not kube.job_finished(job())
     assert kube.job_finished({"status": {"conditions": [{"type": "Complete", "status": "True"}]}})
+
+
+# -- the Kubernetes target over a fake namespace (the cluster adapter's seam) ---------------------------------
+
+
+class PodlessNamespace:
+    """One run whose Job cannot make its pod (a FailedCreate warning); reading the volume is a failure here."""
+
+    ns = "ns"
+
+    def __init__(self, message: str, *, started: str = START) -> None:
+        from runner.targets.kubernetes import objects
+
+        doc = {"name": "r", "created_at": T0, "launched": True, "experiments": [{"name": "r-exp0", "index": 0}]}
+        self.configmaps = objects.make_run_configmaps(doc)
+        self.job = {
+            "metadata": {"name": "r-exp0", "uid": "u1", "labels": {kube.RUN_LABEL: "r", kube.EXP_LABEL: "r-exp0"}},
+            "spec": {"backoffLimit": 0},
+            "status": {"startTime": started},
+        }
+        self.events = [event("Job", "FailedCreate", message, uid="u1")]
+        self.deleted: list[str] = []
+        self.patched: dict[str, Any] = {}
+
+    def list_objects(self, kind: str, selector: str, *, fields: str | None = None) -> list[dict[str, Any]]:
+        import copy
+
+        found = {
+            "ConfigMap": self.configmaps,
+            "Job": [] if self.deleted else [self.job],
+            "Pod": [],
+            "Event": self.events,
+        }
+        return copy.deepcopy(found[kind])
+
+    def patch_configmap(self, name: str, data: dict[str, Any]) -> dict[str, Any]:
+        self.patched.update(data)
+        return {}
+
+    def set_ttl(self, names: list[str], seconds: int) -> None:
+        pass
+
+    def delete_many(self, kind: str, names: list[str]) -> None:
+        self.deleted += names
+
+    def exec_stream(self, *args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the volume is read for an experiment that never started")
+
+    exec = exec_stream
+
+
+def test_logs_of_a_pending_experiment_say_why_without_reading_the_volume() -> None:
+    from runner.targets.kubernetes import KubeTarget
+
+    cluster = PodlessNamespace(QUOTA, started=time_iso(0))
+    target = KubeTarget(cluster, helper_image="x")  # type: ignore[arg-type]
+    run = target.summaries(run="r")[0]
+    lines = list(target.logs(run.run, run.experiments, tail=None, follow=False))
+    assert len(lines) == 1 and lines[0].startswith("[waiting] [")
+    assert lines[0].endswith(f"r-exp0 is pending (queued): FailedCreate: {QUOTA}")
+    assert cluster.deleted == []
+
+
+def test_following_says_why_at_once_and_ends_when_runner_gives_up(monkeypatch: Any) -> None:
+    from runner.targets import kubernetes as kubetarget
+    from runner.targets.kubernetes import KubeTarget
+
+    cluster = PodlessNamespace(NO_ACCOUNT, started=time_iso(0))
+    clock = iter([time_now() + s for s in (0, 0, kube.GIVE_UP_AFTER, kube.GIVE_UP_AFTER)] + [time_now() + 9999] * 50)
+    monkeypatch.setattr(kubetarget.time, "time", lambda: next(clock))
+    monkeypatch.setattr(kubetarget.time, "sleep", lambda s: None)
+    said = [(ln.stream, ln.text) for ln in KubeTarget(cluster, helper_image="x").follow("r", "r-exp0")]  # type: ignore[arg-type]
+    assert said == [("waiting", f"FailedCreate: {NO_ACCOUNT}")]
+    assert cluster.deleted == ["r-exp0"]  # the Job would only keep trying
+    end = json.loads(cluster.patched["r-exp0.json"])
+    assert end["state"] == "failed" and end["message"] == f"gave up after 10 min waiting: FailedCreate: {NO_ACCOUNT}"
+
+
+def time_now() -> float:
+    import time
+
+    return time.time()
+
+
+def time_iso(ago: float) -> str:
+    from datetime import datetime
+
+    return datetime.fromtimestamp(time_now() - ago, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

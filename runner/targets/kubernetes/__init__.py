@@ -371,7 +371,8 @@ class KubeTarget:
         lost = [
             n
             for n, seen in seen_of.items()
-            if seen.final and seen.state != "stopped" and n not in recorded and doc.get("launched")
+            # (not one runner gave up on: it never started, and the data pod's image may not start either)
+            if seen.final and not seen.gave_up and seen.state != "stopped" and n not in recorded and doc.get("launched")
         ]
         if lost:
             try:
