@@ -507,13 +507,16 @@ class KubeTarget:
                         continue
                     seen_in[name] = len(lines)
                     yield from (parse_line(raw) or LogLine("stderr", now_iso(), raw) for raw in lines)
-                if not seen_in and (exp.message or "").startswith(objects.GAVE_UP):
-                    pass  # never started (runner gave up waiting): nothing on the volume, whose pod may not start either
+                if not seen_in and (exp.started_at is None or (exp.message or "").startswith(objects.GAVE_UP)):
+                    # never started (stopped while queued, given up on): nothing on the volume, and its pod might
+                    # not start either (a quota of no pods, an image that cannot be pulled)
+                    pass
                 elif not seen_in:  # never saw a pod run: the volume has whatever it wrote
                     try:
                         lines = yield from self._patient(lambda: list(self.finished_log(run, experiment)))
-                    except (ClusterError, NotFoundError):
-                        lines = []  # e.g. a quota that lets no pod start, the data pod's neither: nothing ran
+                    except (ClusterError, NotFoundError) as e:  # e.g. a quota that lets the data pod start neither
+                        lines = []
+                        yield LogLine(NOTICE, now_iso(), f"runner: cannot read its log on the data volume: {e.message}")
                     for raw in lines:
                         yield parse_line(raw) or LogLine("stderr", now_iso(), raw)
                 elif size > ROTATION_SIZE:
