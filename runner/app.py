@@ -130,12 +130,12 @@ class App:
         experiments = expand_experiments(req.args, opts)
         if name is not None:
             self.store.check_new_name(name)
-        recorded = target.prepare(opts, name=name)
+        prepared = target.prepare(opts, name=name)
         sub = self._record(
-            self.plan(req), experiments, kind=target.kind, options={**options_doc(opts), **recorded}, name=name
+            self.plan(req), experiments, kind=target.kind, options={**options_doc(opts), **prepared.options}, name=name
         )
         try:
-            yield Recorded(sub, target.describe())
+            yield Recorded(sub, target.describe(), prepared.notes)
             if not sub.cached:
                 yield from self.build(sub)
             published = yield from target.publish(sub)

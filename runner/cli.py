@@ -314,7 +314,7 @@ def _show_run(a: App, events: Generator[RunEvent, None, None], opts: RunOptions)
         if isinstance(event, Recorded):
             sub = event.sub
             several = len(sub.experiments) > 1  # say whose line it is
-            _show_submission(event.sub, event.where, opts)
+            _show_submission(event.sub, event.where, opts, event.notes)
         elif isinstance(event, BuildWaiting):
             _err("waiting    for another build of this image (another run is building it on this engine)")
         elif isinstance(event, Built):
@@ -357,7 +357,7 @@ def _show_run(a: App, events: Generator[RunEvent, None, None], opts: RunOptions)
     return _exit_code(a, sub)
 
 
-def _show_submission(sub: Submission, where: str, opts: RunOptions) -> None:
+def _show_submission(sub: Submission, where: str, opts: RunOptions, notes: tuple[str, ...] = ()) -> None:
     for notice in sub.plan.notices:
         _err(f"note: {notice}")
     for warning in (*sub.plan.lock.warnings, *sub.python_warnings):
@@ -372,6 +372,8 @@ def _show_submission(sub: Submission, where: str, opts: RunOptions) -> None:
         _err(f"sweep      {len(sub.experiments)} experiments ({opts.sweep.strategy.value}{parallel})")
     _err(f"image      {sub.image} ({'cached' if sub.cached else 'building'})")
     _err(f"target     {where}")
+    for note in notes:  # what the target did to get ready, one line each (`set up     serviceaccount/runner in NS`)
+        _err(note)
     _err(f"resources  {opts.resources.describe()}")
 
 

@@ -73,6 +73,10 @@ class ClusterUnreachableError(ClusterError):
     """The Kubernetes API server did not answer, or answered that it cannot serve now (5xx, 429): worth waiting for."""
 
 
+class ForbiddenError(ClusterError):
+    """The Kubernetes API refused the request for lack of rights (403): asking again will not help."""
+
+
 class ConflictError(ClusterError):
     """The Kubernetes object exists already (the API's 409 Conflict)."""
 

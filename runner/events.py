@@ -22,10 +22,12 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Recorded:
-    """The run is in history; ``where`` says where it goes, for people."""
+    """The run is in history; ``where`` says where it goes, for people; ``notes``, what the target did
+    to get ready (a namespace set up: ``set up     serviceaccount/runner in NS``)."""
 
     sub: Submission
     where: str
+    notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

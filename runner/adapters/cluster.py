@@ -18,7 +18,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from runner.errors import ClusterError, ClusterUnreachableError, ConflictError, NotFoundError, UsageError
+from runner.errors import (
+    ClusterError,
+    ClusterUnreachableError,
+    ConflictError,
+    ForbiddenError,
+    NotFoundError,
+    UsageError,
+)
 
 REQUEST_TIMEOUT = 10  # seconds, for single requests (not streams)
 #: concurrent requests for many objects at once (a sweep's Jobs): the client's connection pool is thread-safe
@@ -33,7 +40,12 @@ PATHS = {
     "Secret": ("/api/v1", "secrets"),
     "Job": ("/apis/batch/v1", "jobs"),
     "Event": ("/api/v1", "events"),
+    "ServiceAccount": ("/api/v1", "serviceaccounts"),
+    "Role": ("/apis/rbac.authorization.k8s.io/v1", "roles"),
+    "RoleBinding": ("/apis/rbac.authorization.k8s.io/v1", "rolebindings"),
 }
+#: the kinds a namespace's set-up may create (runner.targets.kubernetes.setup)
+SETUP_KINDS = ("ServiceAccount", "Role", "RoleBinding", "PersistentVolumeClaim")
 
 
 @dataclass(frozen=True)
@@ -167,7 +179,12 @@ class KubeCluster:
                 raise NotFoundError(f"{what}: not found ({message})") from e
             if e.status == 409:
                 raise ConflictError(f"{what}: {message}") from e
-            if e.status in (401, 403):
+            if e.status == 403:
+                raise ForbiddenError(
+                    f"{what}: the Kubernetes API refused (403): {message}",
+                    hint=f"check your access to namespace {self.ns} (manifests/rbac.yaml)",
+                ) from e
+            if e.status == 401:
                 raise ClusterError(
                     f"{what}: the Kubernetes API refused ({e.status}): {message}",
                     hint=f"check your access to namespace {self.ns} (manifests/rbac.yaml)",
@@ -196,9 +213,38 @@ class KubeCluster:
             _request_timeout=5,
         )
 
+    def can_i(self, verb: str, resource: str, *, group: str = "") -> bool:
+        """May we ``verb`` ``resource`` (of API ``group``) in the namespace?  The API server's own answer
+        (a SelfSubjectAccessReview: every authenticated user may ask it about themselves)."""
+        review = {
+            "apiVersion": "authorization.k8s.io/v1",
+            "kind": "SelfSubjectAccessReview",
+            "spec": {"resourceAttributes": {"namespace": self.ns, "verb": verb, "group": group, "resource": resource}},
+        }
+        found = self._call(
+            f"ask whether we may {verb} {resource} in namespace {self.ns}",
+            self._rest,
+            "POST",
+            "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+            body=review,
+        )
+        return bool(((found or {}).get("status") or {}).get("allowed"))
+
+    def exists(self, kind: str, name: str) -> bool | None:
+        """Is object ``name`` of ``kind`` there?  None when we may not look (403)."""
+        if kind not in PATHS:
+            raise KeyError(kind)
+        try:
+            self._call(f"read {kind} {name}", self._rest, "GET", self._path(kind, name))
+        except NotFoundError:
+            return False
+        except ForbiddenError:
+            return None
+        return True
+
     def create(self, obj: dict[str, Any]) -> dict[str, Any]:
         kind, name = obj["kind"], obj["metadata"]["name"]
-        if kind not in ("ConfigMap", "Pod", "PersistentVolumeClaim", "Job"):
+        if kind not in ("ConfigMap", "Pod", "Job", *SETUP_KINDS):
             raise KeyError(kind)
         return dict(self._call(f"create {kind} {name}", self._rest, "POST", self._path(kind), body=obj))
 

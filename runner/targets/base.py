@@ -42,6 +42,15 @@ class Submission:
 
 
 @dataclass(frozen=True)
+class Prepared:
+    """What :meth:`Target.prepare` found and did: the options to record with the run, and what the
+    user should hear of what it did to get ready (one line each: a namespace set up)."""
+
+    options: dict[str, object] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Published:
     """The image where the target runs it: ``ref`` (a registry digest on Kubernetes), and whether it was pushed now."""
 
@@ -68,8 +77,8 @@ class Target(Protocol):
         """Where runs go, for people: ``local docker``, ``kubernetes CONTEXT namespace NS``."""
         ...
 
-    def prepare(self, opts: RunOptions, *, name: str | None) -> dict[str, object]:
-        """Everything checked before anything is built (cluster, secrets, datastores); options to record."""
+    def prepare(self, opts: RunOptions, *, name: str | None) -> Prepared:
+        """Everything checked (and set up) before anything is built (cluster, namespace, secrets, datastores)."""
         ...
 
     def publish(self, sub: Submission) -> Generator[Progress, None, Published]:

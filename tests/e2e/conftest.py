@@ -1,7 +1,7 @@
 """Fixtures for the end-to-end tests on the real local cluster (`make cluster-up`), registry and Docker engine.
 
-One namespace per session, made as admin, with manifests/rbac.yaml applied; runner itself
-runs with a kubeconfig for the ServiceAccount bound to the runner-user Role, not as admin.
+One namespace per session, made empty (as a new user gets one); runner runs with a kubeconfig for an
+identity bound to the built-in `admin` ClusterRole in that namespace only, and sets the namespace up itself.
 """
 
 from __future__ import annotations

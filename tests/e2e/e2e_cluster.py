@@ -1,4 +1,5 @@
-"""Test namespace on the real local cluster, with runner's RBAC and a kubeconfig for a user bound to it (not admin)."""
+"""Test namespaces on the real local cluster, as a new user gets them: empty, with an identity that has the
+built-in `admin` ClusterRole there (not cluster admin); runner sets the namespace up itself."""
 
 from __future__ import annotations
 
@@ -12,14 +13,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
 from support import Runner
+
+from runner.targets.kubernetes.objects import MANIFESTS
 
 ADMIN_KUBECONFIG = os.environ.get("RUNNER_E2E_ADMIN_KUBECONFIG", "/var/lib/runner-cluster/kubeconfig")
 KUBECTL = os.environ.get("RUNNER_E2E_KUBECTL", "/var/lib/runner-cluster/bin/kubectl")
 REGISTRY = os.environ.get("RUNNER_E2E_REGISTRY", "127.0.0.1:5000")
-#: test namespaces are named PREFIX-<random>: people sharing a cluster tell theirs apart
-NAMESPACE_PREFIX = os.environ.get("RUNNER_E2E_NAMESPACE_PREFIX", "runner-e2e")
-RBAC = Path(__file__).resolve().parents[2] / "manifests" / "rbac.yaml"
+#: the test namespaces' names start with this (several sessions may share a cluster)
+PREFIX = os.environ.get("RUNNER_E2E_NAMESPACE_PREFIX", "runner-e2e")
+#: where the test users live: ServiceAccounts in a namespace of their own, as people are outside the namespaces they use
+USERS = f"{PREFIX}-users"
+#: the admin's manifest, as installed (package data)
+RBAC = MANIFESTS / "rbac.yaml"
 
 
 def kubectl(*args: str, input: str | None = None, check: bool = True, kubeconfig: str = ADMIN_KUBECONFIG) -> str:
@@ -36,12 +43,33 @@ def kubectl(*args: str, input: str | None = None, check: bool = True, kubeconfig
     return p.stdout
 
 
-def make_namespace(folder: Path) -> tuple[str, Path]:
-    """A fresh namespace with manifests/rbac.yaml applied; a kubeconfig for its runner-user (a ServiceAccount token)."""
-    ns = f"{NAMESPACE_PREFIX}-{uuid.uuid4().hex[:8]}"
+def rbac_document(kind: str, name: str) -> str:
+    """One object of the packaged rbac.yaml, as YAML (an admin who applies only part of it)."""
+    docs = [d for d in yaml.safe_load_all(RBAC.read_text()) if d]
+    return str(yaml.safe_dump(next(d for d in docs if d["kind"] == kind and d["metadata"]["name"] == name)))
+
+
+def make_namespace(folder: Path, *, rights: str = "admin") -> tuple[str, Path]:
+    """A fresh, empty namespace and a kubeconfig for a user of it (a ServiceAccount token from another namespace).
+
+    ``rights``: ``admin`` binds the user to the built-in `admin` ClusterRole in the namespace
+    (a new user's usual rights: runner sets the namespace up itself); ``runner-user`` applies
+    only the Role runner-user of rbac.yaml and binds the user to it (fewer rights: an admin
+    must set the namespace up).
+    """
+    ns = f"{PREFIX}-{uuid.uuid4().hex[:8]}"
     kubectl("create", "namespace", ns)
-    kubectl("-n", ns, "apply", "-f", "-", input=RBAC.read_text().replace("NAMESPACE", ns))
-    token = kubectl("-n", ns, "create", "token", "runner-user", "--duration=2h").strip()
+    kubectl(
+        "apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": USERS}})
+    )
+    kubectl("-n", USERS, "create", "serviceaccount", ns)
+    subject = f"--serviceaccount={USERS}:{ns}"
+    if rights == "admin":
+        kubectl("-n", ns, "create", "rolebinding", "e2e-user", "--clusterrole=admin", subject)
+    else:
+        kubectl("-n", ns, "apply", "-f", "-", input=rbac_document("Role", rights))
+        kubectl("-n", ns, "create", "rolebinding", "e2e-user", f"--role={rights}", subject)
+    token = kubectl("-n", USERS, "create", "token", ns, "--duration=2h").strip()
     admin = json.loads(kubectl("config", "view", "--raw", "-o", "json"))
     cluster = admin["clusters"][0]["cluster"]
     config = {
@@ -49,8 +77,8 @@ def make_namespace(folder: Path) -> tuple[str, Path]:
         "kind": "Config",
         "current-context": "e2e",
         "clusters": [{"name": "e2e", "cluster": cluster}],
-        "users": [{"name": "runner-user", "user": {"token": token}}],
-        "contexts": [{"name": "e2e", "context": {"cluster": "e2e", "user": "runner-user", "namespace": ns}}],
+        "users": [{"name": "e2e-user", "user": {"token": token}}],
+        "contexts": [{"name": "e2e", "context": {"cluster": "e2e", "user": "e2e-user", "namespace": ns}}],
     }
     path = folder / f"kubeconfig-{ns}"
     path.write_text(json.dumps(config))
@@ -59,6 +87,7 @@ def make_namespace(folder: Path) -> tuple[str, Path]:
 
 def delete_namespace(ns: str) -> None:
     kubectl("delete", "namespace", ns, "--wait=false", check=False)
+    kubectl("-n", USERS, "delete", "serviceaccount", ns, "--ignore-not-found", check=False)
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """`runner run` on Kubernetes, end to end: the real CLI, the real local cluster, registry and Docker engine.
 
-Runner runs as the namespace's runner-user (manifests/rbac.yaml), not as cluster admin.
+Runner runs as a new user of an empty namespace (the built-in `admin` ClusterRole there, not cluster admin).
 """
 
 from __future__ import annotations

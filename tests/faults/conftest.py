@@ -1,5 +1,5 @@
 """Fixtures of the fault suite: the real Docker engine (shared, or a private one for engine faults) and the real
-local cluster (`make cluster-up`), with a namespace of our own and a kubeconfig bound to runner-user (not admin)."""
+local cluster (`make cluster-up`), with a namespace of our own (empty: runner sets it up) and a kubeconfig bound to `admin` there only."""
 
 from __future__ import annotations
 

@@ -266,6 +266,8 @@ class FakeCluster:
         self.behave = behave
         self.reachable = reachable
         self.objects: dict[tuple[str, str], dict[str, Any]] = {}
+        #: resources the user may not create (SelfSubjectAccessReview says no)
+        self.refused: set[str] = set()
         self.volume: dict[str, bytes] = {}
         self.logs: dict[str, list[str]] = {}  # pod -> its log lines
         self.requests: list[str] = []  # "verb Kind name", in order
@@ -335,6 +337,12 @@ class FakeCluster:
                 continue
             out.append(copy.deepcopy(obj))
         return out
+
+    def can_i(self, verb: str, resource: str, *, group: str = "") -> bool:
+        return resource not in self.refused
+
+    def exists(self, kind: str, name: str) -> bool | None:
+        return (kind, name) in self.objects
 
     def get(self, kind: str, name: str) -> dict[str, Any] | None:
         self._ask("get", kind, name)

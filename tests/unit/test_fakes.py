@@ -110,6 +110,8 @@ USED = {
         "export",
     ],
     KubeCluster: [
+        "can_i",
+        "exists",
         "check",
         "create",
         "create_many",

@@ -30,6 +30,7 @@ from runner.errors import (
     ClusterError,
     ClusterUnreachableError,
     ConflictError,
+    ForbiddenError,
     NotFoundError,
     RunnerError,
     UsageError,
@@ -39,8 +40,8 @@ from runner.logs import LogLine, epoch, now_iso, parse_line
 from runner.model import ExperimentRecord, ExpState, RunRecord, RunSummary, TargetKind
 from runner.names import random_run_name
 from runner.progress import Progress, upload_progress
-from runner.targets.base import WAITING, Ended, Published, Submission
-from runner.targets.kubernetes import objects
+from runner.targets.base import WAITING, Ended, Prepared, Published, Submission
+from runner.targets.kubernetes import objects, setup
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -159,10 +160,39 @@ class KubeTarget:
 
     # -- setup -----------------------------------------------------------------------------
 
+    def set_up(self) -> list[str]:
+        """The namespace has what runner needs (:mod:`runner.targets.kubernetes.setup`): made here where
+        the user may, one note each; a ForbiddenError naming what is missing and the admin's command where not."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        ns = self.cluster.ns
+        with ThreadPoolExecutor(max_workers=len(setup.NEEDS)) as pool:  # a few reads at once, not in turn
+            present = dict(zip(setup.NEEDS, pool.map(lambda n: self.cluster.exists(n.kind, n.name), setup.NEEDS)))
+            ask = setup.to_ask(present)
+            allowed = dict(zip(ask, pool.map(lambda n: self.cluster.can_i("create", n.resource, group=n.group), ask)))
+        plan = setup.decide(present, allowed)
+        if not plan.ready:
+            message, hint = setup.missing_message(plan, ns)
+            raise ForbiddenError(message, hint=hint)
+        notes = []
+        for need in plan.create:
+            try:
+                self.cluster.create(self._setup_object(need))
+            except ConflictError:
+                continue  # another runner made it meanwhile
+            except ForbiddenError as e:  # may create such objects, not this one (RBAC's escalation check, a policy)
+                message, hint = setup.missing_message(setup.SetupPlan(missing=(need,)), ns, refused=e.message)
+                raise ForbiddenError(message, hint=hint) from e
+            notes.append(setup.created_note(need, ns))
+        return notes
+
+    def _setup_object(self, need: setup.Need) -> dict[str, Any]:
+        if need == setup.DATA_VOLUME:
+            return objects.make_data_pvc(storage_class=os.environ.get("RUNNER_STORAGE_CLASS"))
+        return objects.rbac_object(need.kind, need.name, namespace=self.cluster.ns)
+
     def ensure_infra(self) -> None:
-        """The namespace's data volume and the launcher ConfigMap (current version)."""
-        if self.cluster.get("PersistentVolumeClaim", objects.DATA_PVC) is None:
-            self.cluster.create(objects.make_data_pvc(storage_class=os.environ.get("RUNNER_STORAGE_CLASS")))
+        """The launcher ConfigMap (current version); the rest of the namespace is made by :meth:`set_up`."""
         wanted = objects.make_launcher_configmap()
         have = self.cluster.get("ConfigMap", objects.LAUNCHER_CONFIGMAP)
         if have is None:
@@ -255,11 +285,15 @@ class KubeTarget:
         for p in self.cluster.list_objects("Pod", sel):
             pods.setdefault(p["metadata"].get("labels", {}).get(objects.EXP_LABEL, ""), []).append(p)
         pending = [p for ps in pods.values() for p in ps if (p.get("status") or {}).get("phase") == "Pending"]
-        if pending:  # their status may not say why they wait: the events do (one more request, only then)
+        # Jobs that should have a pod and have none: the job controller could not make it (FailedCreate)
+        podless = [
+            j for e, j in jobs.items() if e not in pods and not objects.job_suspended(j) and not objects.job_finished(j)
+        ]
+        if pending or podless:  # their status may not say why they wait: the events do (one more request, only then)
             try:
-                objects.attach_warnings(
-                    pending, self.cluster.list_objects("Event", "", fields="type=Warning,involvedObject.kind=Pod")
-                )
+                warnings = self.cluster.list_objects("Event", "", fields="type=Warning")
+                objects.attach_warnings(pending, warnings, kind="Pod")
+                objects.attach_warnings(podless, warnings, kind="Job")
             except ClusterError:
                 pass
         out = [self._summary(rec, jobs, pods) for rec in records]
@@ -352,6 +386,7 @@ class KubeTarget:
                 job=jobs.get(e["name"]),
                 pods=pods.get(e["name"], []),
                 launched=bool(doc.get("launched")),
+                now=time.time(),
             )
             for e in doc.get("experiments") or []
         }
@@ -360,7 +395,12 @@ class KubeTarget:
         lost = [
             n
             for n, seen in seen_of.items()
-            if seen.final and seen.state is not ExpState.STOPPED and n not in recorded and doc.get("launched")
+            # (not one runner gave up on: it never started, and the data pod's image may not start either)
+            if seen.final
+            and not seen.gave_up
+            and seen.state is not ExpState.STOPPED
+            and n not in recorded
+            and doc.get("launched")
         ]
         if lost:
             try:
@@ -409,6 +449,8 @@ class KubeTarget:
                 }
         try:  # one patch per part for all of them (a 1,000-experiment sweep must not cost 1,000 requests)
             self._write_ends(run.name, derived, where)
+            # given up on (objects.GIVE_UP_AFTER): its end is recorded; the Job would only keep trying
+            self.cluster.delete_many("Job", [objects.job_name(n) for n, seen in seen_of.items() if seen.gave_up])
         except ClusterError:
             pass
         self._repair_chain(doc, jobs, ended)
@@ -493,8 +535,17 @@ class KubeTarget:
                         continue
                     seen_in[name] = len(lines)
                     yield from (parse_line(raw) or LogLine("stderr", now_iso(), raw) for raw in lines)
-                if not seen_in:  # never saw a pod run: the volume has whatever it wrote
-                    for raw in (yield from self._patient(lambda: list(self.finished_log(run, experiment)))):
+                if not seen_in and (exp.started_at is None or (exp.message or "").startswith(objects.GAVE_UP)):
+                    # never started (stopped while queued, given up on): nothing on the volume, and its pod might
+                    # not start either (a quota of no pods, an image that cannot be pulled)
+                    pass
+                elif not seen_in:  # never saw a pod run: the volume has whatever it wrote
+                    try:
+                        lines = yield from self._patient(lambda: list(self.finished_log(run, experiment)))
+                    except (ClusterError, NotFoundError) as e:  # e.g. a quota that lets the data pod start neither
+                        lines = []
+                        yield LogLine(NOTICE, now_iso(), f"runner: cannot read its log on the data volume: {e.message}")
+                    for raw in lines:
                         yield parse_line(raw) or LogLine("stderr", now_iso(), raw)
                 elif size > ROTATION_SIZE:
                     missing = self._log_lines(run, experiment) - sum(seen_in.values())
@@ -886,8 +937,9 @@ class KubeTarget:
         info = self.cluster.info
         return f"kubernetes {info.context} namespace {info.namespace}"
 
-    def prepare(self, opts: RunOptions, *, name: str | None) -> dict[str, object]:
-        """The cluster answers, the name is free there, the secrets and datastores exist: before anything is built."""
+    def prepare(self, opts: RunOptions, *, name: str | None) -> Prepared:
+        """The cluster answers, the namespace is set up (or is made so), the name is free there, the secrets
+        and datastores exist: before anything is built."""
         from runner.options import KubeOptions
 
         ko = opts.kube or KubeOptions()
@@ -897,6 +949,7 @@ class KubeTarget:
                 hint="give --registry HOST[:PORT] (or registry in runner.yaml, or RUNNER_REGISTRY)",
             )
         self.cluster.check()
+        notes = self.set_up()
         if name is not None and self.has_run(name):
             raise UsageError(
                 f"--name {name}: namespace {self.cluster.info.namespace} has a run with that name already",
@@ -906,7 +959,7 @@ class KubeTarget:
         for ds in ko.datastores:
             self.resolve_datastore(ds)  # fails now, not after the build
         info = self.cluster.info
-        return {
+        options: dict[str, object] = {
             "context": info.context,
             "namespace": info.namespace,
             "registry": ko.registry,
@@ -915,6 +968,7 @@ class KubeTarget:
             "retries": ko.retries,
             "datastores": list(ko.datastores),
         }
+        return Prepared(options, tuple(notes))
 
     def publish(self, sub: Submission) -> Generator[Progress, None, Published]:
         """The image in the run's registry, by digest, yielding the push's progress.  Asks the registry
@@ -1054,8 +1108,11 @@ class KubeTarget:
             if exp.state.active and follow:
                 yield from (prefix + ln.format() for ln in self.follow(run.name, exp.name))
                 continue
-            if exp.state.active and exp.state is not ExpState.RUNNING and exp.message:
-                yield f"{prefix}[{WAITING}] [{now_iso()}] {exp.name} is {exp.state.value}: {exp.message}"
+            if exp.state.active and exp.state is not ExpState.RUNNING:
+                # not started: no output yet, so the volume is not read (its pod might not start either)
+                why = exp.message or "no reason reported yet"
+                yield f"{prefix}[{WAITING}] [{now_iso()}] {exp.name} is pending ({exp.state.value}): {why}"
+                continue
             if tail != 0:
                 yield from (prefix + ln for ln in self.finished_log(run.name, exp.name, tail=tail))
 

@@ -115,6 +115,11 @@ def job_suspended(job: dict[str, Any] | None) -> bool:
     return bool(((job or {}).get("spec") or {}).get("suspend"))
 
 
+def job_finished(job: dict[str, Any] | None) -> bool:
+    conds = _conditions(job)
+    return any(c in conds for c in ("Complete", "Failed", "SuccessCriteriaMet", "FailureTarget"))
+
+
 #: seconds after an experiment's end before an observer resumes its successor itself (its launcher
 #: releases it within moments; an observer that did it at once could race another launcher's release)
 REPAIR_GRACE = 30
@@ -166,6 +171,31 @@ def _template(name: str) -> dict[str, Any]:
 
 def template(name: str) -> dict[str, Any]:
     return copy.deepcopy(_template(name))
+
+
+#: the admin's manifest (package data): the runner-user Role for people, and what the experiment pods run as
+RBAC = "rbac.yaml"
+#: the ServiceAccount the experiment pods run as, and its Role and RoleBinding (the same name)
+EXPERIMENT_ACCOUNT = "runner"
+EXPERIMENT_ROLE = "runner-experiment"
+
+
+@cache
+def _rbac_documents() -> tuple[dict[str, Any], ...]:
+    import yaml
+
+    return tuple(d for d in yaml.safe_load_all((MANIFESTS / RBAC).read_text()) if isinstance(d, dict))
+
+
+def rbac_object(kind: str, name: str, *, namespace: str) -> dict[str, Any]:
+    """One object of ``rbac.yaml`` (the file an admin applies), its subjects' namespace filled in:
+    what runner creates itself in a namespace where the user may."""
+    doc = next(d for d in _rbac_documents() if d.get("kind") == kind and d["metadata"]["name"] == name)
+    obj = copy.deepcopy(doc)
+    for subject in obj.get("subjects") or []:
+        if subject.get("kind") == "ServiceAccount":
+            subject["namespace"] = namespace
+    return obj
 
 
 def run_configmap_name(run: str) -> str:
@@ -446,6 +476,7 @@ class Observed:
     started_at: float | None = None
     finished_at: float | None = None
     final: bool = False  # an end state that no later observation can change
+    gave_up: bool = False  # runner gave up waiting for it to start (GIVE_UP_AFTER): its Job is to be deleted
 
 
 def _conditions(obj: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
@@ -500,42 +531,100 @@ def _pod_why(pod: dict[str, Any]) -> tuple[ExpState, int | None, str | None]:
     return ExpState.QUEUED, None, None
 
 
-#: where :func:`attach_warnings` puts a pending pod's latest warning event (in its status dict)
+#: where :func:`attach_warnings` puts an object's latest warning event (in its status dict), and since when it holds
 WARNING_KEY = "runner.warning"
+WARNING_SINCE_KEY = "runner.warningSince"
+#: warnings this kind of cluster gives every pod that say nothing about why it waits (no cluster DNS configured)
+NOISE_REASONS = frozenset({"MissingClusterDNS", "DNSConfigForming"})
 
 
-def attach_warnings(pods: list[dict[str, Any]], events: list[dict[str, Any]]) -> None:
-    """Why a pending pod does not start when its status does not say (a volume that cannot be
-    mounted, a sandbox that cannot be made -- e.g. a 1-byte --memory): its newest warning event,
-    as ``Reason: message``, kept in the pod's status for :func:`observe`."""
-    newest: dict[str, tuple[str, str]] = {}
+def _event_time(ev: dict[str, Any], *keys: str) -> str:
+    for key in keys:
+        if ev.get(key):
+            return str(ev[key])
+    return str((ev.get("metadata") or {}).get("creationTimestamp") or "")
+
+
+def attach_warnings(objs: list[dict[str, Any]], events: list[dict[str, Any]], *, kind: str = "Pod") -> None:
+    """Why an object waits when its status does not say: its newest warning event, as ``Reason: message``,
+    kept in its status for :func:`observe` (with the time that reason was first reported).
+
+    For pods: a volume that cannot be mounted, a sandbox that cannot be made (e.g. a 1-byte
+    --memory).  For Jobs (``kind="Job"``): pods it cannot create (``FailedCreate``: forbidden,
+    a quota exceeded, an admission webhook's refusal, a missing service account).  ``objs``
+    are list items (they carry no ``kind``); events of other kinds, of another object of the
+    same name (another uid), and :data:`NOISE_REASONS` are left out.
+    """
+    uids = {(o.get("metadata") or {}).get("name", ""): (o.get("metadata") or {}).get("uid") for o in objs}
+    newest: dict[str, tuple[str, str, str]] = {}  # name -> (last seen, text, first seen)
     for ev in events:
-        if ev.get("type") != "Warning":
-            continue
         obj = ev.get("involvedObject") or {}
-        when = str(
-            ev.get("lastTimestamp") or ev.get("eventTime") or (ev.get("metadata") or {}).get("creationTimestamp") or ""
-        )
+        name = obj.get("name", "")
+        if ev.get("type") != "Warning" or obj.get("kind") != kind or ev.get("reason") in NOISE_REASONS:
+            continue
+        if name not in uids or (obj.get("uid") and uids[name] and obj["uid"] != uids[name]):
+            continue
+        when = _event_time(ev, "lastTimestamp", "eventTime")
         text = f"{ev.get('reason') or 'Warning'}: {ev.get('message') or ''}".strip()
-        if obj.get("kind") == "Pod" and when >= newest.get(obj.get("name", ""), ("", ""))[0]:
-            newest[obj.get("name", "")] = (when, text[:MAX_MESSAGE])
-    for pod in pods:
-        found = newest.get((pod.get("metadata") or {}).get("name", ""))
+        if when >= newest.get(name, ("",))[0]:
+            newest[name] = (when, text[:MAX_MESSAGE], _event_time(ev, "firstTimestamp", "eventTime"))
+    for o in objs:
+        found = newest.get((o.get("metadata") or {}).get("name", ""))
         if found:
-            pod.setdefault("status", {})[WARNING_KEY] = found[1]
+            status = o.setdefault("status", {})
+            status[WARNING_KEY], status[WARNING_SINCE_KEY] = found[1], found[2]
+
+
+#: seconds an experiment may wait on a reason that only someone's action clears before runner gives up on it
+GIVE_UP_AFTER = 600
+#: waiting reasons that clear by themselves as capacity frees up (other pods end, a node joins): runner waits on
+CAPACITY_REASONS = ("Unschedulable", "FailedScheduling")
+#: how the message of an experiment runner gave up on starts
+GAVE_UP = "gave up after"
+
+
+def needs_action(message: str | None) -> bool:
+    """Is this waiting reason one that will not clear by itself?  Capacity (a full cluster, a quota
+    used up by other pods) does; an image that cannot be pulled, a missing service account or
+    secret, a refusal by the API or an admission webhook do not."""
+    if not message or message == QUEUED_MESSAGE:
+        return False
+    return message.split(":", 1)[0] not in CAPACITY_REASONS and "exceeded quota" not in message
+
+
+def _waiting(message: str | None, since: float | None, now: float | None, started: float | None) -> Observed:
+    """Queued for ``message`` since ``since``: after :data:`GIVE_UP_AFTER` seconds of a reason that
+    needs someone to act, failed (runner gives up; the caller deletes the Job)."""
+    if now is not None and since is not None and needs_action(message) and now - since >= GIVE_UP_AFTER:
+        text = f"{GAVE_UP} {GIVE_UP_AFTER // 60} min waiting: {message}"
+        return Observed(ExpState.FAILED, None, text[:MAX_MESSAGE], started, now, final=True, gave_up=True)
+    return Observed(ExpState.QUEUED, None, message, started)
+
+
+def _latest(*times: float | None) -> float | None:
+    known = [t for t in times if t is not None]
+    return max(known) if known else None
 
 
 def observe(
-    *, end: dict[str, Any] | None, stop: bool, job: dict[str, Any] | None, pods: list[dict[str, Any]], launched: bool
+    *,
+    end: dict[str, Any] | None,
+    stop: bool,
+    job: dict[str, Any] | None,
+    pods: list[dict[str, Any]],
+    launched: bool,
+    now: float | None = None,
 ) -> Observed:
     """Combine the recorded end (``<exp>.json``), the Job and its pods into one state.
 
     ``launched`` is whether the run record says the Job was created (False while it
     builds or pushes).  A recorded end is final once the Job is finished or gone, or
-    has no retries; with ``--retries`` one pod's end is not the experiment's.
+    has no retries; with ``--retries`` one pod's end is not the experiment's.  With
+    ``now``, an experiment that has waited :data:`GIVE_UP_AFTER` seconds on a reason that
+    needs someone to act (:func:`needs_action`) is failed (``gave_up``).
     """
     conds = _conditions(job)
-    job_done = "Complete" in conds or "Failed" in conds or "SuccessCriteriaMet" in conds or "FailureTarget" in conds
+    job_done = job_finished(job)
     if end and end.get("final"):
         return _from_end(end)
     no_retries = ((job or {}).get("spec") or {}).get("backoffLimit") == 0
@@ -544,12 +633,28 @@ def observe(
     ordered = sorted(pods, key=lambda p: (p.get("metadata") or {}).get("creationTimestamp") or "")
     started = _ts((ordered[0].get("status") or {}).get("startTime")) if ordered else None
     if job is not None and not job_done:
+        job_status = job.get("status") or {}
+        # a resumed Job's startTime is reset: a queued (--max-parallel) experiment waits from its turn
+        job_since = _ts(job_status.get("startTime")) or _ts((job.get("metadata") or {}).get("creationTimestamp"))
         if not ordered:
-            return Observed(ExpState.QUEUED, message=QUEUED_MESSAGE if job_suspended(job) else None)
+            if job_suspended(job):
+                return Observed(ExpState.QUEUED, message=QUEUED_MESSAGE)
+            why = job_status.get(WARNING_KEY)  # the Job cannot make its pod (FailedCreate)
+            return _waiting(why, _latest(job_since, _ts(job_status.get(WARNING_SINCE_KEY))), now, None)
         # a pod that runs outranks a newer one not yet running: a second pod of the same attempt (the Job
         # controller's, its cache stale) waits for the running one, so the experiment is running, not queued
         shown = next((p for p in reversed(ordered) if (p.get("status") or {}).get("phase") == "Running"), ordered[-1])
         state, code, message = _pod_why(shown)
+        if state is ExpState.QUEUED:
+            newest = ordered[-1]
+            scheduled = _conditions(newest).get("PodScheduled") or {}
+            since = _latest(
+                job_since,
+                _ts((newest.get("metadata") or {}).get("creationTimestamp")),
+                _ts(scheduled.get("lastTransitionTime")) if scheduled.get("status") == "True" else None,
+                _ts((newest.get("status") or {}).get(WARNING_SINCE_KEY)),
+            )
+            return _waiting(message, since, now, started)
         if state in (ExpState.COMPLETED, ExpState.FAILED):  # the pod ended; the Job has not caught up, or retries
             state = ExpState.RUNNING if state is ExpState.COMPLETED else state
             if state is ExpState.FAILED:

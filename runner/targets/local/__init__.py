@@ -30,7 +30,7 @@ from runner.logs import LogLine, LogWriter, epoch, file_size, follow_file, now_i
 from runner.model import ExperimentRecord, ExpState, RunRecord, RunSummary, TargetKind
 from runner.render import PROJECT_DIR
 from runner.store import Store
-from runner.targets.base import Ended, Published, Submission
+from runner.targets.base import Ended, Prepared, Published, Submission
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -446,8 +446,8 @@ class LocalTarget:
     def describe(self) -> str:
         return "local docker"
 
-    def prepare(self, opts: RunOptions, *, name: str | None) -> dict[str, object]:
-        return {}
+    def prepare(self, opts: RunOptions, *, name: str | None) -> Prepared:
+        return Prepared()
 
     def publish(self, sub: Submission) -> Generator[Progress, None, Published]:
         yield from ()  # nothing to move: the engine that built it runs it
