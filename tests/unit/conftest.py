@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fakes import MustNotBeCalled
 
 #: the transports, by name: (module, attribute) pairs replaced for every unit test
 TRANSPORTS = {
@@ -33,10 +34,6 @@ TRANSPORTS = {
 }
 #: programs that reach the engine or the cluster when run (a stand-in of the same name under tmp is fine)
 PROGRAMS = ("docker", "kubectl")
-
-
-class MustNotBeCalled(AssertionError):
-    """A unit test reached a real engine, cluster or registry."""
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -35,6 +35,11 @@ from runner.progress import Progress
 from runner.targets import Adapters
 from runner.targets.kubernetes import objects
 
+
+class MustNotBeCalled(AssertionError):
+    """A unit test reached a real engine, cluster or registry (the guard in conftest.py raises it)."""
+
+
 BASE_IMAGE = "runner-python:3.11"
 BASE_ID = "sha256:" + "b" * 64
 

@@ -256,7 +256,7 @@ def test_a_detached_local_run_is_handed_to_a_watcher_process(
     app: App, project: Path, transport_calls: list[str]
 ) -> None:
     # the watcher is a process of its own that talks to the real engine: the guard refuses to start it
-    from conftest import MustNotBeCalled
+    from fakes import MustNotBeCalled
 
     with pytest.raises(MustNotBeCalled):
         run_all(app, project, opts=RunOptions(detach=True))

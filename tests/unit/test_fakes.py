@@ -7,8 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import MustNotBeCalled
-from fakes import FakeCluster, FakeEngine, FakeRegistry
+from fakes import FakeCluster, FakeEngine, FakeRegistry, MustNotBeCalled
 
 from runner.adapters.cluster import KubeCluster
 from runner.adapters.docker_engine import ContainerSpec, DockerEngine
