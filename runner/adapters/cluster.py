@@ -62,8 +62,11 @@ class KubeCluster:
         from kubernetes import config
         from kubernetes.client import rest
 
+        # read KUBECONFIG now: the client's default path is fixed when it is first imported, which in a
+        # program using runner's API may be before KUBECONFIG was set
+        config_file = os.environ.get("KUBECONFIG") or "~/.kube/config"
         try:
-            contexts, active = config.list_kube_config_contexts()  # type: ignore[no-untyped-call]
+            contexts, active = config.list_kube_config_contexts(config_file=config_file)  # type: ignore[no-untyped-call]
             if not isinstance(contexts, list) or not all(isinstance(c, dict) and "name" in c for c in contexts):
                 raise TypeError("contexts is not a list of named contexts")
         except (config.ConfigException, OSError, TypeError, AttributeError, KeyError, ValueError, yaml.YAMLError) as e:
@@ -83,7 +86,7 @@ class KubeCluster:
             names = ", ".join(c["name"] for c in contexts)
             raise UsageError(f"no kubeconfig context named {context!r}", hint=f"contexts: {names}")
         try:
-            self.api = config.new_client_from_config(context=chosen["name"])  # type: ignore[no-untyped-call]
+            self.api = config.new_client_from_config(config_file=config_file, context=chosen["name"])  # type: ignore[no-untyped-call]
         except (config.ConfigException, OSError) as e:
             raise ClusterError(f"kubeconfig context {chosen['name']!r} is not usable: {e}") from e
         # Fail fast on an unreachable server: one retry, not urllib3's default three.

@@ -313,7 +313,7 @@ def test_sigint_during_the_build(kr: Runner, project: Project) -> None:
         root = fresh(project, SLOW_BUILD)
         before = build_containers()
         f = Following(kr, "run", "--base-image", base, *CPU, str(root / "tick.py"), "3", "0")
-        f.wait_err("RUN ")
+        f.wait_err("install the lock")  # the build step that installs: its progress line
         wait_for(lambda: bool(build_containers() - before), timeout=60, what="the install step to start")
         mine = build_containers() - before
         f.proc.send_signal(signal.SIGINT)  # Ctrl-C
