@@ -23,12 +23,13 @@ from runner.logs import read_lines
 from runner.model import ExperimentRecord, ExpState, RunRecord, RunSummary, TargetKind
 from runner.names import random_run_name, split_experiment
 from runner.options import KubeOptions, RunOptions, expand_experiments, options_doc
-from runner.plan import Plan, PlanRequest, make_plan
+from runner.plan import Plan, PlanRequest, check_request, make_plan
 from runner.render import container_command
 from runner.store import Store
 from runner.sweep import Experiment
 from runner.targets import Adapters, in_sight, make_target
 from runner.targets.base import Submission, Target
+from runner.warmup import warm_build_tools
 
 if TYPE_CHECKING:
     from runner.adapters.docker_engine import DockerEngine
@@ -131,6 +132,8 @@ class App:
         if name is not None:
             self.store.check_new_name(name)
         prepared = target.prepare(opts, name=name)
+        check_request(req)
+        warm_build_tools(self.engine, self.home.cache)  # a home's first run only
         sub = self._record(
             self.plan(req), experiments, kind=target.kind, options={**options_doc(opts), **prepared.options}, name=name
         )

@@ -105,13 +105,21 @@ def check_script(script: Path) -> Path:
     return script.resolve()
 
 
+def check_request(req: PlanRequest) -> Path:
+    """What is told wrong with a request at a glance (its script, its requirements file); the script's absolute path."""
+    script = check_script(req.script)
+    if req.requirements is not None and not req.requirements.is_file():
+        raise UsageError(f"--requirements {req.requirements}: no such file")
+    return script
+
+
 def default_base_image(python_version: str) -> str:
     major_minor = ".".join((python_version or platform.python_version()).split(".")[:2])
     return f"python:{major_minor}-slim"
 
 
 def make_plan(req: PlanRequest, *, cache_dir: Path | None) -> Plan:
-    script = check_script(req.script)
+    script = check_request(req)
     cwd = (req.cwd or Path.cwd()).resolve()
     choice, closure, search = _root(script, cwd, cache_dir)
     root = choice.root

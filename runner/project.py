@@ -14,7 +14,8 @@ Rules, in the order they apply to every path:
 
 1. Always skipped (build noise, never wanted in an image): ``.git``/``.hg``/``.svn``,
    virtual environments (``.venv``, ``venv``, any folder holding ``pyvenv.cfg``,
-   conda environments holding ``conda-meta``), ``__pycache__``, ``*.pyc``/``*.pyo``,
+   conda environments holding ``conda-meta``), runner's own home (a folder holding
+   ``runner.db`` and ``runs``), ``__pycache__``, ``*.pyc``/``*.pyo``,
    tool caches (``.mypy_cache``, ``.pytest_cache``, ``.ruff_cache``, ``.tox``, ``.nox``,
    ``.hypothesis``, ``.eggs``, ``.ipynb_checkpoints``), ``*.egg-info``, ``node_modules``,
    and ``build``/``dist`` folders unless they are Python packages (``__init__.py``
@@ -78,6 +79,9 @@ _SKIP_DIRS = frozenset(
 _SKIP_FILE_SUFFIXES = (".pyc", ".pyo")
 # Markers inside a folder that make it an environment rather than project code.
 _ENV_MARKERS = ("pyvenv.cfg", "conda-meta")
+# What runner's own home holds (``~/.runner`` or RUNNER_HOME): its history, logs and build contexts,
+# never part of a project, even a project in the home folder.
+_HOME_MARKERS = frozenset({"runner.db", "runs"})
 _BUILD_DIRS = frozenset({"build", "dist"})
 
 # Sensitive names: (regex on the file/folder name, is it a folder).  Matched at any depth.
@@ -515,6 +519,8 @@ def _visit_dir(walk: _Walk, path: str, name: str, rel: str, git_stack: list[Igno
         return
     if any(e.name in _ENV_MARKERS for e in entries):
         walk.envs.append(rel + "/")
+        return
+    if _HOME_MARKERS <= {e.name for e in entries}:
         return
     if name in _BUILD_DIRS and not any(e.name == "__init__.py" for e in entries):
         return

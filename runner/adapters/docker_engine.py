@@ -238,6 +238,9 @@ class DockerEngine:
         #: container id -> its output stream, attached before start and not yet followed
         self._attached: dict[str, http.client.HTTPResponse] = {}
         self._buildkit: BuildKit | str | None = None
+        #: tools images known to be on the engine; the lock makes a second caller wait for the first's upload
+        self._tools: set[str] = set()
+        self._tools_lock = threading.Lock()
 
     def _client(self, docker: Any) -> Any:
         if self._py is None:
@@ -259,19 +262,27 @@ class DockerEngine:
         return str(info["Id"])
 
     def ensure_tool_image(self, ref: str, name: str, source: Path) -> None:
-        """Make ``ref``, an image holding only ``/NAME`` (``source``'s bytes, executable), unless the engine has it."""
+        """Make ``ref``, an image holding only ``/NAME`` (``source``'s bytes, executable), unless the engine has it.
+
+        Thread-safe: :func:`runner.warmup.warm_build_tools` may be making it while the build asks.
+        """
+        with self._tools_lock:
+            if ref not in self._tools:
+                self._make_tool_image(ref, name, source)
+                self._tools.add(ref)
+
+    def _make_tool_image(self, ref: str, name: str, source: Path) -> None:
         if self.image_id(ref) is not None:
             return
-        buf = io.BytesIO()
-        with tarfile.open(fileobj=buf, mode="w") as tar:
-            info = tarfile.TarInfo(name)
-            info.size, info.mode = source.stat().st_size, 0o755
-            with source.open("rb") as fh:
-                tar.addfile(info, fh)
+        data = source.read_bytes()
+        info = tarfile.TarInfo(name)
+        info.size, info.mode = len(data), 0o755
+        # the archive by hand: one header, the bytes, padding and the end blocks (tarfile would copy 40 MB in small pieces)
+        archive = b"".join((info.tobuf(tarfile.USTAR_FORMAT), data, b"\0" * (-len(data) % 512), b"\0" * 1024))
         repo, _, tag = ref.rpartition(":")
         self._api.put(
             "/images/create",
-            buf.getvalue(),
+            archive,
             what=f"make the tools image {ref}",
             query={"fromSrc": "-", "repo": repo, "tag": tag},
             method="POST",
@@ -358,21 +369,23 @@ class DockerEngine:
                     yield line
 
     def buildkit(self) -> BuildKit | str:
-        """How to build with BuildKit here, or why there is no way (once per engine object)."""
-        if self._buildkit is None:
-            self._buildkit = find_buildkit(self.host, os.environ)
-        return self._buildkit
+        """How to build with BuildKit here, or why there is no way (once per engine object; thread-safe)."""
+        with self._tools_lock:
+            if self._buildkit is None:
+                self._buildkit = find_buildkit(self.host, os.environ)
+            return self._buildkit
 
     def build_buildkit(
-        self, bk: BuildKit, context_dir: Path, *, tag: str, secrets: Mapping[str, Path]
+        self, bk: BuildKit, context_dir: Path, *, tag: str, secrets: Mapping[str, Path], network: str = "default"
     ) -> Iterator[str]:
         """Build a context folder with BuildKit through the CLI, yielding its plain progress lines; BuildError on failure.
 
         Secrets are files the CLI hands to ``RUN --mount=type=secret`` steps: never in a layer.
+        ``network`` is the ``RUN`` steps' network mode (``host`` spares each a network sandbox).
         """
         import subprocess
 
-        argv = [bk.cli, *bk.build, "--progress=plain", "--tag", tag]
+        argv = [bk.cli, *bk.build, "--progress=plain", f"--network={network}", "--tag", tag]
         argv += [f"--secret=id={name},src={path}" for name, path in sorted(secrets.items())]
         argv.append(str(context_dir))
         try:

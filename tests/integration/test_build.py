@@ -59,6 +59,19 @@ def probe_wheel(folder: Path, marker: str) -> Path:
     return path
 
 
+def assert_compiled(image: str) -> None:
+    """Each install step compiled what it installed (numpy in its family layer, the rest in the lock's), not tests."""
+    site = "/opt/runner/venv/lib/python3.11/site-packages"
+    script = (
+        f"cd {site} && ls numpy/__pycache__ tqdm/__pycache__ runnerprobe/__pycache__ numpy/core/tests/__pycache__ 2>&1;"
+        " find numpy tqdm runnerprobe -name '*.py' ! -path '*/tests/*' | while read f; do"
+        ' pyc="$(dirname $f)/__pycache__/$(basename $f .py).cpython-311.pyc"; [ -f "$pyc" ] || echo "MISSING $pyc"; done'
+    )
+    out = subprocess.run(["docker", "run", "--rm", image, "sh", "-c", script], capture_output=True, text=True).stdout
+    assert "MISSING" not in out and "core/tests/__pycache__': No such file" in out, out
+    assert "__init__.cpython-311.pyc" in out and "std.cpython-311.pyc" in out, out
+
+
 APP = (
     "import runnerprobe, six, tqdm, numpy\nprint('versions', tqdm.__version__, numpy.__version__, runnerprobe.MARKER)\n"
 )
@@ -83,13 +96,7 @@ def test_uv_installs_and_a_bump_downloads_only_the_bumped_package(runner: Runner
     # uv comes from its tools image, not the build context; bytecode for the packages, not for their tests
     assert "from=runner-uv:" in (runner.home / "runs" / run_name(first.err) / "Dockerfile").read_text()
     image = next(ln.split()[1] for ln in first.err.splitlines() if ln.startswith("image "))
-    site = "/opt/runner/venv/lib/python3.11/site-packages/numpy"
-    compiled = subprocess.run(
-        ["docker", "run", "--rm", image, "sh", "-c", f"ls {site}/__pycache__ {site}/core/tests/__pycache__ 2>&1"],
-        capture_output=True,
-        text=True,
-    ).stdout
-    assert "__init__.cpython-311.pyc" in compiled and "core/tests/__pycache__': No such file" in compiled, compiled
+    assert_compiled(image)
 
     req.write_text("six==1.16.0\ntqdm==4.66.5\nnumpy==1.26.4\n./runnerprobe-0.0.1-py3-none-any.whl\n")
     bumped = runner("run", "--local", "--requirements", str(req), str(root / "app.py"))
@@ -104,6 +111,7 @@ def test_uv_installs_and_a_bump_downloads_only_the_bumped_package(runner: Runner
     # six, tqdm and the probe are installed; the cache served all but the bumped tqdm (and the local wheel)
     assert installed == 3 and prepared <= 2, lock
     assert any(ln.endswith("+ tqdm==4.66.5") for ln in lock) and not any("numpy" in ln for ln in lock)
+    assert_compiled(next(ln.split()[1] for ln in bumped.err.splitlines() if ln.startswith("image ")))
 
 
 def test_pip_installs_a_lock_uv_cannot_take_and_the_log_says_why(runner: Runner, project: Project) -> None:

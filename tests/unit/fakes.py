@@ -25,6 +25,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import IO, Any
 
 from runner.adapters.cluster import ClusterInfo
@@ -95,6 +96,7 @@ class FakeEngine:
         self, *, behave: Behave = echo, registry: FakeRegistry | None = None, python: str | None = "3.11.2"
     ) -> None:
         self.behave = behave
+        self.host = "unix:///fake/docker.sock"
         self.registry = registry
         self.python = python
         self.images: dict[str, str] = {BASE_IMAGE: BASE_ID}
@@ -105,6 +107,11 @@ class FakeEngine:
         self.pushed: list[tuple[str, str]] = []
         #: the next build fails with this message (a BuildError)
         self.build_error: str | None = None
+        #: a BuildKit builder to build with (None: only the classic builder), and the networks its builds had
+        self.bk: BuildKit | None = None
+        self.networks: list[str] = []
+        #: the BuildKit builder refuses the host's network (buildx's docker-container driver does, unless allowed)
+        self.refuse_host_network = False
         self._lock = threading.Lock()
 
     # -- images --------------------------------------------------------------------------
@@ -128,7 +135,7 @@ class FakeEngine:
         raise ImageMissingError(f"base image {ref} is not present and cannot be pulled")
 
     def buildkit(self) -> BuildKit | str:
-        return "the fake engine has only its classic builder"
+        return self.bk if self.bk is not None else "the fake engine has only its classic builder"
 
     def build(self, context: IO[bytes], *, tag: str, buildargs: dict[str, str]) -> Iterator[str]:
         self.calls.append("build")
@@ -142,8 +149,22 @@ class FakeEngine:
         self.builds.append(tag)
         self.images[tag] = "sha256:" + hashlib.sha256(tag.encode()).hexdigest()
 
-    def build_buildkit(self, bk: BuildKit, context_dir: Any, *, tag: str, secrets: Any) -> Iterator[str]:
-        raise AssertionError("the fake engine has no BuildKit: buildkit() said so")
+    def build_buildkit(
+        self, bk: BuildKit, context_dir: Any, *, tag: str, secrets: Any, network: str = "default"
+    ) -> Iterator[str]:
+        assert self.bk is not None, "the fake engine has no BuildKit: buildkit() said so"
+        self.calls.append("build")
+        self.networks.append(network)
+        assert (Path(context_dir) / "Dockerfile").is_file() and set(secrets) == {"runner-ca", "runner-index"}
+        yield "#1 [internal] load build definition from Dockerfile"
+        if network == "host" and self.refuse_host_network:
+            raise BuildError(
+                "image build failed at the first step: granting entitlement network.host is not allowed by "
+                "build daemon configuration"
+            )
+        yield "#2 DONE 0.0s"
+        self.builds.append(tag)
+        self.images[tag] = "sha256:" + hashlib.sha256(tag.encode()).hexdigest()
 
     def push(self, local: str, remote: str) -> Iterator[Progress]:
         self.calls.append("push")

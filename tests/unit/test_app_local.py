@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from fakes import FakeEngine, Program, adapters
 
+from runner.adapters.docker_engine import BuildKit
 from runner.app import App
 from runner.errors import BuildError, ImageMissingError, UsageError
 from runner.events import BuildOutput, Built, Output, Recorded, RunEvent
@@ -64,6 +65,39 @@ def test_a_first_run_builds_then_runs_and_ends_completed(app: App, engine: FakeE
     assert not (app.home.artifacts(sub.run.name, exps[0].name) / "train.py").exists()  # unchanged: not an artifact
     assert len(engine.removed) == 1
     assert (app.home.run_dir(sub.run.name) / "Dockerfile").is_file()
+
+
+def test_buildkit_builds_share_the_hosts_network_unless_told_or_refused(
+    app: App, engine: FakeEngine, project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine.bk = BuildKit(cli="/usr/bin/docker", version="20.10.24", build=("build",))
+    run_all(app, project, "1")
+    assert engine.networks == ["host"]  # a network sandbox per install step costs ~0.3 s
+
+    def edit() -> None:  # a new image each time
+        (project / "train.py").write_text((project / "train.py").read_text() + "# changed\n")
+
+    monkeypatch.setenv("RUNNER_BUILD_NETWORK", "default")
+    edit()
+    run_all(app, project, "2")
+    assert engine.networks[-1] == "default"
+
+    monkeypatch.delenv("RUNNER_BUILD_NETWORK")
+    engine.refuse_host_network = True
+    edit()
+    events = run_all(app, project, "3")
+    assert engine.networks[-2:] == ["host", "default"] and Built in [type(e) for e in events]
+    notes = [e.line for e in events if isinstance(e, BuildOutput) and e.line.startswith("runner:")]
+    assert notes == [
+        "runner: this builder does not allow the host's network for the install steps (image build failed at "
+        "the first step: granting entitlement network.host is not allowed by build daemon configuration): "
+        "building again with the default network (RUNNER_BUILD_NETWORK=default skips this try)"
+    ]
+
+    monkeypatch.setenv("RUNNER_BUILD_NETWORK", "bridge")
+    edit()
+    with pytest.raises(UsageError, match="RUNNER_BUILD_NETWORK=bridge is not one of: host, default"):
+        run_all(app, project, "4")
 
 
 def test_a_second_run_of_the_same_code_uses_the_cached_image(app: App, engine: FakeEngine, project: Path) -> None:

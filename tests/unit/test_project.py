@@ -148,6 +148,23 @@ def test_skips_environments_caches_and_build_output(tmp_path: Path) -> None:
     assert pf.environments == (".venv/", "condaenv/", "myenv/", "venv/")
 
 
+def test_runners_own_home_is_never_part_of_a_project(tmp_path: Path) -> None:
+    # a project in the home folder holds ~/.runner; a RUNNER_HOME may be anywhere in a project
+    _tree(
+        tmp_path,
+        {
+            ".runner/runner.db": "",
+            ".runner/runs/r1/build.log": "",
+            ".runner/cache/contexts/p-0/project/train.py": "",
+            "state/runner.db": "",
+            "state/runs/r2/exp0.log": "",
+            "data/runner.db": "",  # a project's own database of that name, without runs/: kept
+            "train.py": "",
+        },
+    )
+    assert list_files(tmp_path).files == ("data/runner.db", "train.py")
+
+
 def test_sensitive_files_are_excluded_and_listed(tmp_path: Path) -> None:
     (tmp_path / ".git").mkdir()
     _tree(
