@@ -8,8 +8,10 @@ Docker CLI (``docker build --no-cache`` for every yardstick build).
 Cases, each timed from the command to the script's output, as a user sees it:
 
 1. cold build + run: a base image no build has seen (a layer of its own on the shared base) and,
-   for runner, an emptied installer cache (``--mount=type=cache,id=runner-uv``), as
-   on a machine that never built anything;
+   for runner, an emptied installer cache (``--mount=type=cache,id=runner-uv``), no uv tools
+   image and a new home, as on a machine that never built anything; then (1b) a new project of
+   the same home, cold again (another new base, the installer cache emptied again), on an
+   engine that has uv's tools image from the first;
 2. one package bumped in the lock (tqdm), rebuild + run: runner against the
    yardstick rebuilt, and against a cached ``runner run`` of the same project;
 3. a code-only change, rebuild + run, against a cached run;
@@ -19,7 +21,11 @@ Cases, each timed from the command to the script's output, as a user sees it:
    push of the bumped image sends, i.e. the compressed layers its manifest has that
    the previous image's manifest does not.
 
-    .venv/bin/python bench/bench_build.py [--small | --lock numpy==1.26.4,pandas==2.2.2,...] [--registry 127.0.0.1:5000] [--json]
+5. with ``--classic``: the design before issue 10 (the classic builder, pip, two stages, the
+   environment copied: ``RUNNER_BUILDKIT=0``), cold, and the image sizes.
+
+    .venv/bin/python bench/bench_build.py [--small | --lock numpy==1.26.4,pandas==2.2.2,...] [--registry 127.0.0.1:5000]
+        [--classic] [--json]
 """
 
 from __future__ import annotations
@@ -74,7 +80,14 @@ def runner_cmd(*args: str) -> list[str]:
     return [str(script), *args] if script.exists() else [sys.executable, "-m", "runner", *args]
 
 
+def settle() -> None:
+    """Let the disk and the engine finish what the untimed set-up started (a removed image's layers, a new venv)."""
+    os.sync()
+    time.sleep(1)
+
+
 def timed(cmd: list[str], env: dict[str, str], *, expect: str = "") -> tuple[float, str]:
+    settle()
     t = time.perf_counter()
     p = subprocess.run(cmd, env=env, capture_output=True, text=True)
     elapsed = time.perf_counter() - t
@@ -90,6 +103,7 @@ def write_lock(folder: Path, lock: dict[str, str]) -> None:
 def yardstick(folder: Path, tag: str, env: dict[str, str], expect: str, tags: list[str]) -> float:
     """Build (no layer cache, no installer cache) and run the hand-written image."""
     tags.append(tag)
+    settle()
     t = time.perf_counter()
     b = subprocess.run(
         [DOCKER, "build", "--no-cache", "-q", "--secret", f"id=ca,src={CA}", "-t", tag, str(folder)],
@@ -105,8 +119,8 @@ def yardstick(folder: Path, tag: str, env: dict[str, str], expect: str, tags: li
     return time.perf_counter() - t
 
 
-def empty_runner_cache(base: str, env: dict[str, str]) -> None:
-    """Empty runner's installer cache mount and remove its uv image, as on an engine that never built."""
+def empty_runner_cache(base: str, env: dict[str, str], *, tools: bool = True) -> None:
+    """Empty runner's installer cache mount and (``tools``) remove its uv image, as on an engine that never built."""
     with tempfile.TemporaryDirectory() as tmp:
         Path(tmp, "Dockerfile").write_text(
             f"FROM {base}\nRUN --mount=type=cache,target=/c,id=runner-uv find /c -mindepth 1 -delete\n"
@@ -119,12 +133,14 @@ def empty_runner_cache(base: str, env: dict[str, str]) -> None:
             capture_output=True,
         )
         subprocess.run([DOCKER, "rmi", "-f", "runner-bench-empty:latest"], capture_output=True)
+    if not tools:
+        return
     # and uv's tools image, which runner makes once per engine
-    tools = subprocess.run(
+    made = subprocess.run(
         [DOCKER, "images", "-q", "runner-uv"], capture_output=True, text=True, check=True
     ).stdout.split()
-    if tools:
-        subprocess.run([DOCKER, "rmi", "-f", *tools], capture_output=True)
+    if made:
+        subprocess.run([DOCKER, "rmi", "-f", *made], capture_output=True)
 
 
 def image_of(stderr: str) -> str:
@@ -167,16 +183,35 @@ def push(registry: str, ref: str) -> float:
     return time.perf_counter() - t
 
 
+def fresh_base(base: str) -> str:
+    """A base image id of its own: BuildKit keys a base by its layers, so a new label alone would not do."""
+    tag = f"runner-bench-base:{uuid.uuid4().hex[:8]}"
+    with tempfile.TemporaryDirectory() as tmp:
+        Path(tmp, "Dockerfile").write_text(f"FROM {base}\nRUN echo {tag} > /etc/runner-bench\n")
+        subprocess.run([DOCKER, "build", "-q", "-t", tag, tmp], check=True, capture_output=True)
+    return tag
+
+
+def image_size(ref: str) -> int:
+    out = subprocess.run([DOCKER, "image", "inspect", "-f", "{{.Size}}", ref], capture_output=True, text=True)
+    return int(out.stdout.strip() or 0)
+
+
 def one_round(
-    base: str, lock: dict[str, str], app: str, uv_bin: str, registry: str | None, repeat: int, hand_tags: list[str]
+    base: str,
+    lock: dict[str, str],
+    app: str,
+    uv_bin: str,
+    registry: str | None,
+    repeat: int,
+    hand_tags: list[str],
+    *,
+    classic: bool = False,
 ) -> dict[str, object]:
     """Every case once, on a base image id of its own (so no layer of an earlier round is reused)."""
     out: dict[str, object] = {}
     with tempfile.TemporaryDirectory(prefix="bench-build-") as tmp:
-        fresh = f"runner-bench-base:{uuid.uuid4().hex[:8]}"
-        # a layer of its own: BuildKit keys a base image by its layers, so a new label alone would not do
-        Path(tmp, "Dockerfile").write_text(f"FROM {base}\nRUN echo {fresh} > /etc/runner-bench\n")
-        subprocess.run([DOCKER, "build", "-q", "-t", fresh, tmp], check=True, capture_output=True)
+        fresh = fresh_base(base)
         env = {**os.environ, "RUNNER_BASE_IMAGE": fresh, "RUNNER_HOME": str(Path(tmp, "home"))}
         proj, hand = Path(tmp, "proj"), Path(tmp, "hand")
         for d in (proj, hand):
@@ -209,6 +244,16 @@ def one_round(
         before = image_of(err)
         # cached runs are taken after each case, so a busy moment of a shared machine weighs less
         cached = [timed(run, env, expect="versions")[0] for _ in range(repeat)]
+
+        # 1b. cold again, a new project of the same home on an engine that has built before (uv's
+        # tools image is there), the installer cache emptied again, a base of its own
+        other = fresh_base(base)
+        proj2 = Path(tmp, "proj2")
+        shutil.copytree(proj, proj2)
+        empty_runner_cache(other, env, tools=False)
+        run2 = [*run[:-2], str(proj2 / "requirements.txt"), str(proj2 / "app.py")]
+        out["runner_cold_new_project_s"], err = timed(run2, {**env, "RUNNER_BASE_IMAGE": other}, expect="versions")
+        subprocess.run([DOCKER, "rmi", "-f", image_of(err), other], capture_output=True)
 
         # 2. one package bumped: the yardstick rebuilt (no cache), runner rebuilt
         bumped = {**lock, BUMP[0]: BUMP[1]}
@@ -248,6 +293,16 @@ def one_round(
                     "bump_pushed_bytes": sum(sent.values()),
                 }
             )
+        out["image_bytes"] = image_size(after)
+        out["yardstick_image_bytes"] = image_size(hand_tags[-1])
+        if classic:
+            # 5. before issue 10: the classic builder (pip, two stages, the environment copied), on a base of its own
+            again = fresh_base(base)
+            (proj / "app.py").write_text(app + "print('classic')\n")
+            old_env = {**env, "RUNNER_BASE_IMAGE": again, "RUNNER_BUILDKIT": "0"}
+            out["classic_cold_s"], err = timed(run, old_env, expect="classic")
+            out["classic_image_bytes"] = image_size(image_of(err))
+            subprocess.run([DOCKER, "rmi", "-f", image_of(err), again], capture_output=True)
         subprocess.run([DOCKER, "rmi", "-f", fresh], capture_output=True)
     return out
 
@@ -259,6 +314,7 @@ def main() -> None:
     ap.add_argument("--registry", help="measure the pushed bytes of the bump against this registry (HOST:PORT)")
     ap.add_argument("--rounds", type=int, default=3, help="rounds of every case; medians are reported")
     ap.add_argument("--repeat", type=int, default=3, help="cached runs per round (their median)")
+    ap.add_argument("--classic", action="store_true", help="also the design before issue 10 (RUNNER_BUILDKIT=0), cold")
     ap.add_argument("--json", action="store_true")
     opts = ap.parse_args()
     base = os.environ.get("RUNNER_BASE_IMAGE", "runner-python:3.11")
@@ -272,7 +328,16 @@ def main() -> None:
     subprocess.run([sys.executable, "-m", "compileall", "-q", str(REPO / "runner")], check=True)
     hand_tags: list[str] = []
     rounds = [
-        one_round(base, lock, app, uv.find_uv_bin(), opts.registry if i == 0 else None, opts.repeat, hand_tags)
+        one_round(
+            base,
+            lock,
+            app,
+            uv.find_uv_bin(),
+            opts.registry if i == 0 else None,
+            opts.repeat,
+            hand_tags,
+            classic=opts.classic,
+        )
         for i in range(opts.rounds)
     ]
     subprocess.run([DOCKER, "rmi", "-f", *hand_tags], capture_output=True)
@@ -291,6 +356,7 @@ def main() -> None:
         "yardstick_cold_s",
         "yardstick_run_s",
         "runner_cold_s",
+        "runner_cold_new_project_s",
         "runner_cached_run_s",
         "yardstick_bump_s",
         "runner_bump_s",
@@ -301,12 +367,16 @@ def main() -> None:
     results.update(
         {
             "cold_ratio_vs_yardstick": round(med("runner_cold_s") / med("yardstick_cold_s"), 2),
+            "cold_new_project_ratio_vs_yardstick": round(med("runner_cold_new_project_s") / med("yardstick_cold_s"), 2),
             "bump_ratio_vs_yardstick": round(med("runner_bump_s") / med("yardstick_bump_s"), 2),
             "bump_ratio_vs_cached_run": round(med("runner_bump_s") / med("runner_cached_run_s"), 2),
             "code_ratio_vs_cached_run": round(med("runner_code_change_s") / med("runner_cached_run_s"), 2),
         }
     )
     results["load_average_after"] = load_after
+    for key in ("image_bytes", "yardstick_image_bytes", "classic_image_bytes", "classic_cold_s"):
+        if key in rounds[0]:
+            results[key] = round(med(key), 2)
     for key in (
         "image_compressed_bytes",
         "bump_pushed_layers",

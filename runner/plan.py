@@ -28,7 +28,7 @@ from runner.render import (
     render_dockerfile,
     uv_image,
 )
-from runner.uvbin import find_uv
+from runner.uvbin import find_uv, recorded_sha256
 
 SCRIPT_TYPES = (".py", ".sh")
 #: runner's in-container runtime: one stdlib-only file, the ``runner`` module of an image whose project imports runner
@@ -145,7 +145,7 @@ def make_plan(req: PlanRequest, *, cache_dir: Path | None) -> Plan:
     why_not_uv = uv_refusal(lock.pip_options) or why_not_uv
     cache = DigestCache(cache_dir / "digests.json" if cache_dir else None)
     # uv's digest names its tools image, which the Dockerfile names: the installer's bytes decide the tag too
-    uv = uv_image(cache.digest(uv_bin)) if uv_bin is not None and not why_not_uv else None
+    uv = uv_image(recorded_sha256(uv_bin) or cache.digest(uv_bin)) if uv_bin is not None and not why_not_uv else None
     spec = DockerfileSpec(
         base_image=base,
         has_requirements=has_requirements,

@@ -238,9 +238,10 @@ class DockerEngine:
         #: container id -> its output stream, attached before start and not yet followed
         self._attached: dict[str, http.client.HTTPResponse] = {}
         self._buildkit: BuildKit | str | None = None
-        #: tools images known to be on the engine; the lock makes a second caller wait for the first's upload
+        #: tools images known to be on the engine; the locks make a second caller wait for the first's work
         self._tools: set[str] = set()
         self._tools_lock = threading.Lock()
+        self._buildkit_lock = threading.Lock()
 
     def _client(self, docker: Any) -> Any:
         if self._py is None:
@@ -370,7 +371,7 @@ class DockerEngine:
 
     def buildkit(self) -> BuildKit | str:
         """How to build with BuildKit here, or why there is no way (once per engine object; thread-safe)."""
-        with self._tools_lock:
+        with self._buildkit_lock:
             if self._buildkit is None:
                 self._buildkit = find_buildkit(self.host, os.environ)
             return self._buildkit

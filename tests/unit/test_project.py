@@ -149,7 +149,7 @@ def test_skips_environments_caches_and_build_output(tmp_path: Path) -> None:
 
 
 def test_runners_own_home_is_never_part_of_a_project(tmp_path: Path) -> None:
-    # a project in the home folder holds ~/.runner; a RUNNER_HOME may be anywhere in a project
+    # a RUNNER_HOME may be anywhere, a project folder included
     _tree(
         tmp_path,
         {
