@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from runner.artifacts import writable_folder
 from runner.errors import BuildError, NotFoundError, RunnerError, StoreError, UsageError, clip
-from runner.events import BuildOutput, BuildWaiting, Built, Detached, Recorded, RunEvent, outputs
+from runner.events import Detached, Recorded, RunEvent, outputs
 from runner.home import Home
 from runner.inspection import Inspection, image_for, inspect, python_warnings
 from runner.logs import read_lines
@@ -200,57 +200,16 @@ class App:
         return Submission(run, plan, image.ref, image.cached, exps, python_warnings=image.python_warnings)
 
     def build(self, sub: Submission) -> Iterator[RunEvent]:
-        """Build the image, yielding the build log (kept for ``logs --build``), its progress, then :class:`Built`.
+        """Build the image, yielding the build log (kept for ``logs --build``), its progress, then :class:`Built`."""
+        from runner.build import build_once
 
-        One build of an image at a time on an engine (:mod:`runner.buildlock`): a run that
-        finds another building the same image waits for it, then finds the image there.
-        """
-        from runner.build import build_image
-        from runner.buildenv import read_build_env, redact
-        from runner.buildlock import BuildLock, lock_path
-        from runner.progress import BuildTracker
-
-        env = read_build_env()
         log_path = self.home.build_log(sub.run.name)
         self.store.update_run(sub.run.name, build_log=str(log_path))
-        lock = BuildLock(lock_path(self.engine.engine_id(), sub.image))
         try:
-            with open(log_path, "w", encoding="utf-8") as log:
-
-                def logged(line: str) -> BuildOutput:
-                    log.write(line + "\n")
-                    log.flush()
-                    return BuildOutput(line)
-
-                try:
-                    free = lock.try_acquire()
-                except OSError as e:
-                    yield logged(f"runner: building without the shared build lock ({e.strerror or e}: {lock.path})")
-                else:
-                    if not free:
-                        yield logged(WAITING_NOTE)
-                        yield BuildWaiting(sub.image)
-                        lock.acquire()
-                    # looked for before the lock: a build that ended since then made it
-                    if self.engine.image_id(sub.image) is not None:
-                        yield logged(f"runner: another run built {sub.image} meanwhile: nothing to build")
-                        yield Built(sub.image, by_another=True)
-                        return
-                tracker = BuildTracker()
-                for line in build_image(self.engine, sub.plan, tag=sub.image, env=env, cache_dir=self.home.cache):
-                    line = redact(line, env)
-                    yield logged(line)
-                    progress = tracker.feed(line)
-                    if progress is not None:
-                        yield progress
+            yield from build_once(self.engine, sub.plan, tag=sub.image, log_path=log_path, cache_dir=self.home.cache)
         except BuildError as e:
             e.hint = f"full build log: runner logs {sub.run.name} --build"
             raise
-        except OSError as e:  # the build log could not be written (a full disk): a failure, not a stop
-            raise RunnerError(f"cannot write the build log {log_path}: {e.strerror or e}") from e
-        finally:
-            lock.release()
-        yield Built(sub.image)
 
     def dry_run(self, req: PlanRequest, opts: RunOptions) -> tuple[str, list[str]]:
         """The manifests a Kubernetes ``runner run`` would apply, as multi-document YAML, and notes.
@@ -410,10 +369,6 @@ class App:
             whole = self.store.forget(run.name, None if whole else [n for n in names if n in known]) or whole
         self.home.remove(run.name, None if whole else names)
         return {"run": run.name, "target": run.target, "experiments": names, "run_deleted": whole, "notes": ended.notes}
-
-
-#: the build log's line (and the CLI's) when another run builds the same image
-WAITING_NOTE = "runner: waiting for another build of this image (another run is building it on this engine)"
 
 
 def _owner_alive(exp: ExperimentRecord) -> bool:

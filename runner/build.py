@@ -23,10 +23,13 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from runner.buildenv import BuildEnv, secret_files
-from runner.errors import BuildError, UsageError
+from runner.buildenv import BuildEnv, read_build_env, redact, secret_files
+from runner.buildlock import BuildLock, lock_path
+from runner.errors import BuildError, RunnerError, UsageError
+from runner.events import BuildOutput, BuildWaiting, Built
 from runner.image import ContextEntry, sync_context_dir, write_context
 from runner.plan import Plan
+from runner.progress import BuildTracker, Progress
 from runner.render import render_dockerfile
 
 if TYPE_CHECKING:
@@ -65,6 +68,57 @@ def classic_entries(plan: Plan, ca_bundle: bytes) -> list[ContextEntry]:
         *kept,
         ContextEntry(".runner/deps/ca.pem", 0o644, data=ca_bundle),
     ]
+
+
+#: the build log's line (and the CLI's) when another run builds the same image
+WAITING_NOTE = "runner: waiting for another build of this image (another run is building it on this engine)"
+
+
+def build_once(
+    engine: DockerEngine, plan: Plan, *, tag: str, log_path: Path, cache_dir: Path
+) -> Iterator[BuildOutput | BuildWaiting | Progress | Built]:
+    """Build ``plan``'s image as ``tag`` unless another run does, writing its log to ``log_path``.
+
+    Yields each log line, the build's progress when it changes, then :class:`Built`.  One
+    build of an image at a time on an engine (:mod:`runner.buildlock`): a run that finds
+    another building the same image waits for it, then finds the image there.
+    """
+    env = read_build_env()
+    lock = BuildLock(lock_path(engine.engine_id(), tag))
+    try:
+        with open(log_path, "w", encoding="utf-8") as log:
+
+            def logged(line: str) -> BuildOutput:
+                log.write(line + "\n")
+                log.flush()
+                return BuildOutput(line)
+
+            try:
+                free = lock.try_acquire()
+            except OSError as e:
+                yield logged(f"runner: building without the shared build lock ({e.strerror or e}: {lock.path})")
+            else:
+                if not free:
+                    yield logged(WAITING_NOTE)
+                    yield BuildWaiting(tag)
+                    lock.acquire()
+                # looked for before the lock: a build that ended since then made it
+                if engine.image_id(tag) is not None:
+                    yield logged(f"runner: another run built {tag} meanwhile: nothing to build")
+                    yield Built(tag, by_another=True)
+                    return
+            tracker = BuildTracker()
+            for line in build_image(engine, plan, tag=tag, env=env, cache_dir=cache_dir):
+                line = redact(line, env)
+                yield logged(line)
+                progress = tracker.feed(line)
+                if progress is not None:
+                    yield progress
+    except OSError as e:  # the build log could not be written (a full disk): a failure, not a stop
+        raise RunnerError(f"cannot write the build log {log_path}: {e.strerror or e}") from e
+    finally:
+        lock.release()
+    yield Built(tag)
 
 
 def build_image(engine: DockerEngine, plan: Plan, *, tag: str, env: BuildEnv, cache_dir: Path) -> Iterator[str]:
